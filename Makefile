@@ -1,0 +1,39 @@
+# The README's two commands: `make demo` and `make test`. Both bootstrap everything they need
+# (a .venv with the Python deps, the IPFS daemon for tests) and are quick when already set up.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+EXTRAS ?= tf-cpu,dev
+
+.PHONY: demo test install ipfs lint typecheck check clean
+
+demo: $(STAMP)
+	$(PY) -m decentralml.cli.main demo
+
+test: $(STAMP) ipfs
+	bash scripts/with_ipfs.sh $(PY) -m pytest $(PYTEST_ARGS)
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+ipfs:
+	bash scripts/install_ipfs.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check decentralml tests bench examples
+	$(VENV)/bin/ruff format --check decentralml tests bench examples || true
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+check: lint typecheck
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

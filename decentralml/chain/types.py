@@ -1,0 +1,375 @@
+"""Typed mirror of docs/protocol.md: enums, bounds, call arguments and storage records.
+
+Every bound the pallet enforces is enforced here too, so a bad argument fails in Python with an
+:class:`~decentralml.errors.InvalidInput` naming the field and the limit, before anything is
+signed or sent. The chain stays the authority; this is the early, friendlier copy of its rules.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from decentralml.errors import InvalidInput
+
+PALLET = "DecentralML"
+PALLET_ID = b"decentml"
+MAX_ASSIGNMENTS = 64
+MAX_QUESTION_LENGTH = 2048
+MAX_CID_LENGTH = 128
+MAX_RESULT_LENGTH = 2048
+U32_MAX = 2**32 - 1
+U128_MAX = 2**128 - 1
+
+
+class TaskType(str, Enum):
+    DataAnnotator = "DataAnnotator"
+    ModelContributor = "ModelContributor"
+    ModelEngineer = "ModelEngineer"
+
+
+class ValidationStrategy(str, Enum):
+    AutoAccept = "AutoAccept"
+    ManualAccept = "ManualAccept"
+    CustomAccept = "CustomAccept"
+
+
+class StorageType(str, Enum):
+    Ipfs = "Ipfs"
+    Local = "Local"
+    Http = "Http"
+
+
+class TaskStatus(str, Enum):
+    Open = "Open"
+    Closed = "Closed"
+
+
+class SubmissionStatus(str, Enum):
+    Assigned = "Assigned"
+    PendingValidation = "PendingValidation"
+    Accepted = "Accepted"
+    Rejected = "Rejected"
+    Abandoned = "Abandoned"
+
+
+def _utf8_len(value: str) -> int:
+    return len(value.encode("utf-8"))
+
+
+def _bounded_bytes(field: str, value: str | bytes, *, minimum: int, maximum: int) -> bytes:
+    raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+    if len(raw) < minimum:
+        raise ValueError(f"must not be empty (limit: {minimum}..={maximum} bytes)")
+    if len(raw) > maximum:
+        raise ValueError(f"is {len(raw)} bytes (limit: {maximum} bytes)")
+    return raw
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+
+class CreateTaskArgs(_Args):
+    """Arguments of ``DecentralML.create_task``."""
+
+    task_type: TaskType
+    question: str
+    reward: int = Field(strict=True)
+    max_assignments: int = Field(strict=True)
+    validation_strategy: ValidationStrategy = ValidationStrategy.ManualAccept
+    assets_cid: str
+    assets_storage: StorageType
+    expiration_block: int = Field(strict=True)
+
+    @field_validator("question")
+    @classmethod
+    def _question(cls, v: str) -> str:
+        _bounded_bytes("question", v, minimum=1, maximum=MAX_QUESTION_LENGTH)
+        return v
+
+    @field_validator("reward")
+    @classmethod
+    def _reward(cls, v: int) -> int:
+        if v <= 0:
+            raise ValueError("must be greater than zero (limit: 1..=2^128-1)")
+        if v > U128_MAX:
+            raise ValueError("does not fit a u128 Balance (limit: 2^128-1)")
+        return v
+
+    @field_validator("max_assignments")
+    @classmethod
+    def _max_assignments(cls, v: int) -> int:
+        if not 1 <= v <= MAX_ASSIGNMENTS:
+            raise ValueError(f"is {v} (limit: 1..={MAX_ASSIGNMENTS})")
+        return v
+
+    @field_validator("assets_cid")
+    @classmethod
+    def _assets_cid(cls, v: str) -> str:
+        _bounded_bytes("assets_cid", v, minimum=1, maximum=MAX_CID_LENGTH)
+        return v
+
+    @field_validator("expiration_block")
+    @classmethod
+    def _expiration(cls, v: int) -> int:
+        if not 0 < v <= U32_MAX:
+            raise ValueError(f"is {v} (limit: 1..={U32_MAX}, a u32 block number)")
+        return v
+
+    @model_validator(mode="after")
+    def _escrow_fits(self) -> CreateTaskArgs:
+        if self.reward * self.max_assignments > U128_MAX:
+            raise ValueError("reward * max_assignments overflows a u128 Balance")
+        return self
+
+    @property
+    def escrow(self) -> int:
+        """What the creator pays into escrow: one reward per slot."""
+        return self.reward * self.max_assignments
+
+    def check_against(self, current_block: int, min_reward: int = 0) -> None:
+        """The rules that need chain state: expiry after ``current_block``, reward >= MinReward."""
+        if self.expiration_block <= current_block:
+            raise InvalidInput("expiration_block",
+                               f"block {self.expiration_block} is not after the current block",
+                               f"> {current_block}")
+        if self.reward < min_reward:
+            raise InvalidInput("reward", f"{self.reward} is below the chain's MinReward",
+                               f">= {min_reward}")
+
+    def call_params(self) -> dict[str, Any]:
+        return {
+            "task_type": self.task_type.value,
+            "question": self.question.encode("utf-8"),
+            "reward": self.reward,
+            "max_assignments": self.max_assignments,
+            "validation_strategy": self.validation_strategy.value,
+            "assets_cid": self.assets_cid.encode("utf-8"),
+            "assets_storage": self.assets_storage.value,
+            "expiration_block": self.expiration_block,
+        }
+
+
+#: A u32 id (TaskId, SubmissionId); pydantic's own message names the bound.
+U32 = Annotated[int, Field(strict=True, ge=0, le=U32_MAX)]
+
+
+class AcceptTaskArgs(_Args):
+    """Arguments of ``DecentralML.accept_task``."""
+
+    task_id: U32
+
+    def call_params(self) -> dict[str, Any]:
+        return {"task_id": self.task_id}
+
+
+class SendTaskResultArgs(_Args):
+    """Arguments of ``DecentralML.send_task_result``.
+
+    ``result`` may be given as a dict (encoded as compact JSON), a str (UTF-8) or bytes.
+    """
+
+    submission_id: U32
+    result: bytes
+    result_cid: str | None = None
+    result_storage: StorageType | None = None
+
+    @field_validator("result", mode="before")
+    @classmethod
+    def _encode_result(cls, v: Any) -> bytes:
+        if isinstance(v, dict):
+            v = json.dumps(v, separators=(",", ":"), sort_keys=True)
+        if isinstance(v, str):
+            v = v.encode("utf-8")
+        if not isinstance(v, bytes | bytearray):
+            raise ValueError("must be a dict, str or bytes")
+        return _bounded_bytes("result", bytes(v), minimum=1, maximum=MAX_RESULT_LENGTH)
+
+    @field_validator("result_cid")
+    @classmethod
+    def _cid(cls, v: str | None) -> str | None:
+        if v is not None:
+            _bounded_bytes("result_cid", v, minimum=1, maximum=MAX_CID_LENGTH)
+        return v
+
+    @model_validator(mode="after")
+    def _paired(self) -> SendTaskResultArgs:
+        if (self.result_cid is None) != (self.result_storage is None):
+            raise ValueError("result_cid and result_storage must be given together")
+        return self
+
+    def call_params(self) -> dict[str, Any]:
+        return {
+            "submission_id": self.submission_id,
+            "result": self.result,
+            "result_cid": None if self.result_cid is None else self.result_cid.encode("utf-8"),
+            "result_storage": None if self.result_storage is None else self.result_storage.value,
+        }
+
+
+class ValidateTaskResultArgs(_Args):
+    """Arguments of ``DecentralML.validate_task_result``."""
+
+    submission_id: U32
+    accept: bool = Field(strict=True)
+
+    def call_params(self) -> dict[str, Any]:
+        return {"submission_id": self.submission_id, "accept": self.accept}
+
+
+class CloseTaskArgs(AcceptTaskArgs):
+    """Arguments of ``DecentralML.close_task``."""
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def build(model: type[M], **kwargs: Any) -> M:
+    """Construct ``model`` and turn a pydantic error into :class:`InvalidInput` naming the field.
+
+    One place for the conversion keeps every public call's errors alike: ``field: what (limit)``.
+    """
+    try:
+        return model(**kwargs)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or model.__name__
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise InvalidInput(field, message) from None
+
+
+def _text(value: Any) -> str:
+    """Decode a chain byte string (hex ``0x..`` or raw) to text; bad bytes become U+FFFD."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, str) and value.startswith("0x"):
+        try:
+            return bytes.fromhex(value[2:]).decode("utf-8", errors="replace")
+        except ValueError:
+            return value
+    return str(value)
+
+
+def _variant(value: Any) -> str:
+    """scalecodec decodes a fieldless enum to its name, sometimes wrapped in a one-key dict."""
+    if isinstance(value, dict) and len(value) == 1:
+        return str(next(iter(value)))
+    return str(value)
+
+
+class TaskInfo(BaseModel):
+    """A task as stored in ``DecentralML.Tasks``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task_id: int
+    creator: str
+    task_type: TaskType
+    question: str
+    reward: int
+    max_assignments: int
+    active_assignments: int
+    accepted_results: int
+    validation_strategy: ValidationStrategy
+    assets_cid: str
+    assets_storage: StorageType
+    created_block: int
+    expiration_block: int
+    status: TaskStatus
+
+    @property
+    def open_slots(self) -> int:
+        return self.max_assignments - self.active_assignments - self.accepted_results
+
+    @property
+    def unpaid_escrow(self) -> int:
+        """What the escrow account must hold: one reward per slot not yet paid (0 once closed)."""
+        if self.status is TaskStatus.Closed:
+            return 0
+        return self.reward * (self.max_assignments - self.accepted_results)
+
+    @classmethod
+    def from_chain(cls, task_id: int, value: dict[str, Any]) -> TaskInfo:
+        return cls(
+            task_id=task_id,
+            creator=str(value["creator"]),
+            task_type=TaskType(_variant(value["task_type"])),
+            question=_text(value["question"]),
+            reward=int(value["reward"]),
+            max_assignments=int(value["max_assignments"]),
+            active_assignments=int(value["active_assignments"]),
+            accepted_results=int(value["accepted_results"]),
+            validation_strategy=ValidationStrategy(_variant(value["validation_strategy"])),
+            assets_cid=_text(value["assets_cid"]),
+            assets_storage=StorageType(_variant(value["assets_storage"])),
+            created_block=int(value["created_block"]),
+            expiration_block=int(value["expiration_block"]),
+            status=TaskStatus(_variant(value["status"])),
+        )
+
+
+class Submission(BaseModel):
+    """A submission as stored in ``DecentralML.Submissions``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    submission_id: int
+    task_id: int
+    worker: str
+    status: SubmissionStatus
+    result: bytes
+    result_cid: str | None
+    result_storage: StorageType | None
+    assigned_block: int
+    submitted_block: int | None
+    validated_block: int | None
+
+    def result_json(self) -> dict[str, Any]:
+        """The inline result parsed as JSON (empty dict when absent or not a JSON object)."""
+        try:
+            parsed = json.loads(self.result.decode("utf-8")) if self.result else {}
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+
+    @property
+    def num_examples(self) -> int | None:
+        n = self.result_json().get("num_examples")
+        return int(n) if isinstance(n, int | float) and n >= 0 else None
+
+    @classmethod
+    def from_chain(cls, submission_id: int, value: dict[str, Any]) -> Submission:
+        raw = value["result"]
+        if isinstance(raw, str):
+            raw = bytes.fromhex(raw[2:]) if raw.startswith("0x") else raw.encode("utf-8")
+        storage = value.get("result_storage")
+        return cls(
+            submission_id=submission_id,
+            task_id=int(value["task_id"]),
+            worker=str(value["worker"]),
+            status=SubmissionStatus(_variant(value["status"])),
+            result=bytes(raw),
+            result_cid=None if value.get("result_cid") is None else _text(value["result_cid"]),
+            result_storage=None if storage is None else StorageType(_variant(storage)),
+            assigned_block=int(value["assigned_block"]),
+            submitted_block=None if value.get("submitted_block") is None
+            else int(value["submitted_block"]),
+            validated_block=None if value.get("validated_block") is None
+            else int(value["validated_block"]),
+        )
+
+
+def escrow_account_id(task_id: int) -> bytes:
+    """Task ``task_id``'s escrow account, as FRAME's ``PalletId::into_sub_account_truncating``.
+
+    ``b"modl" ++ pallet id ++ SCALE(u32 task_id)``, zero-padded to 32 bytes, so a real runtime
+    with the same PalletId derives the same account.
+    """
+    if not 0 <= task_id <= U32_MAX:
+        raise InvalidInput("task_id", f"is {task_id}", f"0..={U32_MAX}")
+    raw = b"modl" + PALLET_ID + task_id.to_bytes(4, "little")
+    return raw.ljust(32, b"\x00")
