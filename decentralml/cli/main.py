@@ -1,29 +1,66 @@
-"""The ``decentralml`` command line (subcommands land with the roles/CLI issue)."""
+"""The ``decentralml`` command line: one group, a module of subcommands per role."""
 
 from __future__ import annotations
 
 import click
 
+from decentralml.cli.app import App, ExitCode, exit_code_for
+from decentralml.errors import DecentralMLError
 
-@click.group()
-def cli() -> None:
+
+class _Root(click.Group):
+    """Turns library errors into one line and an exit code; tracebacks only with ``--debug``."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except DecentralMLError as exc:
+            app = ctx.find_object(App)
+            if app is not None and app.debug:
+                raise
+            name = type(exc).__name__
+            click.secho(f"error: {name}: {exc}", fg="red", err=True)
+            ctx.exit(int(exit_code_for(exc)))
+        except KeyboardInterrupt:
+            click.secho("interrupted", fg="red", err=True)
+            ctx.exit(int(ExitCode.INTERRUPTED))
+
+
+@click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--node", envvar="DECENTRALML_NODE_URL", help="Node websocket URL "
+              "[env DECENTRALML_NODE_URL].")
+@click.option("--storage", envvar="DECENTRALML_STORAGE", help="local:PATH or ipfs:URL "
+              "[env DECENTRALML_STORAGE].")
+@click.option("--account", envvar="DECENTRALML_ACCOUNT", help="Account name, or //Alice-style "
+              "dev URI on a dev chain [env DECENTRALML_ACCOUNT].")
+@click.option("--home", envvar="DECENTRALML_HOME", help="Home directory (accounts index, "
+              "local store, journals) [env DECENTRALML_HOME, default ~/.decentralml].")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
+@click.option("--yes", "-y", is_flag=True, help="Never prompt; take the non-interactive default.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(package_name="decentralml")
+@click.pass_context
+def cli(ctx: click.Context, node: str | None, storage: str | None, account: str | None,
+        home: str | None, as_json: bool, yes: bool, debug: bool) -> None:
     """decentralml: a machine-learning task marketplace on a Substrate chain."""
+    app = App(overrides={"node_url": node, "storage": storage, "account": account}, home=home,
+              as_json=as_json, yes=yes, debug=debug)
+    ctx.obj = app
+    ctx.call_on_close(app.close)
 
 
-@cli.command()
-def demo() -> None:
-    """Show what exists so far: the protocol types and a task's escrow account."""
-    from decentralml.chain.types import CreateTaskArgs, TaskType, build, escrow_account_id
+def _register() -> None:
+    """Attach the subcommand modules (each imports its heavy parts only when it runs)."""
+    from decentralml.cli.demo import demo
 
-    args = build(CreateTaskArgs, task_type=TaskType.ModelContributor, question="Train on MNIST",
-                 reward=10**12, max_assignments=3, assets_cid="bafy-demo",
-                 assets_storage="Local", expiration_block=100)
-    click.echo(f"create_task args ok; escrow {args.escrow}; escrow account of task 0: "
-               f"0x{escrow_account_id(0).hex()}")
+    cli.add_command(demo)
+
+
+_register()
 
 
 def main() -> None:
-    cli()
+    cli(prog_name="decentralml")
 
 
 if __name__ == "__main__":

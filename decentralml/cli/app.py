@@ -1,0 +1,161 @@
+"""What every CLI command shares: the resolved settings, lazily opened client and store, output
+as rich tables or ``--json``, and errors turned into one line and a meaningful exit code.
+
+This is the only place (with the command modules) that knows about argv and terminals; the library
+never prints or prompts.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from decentralml.config import Settings, load_settings
+from decentralml.errors import (
+    BundleError,
+    ChainError,
+    ConfigurationError,
+    InvalidInput,
+    ModelError,
+    RunnerError,
+    StorageError,
+)
+
+if TYPE_CHECKING:
+    from decentralml.chain.client import Client
+    from decentralml.storage.base import Store
+
+
+class ExitCode(int, Enum):
+    """Exit codes scripts can branch on."""
+
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+    CONFIG = 3
+    INVALID_INPUT = 4
+    CHAIN = 5
+    STORAGE = 6
+    RUNNER = 7
+    REJECTED = 8  # e.g. `validate` rejected at least one result with --fail-on-reject
+    INTERRUPTED = 130
+
+
+_EXIT_FOR: list[tuple[type[BaseException], ExitCode]] = [
+    (ConfigurationError, ExitCode.CONFIG),
+    (InvalidInput, ExitCode.INVALID_INPUT),
+    (ChainError, ExitCode.CHAIN),
+    (StorageError, ExitCode.STORAGE),
+    (BundleError, ExitCode.STORAGE),
+    (RunnerError, ExitCode.RUNNER),
+    (ModelError, ExitCode.INVALID_INPUT),
+]
+
+
+def exit_code_for(exc: BaseException) -> ExitCode:
+    for cls, code in _EXIT_FOR:
+        if isinstance(exc, cls):
+            return code
+    return ExitCode.FAILURE
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+@dataclass
+class App:
+    """Per-invocation state, kept on click's context object (never a module global)."""
+
+    overrides: dict[str, str | None]
+    home: str | None = None
+    as_json: bool = False
+    yes: bool = False
+    debug: bool = False
+    console: Console = field(default_factory=lambda: Console(stderr=False))
+    err: Console = field(default_factory=lambda: Console(stderr=True))
+    _settings: Settings | None = None
+    _client: Client | None = None
+    _store: Store | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.home, **self.overrides)
+        return self._settings
+
+    @property
+    def interactive(self) -> bool:
+        return not self.yes and not self.as_json and sys.stdin.isatty()
+
+    def client(self, *, need_account: bool = True) -> Client:
+        """The chain client, connected on first use with the configured node and account."""
+        if self._client is None:
+            from decentralml.chain.client import Client
+
+            url = self.settings.require("node_url")
+            account = self.settings.require("account") if need_account else self.settings.account
+            self._client = Client(url, account=account, home=self.settings.home)
+        return self._client
+
+    def store(self) -> Store:
+        if self._store is None:
+            from decentralml.storage import open_store
+
+            self._store = open_store(self.settings.storage_spec, home=self.settings.home)
+        return self._store
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def emit(self, data: Any, render: Callable[[Console], None] | None = None) -> None:
+        """Print ``data`` as JSON with ``--json``, else let ``render`` draw it for people."""
+        if self.as_json or render is None:
+            click.echo(json.dumps(_jsonable(data), indent=2, sort_keys=True))
+        else:
+            render(self.console)
+
+    def info(self, message: str) -> None:
+        """Progress and notes go to stderr, so stdout stays clean for ``--json`` consumers."""
+        if not self.as_json:
+            self.err.print(message)
+
+    def fail(self, message: str, code: ExitCode = ExitCode.FAILURE) -> NoReturn:
+        self.err.print(f"[bold red]error:[/] {message}", highlight=False)
+        raise SystemExit(int(code))
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    t = Table(title=title, title_justify="left")
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*("" if v is None else str(v) for v in r))
+    return t
+
+
+pass_app = click.make_pass_decorator(App)
