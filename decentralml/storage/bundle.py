@@ -364,10 +364,12 @@ def build_manifest(directory: Path, *, task_type: TaskType,
                    requirements: Iterable[str] = (), outputs: Iterable[str] = (),
                    metadata: Mapping[str, Any] | None = None,
                    max_file_size: int = DEFAULT_MAX_FILE_SIZE,
-                   kind: Literal["task", "result"] = "task",
+                   kind: Literal["task", "result"] | None = None,
                    num_examples: int | None = None, metrics: Mapping[str, float] | None = None,
                    exclude: Iterable[str] = DEFAULT_EXCLUDES) -> Manifest:
     """Hash ``directory`` into a manifest without storing anything (what pack would publish)."""
+    if kind is None:
+        kind = "task" if entrypoint is not None else "result"
     manifest, _ = _build(directory, task_type=task_type, entrypoint=entrypoint,
                          requirements=requirements, outputs=outputs, metadata=metadata,
                          max_file_size=max_file_size, kind=kind, num_examples=num_examples,
@@ -411,18 +413,23 @@ def pack_bundle(directory: Path, store: Store, *, task_type: TaskType,
                 entrypoint: str | None = DEFAULT_ENTRYPOINT, requirements: Iterable[str] = (),
                 outputs: Iterable[str] = (), metadata: Mapping[str, Any] | None = None,
                 max_file_size: int = DEFAULT_MAX_FILE_SIZE,
-                exclude: Iterable[str] = DEFAULT_EXCLUDES, kind: Literal["task", "result"] = "task",
-                num_examples: int | None = None,
+                exclude: Iterable[str] = DEFAULT_EXCLUDES,
+                kind: Literal["task", "result"] | None = None, num_examples: int | None = None,
                 metrics: Mapping[str, float] | None = None) -> PackedBundle:
     """Hash every file of ``directory``, write the manifest next to them and store the lot.
 
     ``directory`` itself is left untouched: the files are hardlinked (or copied) into a staging
     directory with the manifest, which is what gets stored, so packing never edits a creator's
-    tree and a re-pack of unchanged files gives the same CID. Files changed while packing are
+    tree and a re-pack of unchanged files gives the same CID. ``kind`` defaults to ``"task"``, or
+    ``"result"`` when ``entrypoint`` is ``None`` (an output dir has nothing to run); result bundles
+    carry ``num_examples``/``metrics`` (see :func:`decentralml.storage.runner.pack_result`).
+    Files changed while packing are
     detected (the staged copy is re-hashed when it is not a hardlink; sizes and mtimes otherwise)
     and refused rather than published with a manifest that does not match them.
     """
     directory = Path(directory)
+    if kind is None:
+        kind = "task" if entrypoint is not None else "result"
     manifest, sources = _build(directory, task_type=task_type, entrypoint=entrypoint,
                                requirements=requirements, outputs=outputs, metadata=metadata,
                                max_file_size=max_file_size, kind=kind, num_examples=num_examples,
@@ -579,3 +586,18 @@ def read_manifest(root: Path) -> Manifest:
     if path.stat().st_size > MAX_MANIFEST_SIZE:
         raise BundleError(f"{path} is larger than {MAX_MANIFEST_SIZE} bytes")
     return Manifest.from_json(path.read_bytes())
+
+
+def load_bundle(root: Path, *, cid: str = "", max_total_size: int = DEFAULT_MAX_TOTAL_SIZE,
+                max_file_size: int = DEFAULT_MAX_FILE_SIZE) -> Bundle:
+    """A bundle already on disk (fetched earlier, e.g. before a restart), verified again.
+
+    Re-hashing costs a read of the bundle, which is what makes resuming safe: a directory edited
+    since :func:`fetch_bundle` is refused instead of trusted. ``cid`` is informational here (the
+    tree cannot be re-checked against it without the store).
+    """
+    root = Path(root)
+    if root.is_symlink() or not root.is_dir():
+        raise BundleError(f"{root} is not a bundle directory")
+    manifest = verify_bundle(root, max_total_size=max_total_size, max_file_size=max_file_size)
+    return Bundle(path=root, manifest=manifest, cid=cid)
