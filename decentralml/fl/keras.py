@@ -1,0 +1,167 @@
+"""Keras adapters: the only place the numpy core meets a framework.
+
+Keras (and TensorFlow behind it) is imported lazily, on the first call that needs it, so
+``import decentralml.fl`` stays cheap and the numpy strategies work without the ``[tf]`` extra;
+without it these functions raise an :class:`ImportError` that says what to install.
+
+Architectures are exchanged as ``.keras`` files and always loaded with ``safe_mode=True``; there
+is deliberately no way to turn that off here. Before Keras even sees the file,
+:func:`load_architecture` reads its ``config.json`` and refuses ``Lambda`` layers, serialized
+Python functions and classes from outside the ``keras`` package, so a hostile file is refused with
+an error naming the layer instead of relying on a single check deep inside Keras.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from decentralml.errors import InvalidInput, ModelError
+
+INSTALL_HINT = 'pip install "decentralml[tf]" (or "decentralml[tf-cpu]")'
+
+#: A model's config.json is a few hundred kilobytes at most; refuse to parse more.
+MAX_CONFIG_BYTES = 16 << 20
+#: Layer classes that carry Python code; refused whatever Keras' safe mode would say.
+CODE_LAYERS = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda"})
+
+
+def require_keras() -> ModuleType:
+    """The ``keras`` module, or an ImportError that says how to get it."""
+    try:
+        import keras
+    except ImportError as exc:  # pragma: no cover - exercised in an environment without TF
+        raise ImportError(f"Keras and TensorFlow are needed for this: {INSTALL_HINT}") from exc
+    return keras
+
+
+def get_weights(model: Any) -> list[np.ndarray]:
+    """The model's variables as numpy arrays, in ``model.weights`` order."""
+    return [np.asarray(a) for a in model.get_weights()]
+
+
+def set_weights(model: Any, weights: Sequence[np.ndarray]) -> None:
+    """Load ``weights`` into ``model``, checking shapes and dtypes first with messages naming the
+    variable (Keras' own error does not say which one)."""
+    from decentralml.fl.exchange import model_weight_names
+
+    names = model_weight_names(model)
+    if len(weights) != len(names):
+        raise ModelError(f"{len(weights)} arrays for a model with {len(names)} variables")
+    for name, v, w in zip(names, model.weights, weights, strict=True):
+        shape = tuple(int(d) for d in v.shape)
+        if tuple(np.shape(w)) != shape:
+            raise ModelError(f"variable {name}: shape {np.shape(w)}, the model expects {shape}")
+    model.set_weights([np.asarray(w, dtype=str(v.dtype))
+                       for v, w in zip(model.weights, weights, strict=True)])
+
+
+def clone_model(model: Any, weights: Sequence[np.ndarray] | None = None) -> Any:
+    """A new, uncompiled model with the same architecture and ``weights`` (or ``model``'s)."""
+    keras = require_keras()
+    clone = keras.models.clone_model(model)
+    set_weights(clone, get_weights(model) if weights is None else weights)
+    return clone
+
+
+def save_architecture(model: Any, path: str | os.PathLike[str]) -> Path:
+    """Save ``model`` uncompiled (no optimizer, no loss) as a ``.keras`` file for contributors.
+
+    Uncompiled because the training recipe belongs to the contributor side (``train_local``) and
+    a compile config is one more thing to deserialize. The current weights travel too, so the
+    file also is round 0's global model.
+    """
+    require_keras()
+    p = Path(path)
+    if p.suffix != ".keras":
+        raise InvalidInput("path", f"{p.name} does not end in .keras", "a .keras file")
+    if getattr(model, "compiled", False) or getattr(model, "optimizer", None) is not None:
+        model = clone_model(model)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    model.save(p)
+    return p
+
+
+def _walk(node: Any, layer: str | None = None) -> Iterator[tuple[dict[str, Any], str | None]]:
+    if isinstance(node, dict):
+        config = node.get("config")
+        if isinstance(config, dict) and isinstance(config.get("name"), str) \
+                and "class_name" in node:
+            layer = config["name"]
+        yield node, layer
+        for value in node.values():
+            yield from _walk(value, layer)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value, layer)
+
+
+def scan_architecture(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The parsed ``config.json`` of a ``.keras`` file, if it holds no code; ModelError if not."""
+    p = Path(path)
+    try:
+        with zipfile.ZipFile(p) as zf:
+            info = zf.getinfo("config.json")
+            if info.file_size > MAX_CONFIG_BYTES:
+                raise ModelError(f"{p}: config.json is {info.file_size} bytes "
+                                 f"(limit: {MAX_CONFIG_BYTES})")
+            config = json.loads(zf.read(info).decode("utf-8"))
+    except ModelError:
+        raise
+    except FileNotFoundError:
+        raise ModelError(f"{p}: no such model file") from None
+    except KeyError:
+        raise ModelError(f"{p}: not a .keras file (no config.json)") from None
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ModelError(f"{p}: not a valid .keras file: {exc}") from None
+    for node, layer in _walk(config):
+        where = f"{p}: layer {layer!r}" if layer else f"{p}"
+        cls = node.get("class_name")
+        if cls in CODE_LAYERS:
+            raise ModelError(f"{where} is a {cls} layer, which carries Python code; "
+                             "architectures must be built from standard layers only")
+        if cls in ("__lambda__", "function", "__typespec__"):
+            raise ModelError(f"{where} contains a serialized Python function")
+        module = node.get("module")
+        if module is not None and not (isinstance(module, str)
+                                       and (module == "keras" or module.startswith("keras."))):
+            raise ModelError(f"{where} uses {cls!r} from module {module!r}; only classes from "
+                             "the keras package are loaded")
+        registered = node.get("registered_name")
+        if isinstance(registered, str) and ">" in registered:
+            raise ModelError(f"{where} uses the custom object {registered!r}; only standard "
+                             "Keras classes are loaded")
+    return config
+
+
+def load_architecture(path: str | os.PathLike[str]) -> Any:
+    """Load a ``.keras`` architecture safely: scanned first, then ``safe_mode=True``, uncompiled.
+
+    Any refusal or corruption is a :class:`~decentralml.errors.ModelError`; Keras' own advice to
+    pass ``safe_mode=False`` is not repeated, because that option does not exist here.
+    """
+    keras = require_keras()
+    p = Path(path)
+    if p.suffix != ".keras":
+        raise ModelError(f"{p}: architectures are exchanged as .keras files only")
+    scan_architecture(p)
+    try:
+        model = keras.saving.load_model(p, compile=False, safe_mode=True)
+    except Exception as exc:
+        text = str(exc).split(" If you trust", 1)[0].split("safe_mode=False", 1)[0]
+        raise ModelError(f"{p}: refused or unreadable model: {text.strip()}") from None
+    if not isinstance(model, keras.Model):
+        raise ModelError(f"{p}: holds a {type(model).__name__}, not a Keras model")
+    return model
+
+
+#: The names the rest of the SDK and the examples use for the architecture file.
+save_model = save_architecture
+load_model = load_architecture

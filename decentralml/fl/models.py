@@ -1,0 +1,72 @@
+"""The small reference model and local-training recipe used by the example bundle and the tests.
+
+Kept here, not in the example, so the creator (building the architecture), the contributors'
+``train.py`` (training it) and the tests (measuring federated vs central accuracy) all use one
+definition. Layers and the model are named explicitly so variable names, and therefore the names
+in ``update.npz``, do not depend on how many models a process built before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from decentralml.errors import InvalidInput
+from decentralml.fl.keras import require_keras
+
+
+def make_digits_cnn(input_shape: Sequence[int] = (8, 8, 1), num_classes: int = 10,
+                    *, seed: int = 0) -> Any:
+    """A small CNN for digit images (151k parameters on 8x8 inputs), uncompiled.
+
+    Two 3x3 convolutions, a 2x2 max-pool and two dense layers; standard layers only (no Lambda),
+    so it survives ``safe_mode=True`` loading. ``seed`` fixes the initial weights, which is the
+    round-0 global model every contributor starts from.
+    """
+    keras = require_keras()
+    shape = tuple(int(d) for d in input_shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise InvalidInput("input_shape", f"is {shape}", "(height, width, channels)")
+    if num_classes < 2:
+        raise InvalidInput("num_classes", f"is {num_classes}", ">= 2")
+    init = keras.initializers.GlorotUniform
+    inputs = keras.Input(shape=shape, name="image")
+    h = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1",
+                            kernel_initializer=init(seed=seed))(inputs)
+    h = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="conv2",
+                            kernel_initializer=init(seed=seed + 1))(h)
+    h = keras.layers.MaxPooling2D(2, name="pool")(h)
+    h = keras.layers.Flatten(name="flatten")(h)
+    h = keras.layers.Dense(128, activation="relu", name="dense",
+                           kernel_initializer=init(seed=seed + 2))(h)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="logits",
+                                 kernel_initializer=init(seed=seed + 3))(h)
+    return keras.Model(inputs, outputs, name="digits_cnn")
+
+
+def train_local(model: Any, x: np.ndarray, y: np.ndarray, epochs: int = 1,
+                batch_size: int = 32, seed: int = 0, *, learning_rate: float = 1e-3,
+                verbose: int = 0) -> dict[str, list[float]]:
+    """Train ``model`` in place on (x, y) with a fresh Adam optimizer; return the history.
+
+    The history maps each metric (``loss``, ``accuracy``) to its per-epoch values, as Keras'
+    ``History.history`` does.
+
+    A fresh optimizer per call is the federated recipe measured for this project: each round a
+    contributor starts from the global weights, and carrying Adam's moments over from a previous
+    round (computed for other weights) would only add noise. ``seed`` makes shuffling and any
+    randomness in the model reproducible.
+    """
+    keras = require_keras()
+    if epochs < 1 or batch_size < 1:
+        raise InvalidInput("epochs", "epochs and batch_size must be >= 1")
+    if len(x) != len(y) or len(x) == 0:
+        raise InvalidInput("x", f"{len(x)} examples for {len(y)} labels", "same, non-zero")
+    keras.utils.set_random_seed(seed)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True,
+                        verbose=verbose)
+    return {k: [float(x) for x in v] for k, v in history.history.items()}
