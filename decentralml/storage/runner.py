@@ -383,19 +383,9 @@ def run_bundle(bundle: Bundle, *, task_id: int | str, submission_id: int | str,
         raise InvalidInput("workdir", f"{workdir} already exists and is not empty; runs start "
                            "in a fresh directory")
 
-    missing = check_requirements(manifest)
-    if missing:
-        raise MissingRequirements(missing)
-
-    workdir.mkdir(parents=True, exist_ok=True)
     task_dir, output_dir = workdir / "task", workdir / "output"
     home, tmpdir, bin_dir = workdir / "home", workdir / "tmp", workdir / "bin"
     log_path = workdir / "task.log"
-    _copy_verified(bundle, task_dir)
-    for directory in (output_dir, home, tmpdir):
-        directory.mkdir()
-    _write_python_wrappers(bin_dir)
-
     context = {
         ENV_TASK_ID: ids["task_id"], ENV_SUBMISSION_ID: ids["submission_id"],
         ENV_TASK_TYPE: manifest.task_type.value, ENV_BUNDLE_CID: bundle.cid,
@@ -403,8 +393,18 @@ def run_bundle(bundle: Bundle, *, task_id: int | str, submission_id: int | str,
     }
     if data_dir is not None:
         context[ENV_DATA_DIR] = str(data_dir)
+    # Everything that can refuse the run does so before the workdir is created.
     env = build_env(context=context, env_extra=env_extra, home=home, tmpdir=tmpdir,
                     bin_dir=bin_dir)
+    missing = check_requirements(manifest)
+    if missing:
+        raise MissingRequirements(missing)
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    _copy_verified(bundle, task_dir)
+    for directory in (output_dir, home, tmpdir):
+        directory.mkdir()
+    _write_python_wrappers(bin_dir)
     bash = shutil.which("bash", path=env["PATH"]) or "/bin/bash"
 
     started = time.monotonic()
