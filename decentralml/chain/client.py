@@ -1,0 +1,697 @@
+"""The chain client: the DecentralML pallet's calls, queries and events as typed Python.
+
+``Client`` is a facade over the pieces in this package: :mod:`.connection` (one locked,
+self-healing websocket), :mod:`.submit` (nonces, sending, inclusion by hash), :mod:`.events`
+(typed events and watching), :mod:`.policies` (validation decisions), :mod:`.results` (receipts)
+and :mod:`.errors` (node errors -> exception classes). It runs on unmodified substrate-interface
+against the devnode or any node whose runtime has the pallet, looking everything up by name in the
+metadata.
+
+One synchronous API, safe to share between threads::
+
+    with Client("ws://127.0.0.1:9944", signer="//Alice") as alice:
+        task = alice.create_task(TaskType.DataAnnotator, "cat or dog?", reward=10**12,
+                                 max_assignments=3, assets_cid="bafy...")
+        bob = alice.with_signer("//Bob")
+        sub = bob.accept_task(task.task_id)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeAlias, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+from scalecodec.types import GenericCall
+from substrateinterface import Keypair, SubstrateInterface
+from substrateinterface.utils.ss58 import is_valid_ss58_address, ss58_encode
+
+from decentralml.chain.connection import Connection
+from decentralml.chain.events import (
+    ChainEvent,
+    EventFilter,
+    EventSubscription,
+    MarketEvent,
+    ResultAcceptedEvent,
+    TaskAcceptedEvent,
+    TaskClosedEvent,
+    TaskCreatedEvent,
+    parse_market_event,
+    watch_events,
+)
+from decentralml.chain.policies import AutoAccept, Decision, ValidationPolicy, Verdict, as_policy
+from decentralml.chain.results import (
+    AcceptTaskResult,
+    CloseTaskResult,
+    CreateTaskResult,
+    ExtrinsicResult,
+    SendResultResult,
+    ValidationReport,
+)
+from decentralml.chain.submit import Inclusion, Submitter
+from decentralml.chain.types import (
+    PALLET,
+    AcceptTaskArgs,
+    CloseTaskArgs,
+    CreateTaskArgs,
+    SendTaskResultArgs,
+    StorageType,
+    Submission,
+    SubmissionStatus,
+    TaskInfo,
+    TaskStatus,
+    TaskType,
+    ValidateTaskResultArgs,
+    ValidationStrategy,
+    build,
+    escrow_account_id,
+)
+from decentralml.config import load_settings
+from decentralml.errors import (
+    ChainError,
+    ChainTimeout,
+    InvalidInput,
+    MissingConfiguration,
+    PalletError,
+    pallet_error_class,
+)
+
+T = TypeVar("T")
+
+#: A signer: a Keypair, a dev URI (``//Alice``, dev chains only) or the name of a stored account.
+Signer: TypeAlias = "Keypair | str"
+
+#: Default lifetime of a task when neither ``expiration_block`` nor ``expires_in`` is given
+#: (one day of 6-second blocks).
+DEFAULT_EXPIRES_IN = 14_400
+
+
+class AccountBalance(BaseModel):
+    """``System.Account``'s balance data."""
+
+    model_config = ConfigDict(frozen=True)
+
+    address: str
+    free: int
+    reserved: int
+    frozen: int
+    nonce: int
+
+
+class Escrow(BaseModel):
+    """A task's escrow account, what it holds and what the protocol says it must hold."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task_id: int
+    account: str
+    balance: int
+    expected: int
+
+    @property
+    def consistent(self) -> bool:
+        return self.balance == self.expected
+
+
+class Client:
+    """A connection to a node with the DecentralML pallet, and (optionally) a signing account.
+
+    ``url`` defaults to the configured node (``DECENTRALML_NODE_URL`` / config file); ``signer``
+    to the configured account (``DECENTRALML_ACCOUNT``). Dev URIs like ``//Alice`` are refused
+    unless the chain's ``system_chainType`` is Development or Local, or ``allow_dev_accounts``.
+    ``timeout`` bounds every wait (inclusion, conditions); ``request_timeout`` every RPC.
+    """
+
+    def __init__(self, url: str | None = None, signer: Signer | None = None, *,
+                 timeout: float = 60.0, request_timeout: float = 30.0,
+                 allow_dev_accounts: bool = False, poll_interval: float = 0.05,
+                 _shared: Client | None = None) -> None:
+        self.timeout = timeout
+        self.poll_interval = poll_interval
+        self.allow_dev_accounts = allow_dev_accounts
+        self._conn: Connection
+        self._submitter: Submitter
+        if _shared is not None:
+            self._conn = _shared._conn
+            self._submitter = _shared._submitter
+            self._owner = False
+        else:
+            settings = load_settings(node_url=url)
+            node_url = settings.require("node_url")
+            if signer is None and settings.account:
+                signer = settings.account
+            self._conn = Connection(node_url, timeout=request_timeout,
+                                    reconnect_timeout=max(request_timeout, 10.0))
+            self._submitter = Submitter(self._conn, poll_interval=poll_interval)
+            self._owner = True
+        try:
+            self._keypair = None if signer is None else self._resolve_signer(signer)
+        except BaseException:
+            if self._owner:
+                self._conn.close()
+            raise
+
+    # -- lifecycle and identity ----------------------------------------------------------------
+
+    def with_signer(self, signer: Signer) -> Client:
+        """A client for another account sharing this one's connection and nonce bookkeeping."""
+        return Client(signer=signer, timeout=self.timeout, poll_interval=self.poll_interval,
+                      allow_dev_accounts=self.allow_dev_accounts, _shared=self)
+
+    def close(self) -> None:
+        """Close the connection (only the client that opened it does; views share it)."""
+        if self._owner:
+            self._conn.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client(url={self._conn.url!r}, signer={self.address!r})"
+
+    @property
+    def url(self) -> str:
+        return self._conn.url
+
+    @property
+    def address(self) -> str | None:
+        """The signer's SS58 address (None without a signer)."""
+        return None if self._keypair is None else str(self._keypair.ss58_address)
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the websocket was re-established (for diagnostics)."""
+        return self._conn.reconnects
+
+    def _resolve_signer(self, signer: Signer) -> Keypair:
+        if isinstance(signer, Keypair):
+            return signer
+        if signer.startswith("//"):
+            from decentralml.accounts import dev_keypair
+            return dev_keypair(signer, chain_type=self._conn.chain_type,
+                               force=self.allow_dev_accounts, ss58_format=self._ss58_format())
+        from decentralml.accounts import Accounts
+        return Accounts().keypair(signer)
+
+    def _signer(self) -> Keypair:
+        if self._keypair is None:
+            raise MissingConfiguration("signing account", env_var="DECENTRALML_ACCOUNT",
+                                       option="signer= (or Client.with_signer)")
+        return self._keypair
+
+    def _ss58_format(self) -> int:
+        return int(self._conn.run(lambda si: si.ss58_format) or 42)
+
+    def _account(self, account: str | None) -> str:
+        address = account if account is not None else self.address
+        if address is None:
+            raise InvalidInput("account", "no account given and the client has no signer")
+        if not is_valid_ss58_address(address):
+            raise InvalidInput("account", f"{address!r} is not an SS58 address")
+        return address
+
+    # -- chain facts -----------------------------------------------------------------------------
+
+    @property
+    def chain_type(self) -> str:
+        return self._conn.chain_type
+
+    def block_number(self) -> int:
+        """The best block's number."""
+        return self._conn.head_number()
+
+    def constant(self, name: str, pallet: str = PALLET) -> Any:
+        """A runtime constant by name (e.g. ``MinReward``, ``MaxAssignments``)."""
+        def get(si: SubstrateInterface) -> Any:
+            value = si.get_constant(pallet, name)
+            if value is None:
+                raise ChainError(f"the runtime has no constant {pallet}.{name}")
+            return value.value
+        return self._conn.run(get)
+
+    @property
+    def min_reward(self) -> int:
+        return int(self.constant("MinReward"))
+
+    def escrow_address(self, task_id: int) -> str:
+        """Task ``task_id``'s escrow account as an SS58 address (docs/protocol.md)."""
+        return str(ss58_encode(escrow_account_id(task_id), ss58_format=self._ss58_format()))
+
+    # -- sending ----------------------------------------------------------------------------------
+
+    def _send(self, pallet: str, function: str, params: dict[str, Any],
+              timeout: float | None) -> Inclusion:
+        keypair = self._signer()
+
+        def compose(si: SubstrateInterface) -> GenericCall:
+            return si.compose_call(call_module=pallet, call_function=function,
+                                   call_params=params)
+
+        inclusion = self._submitter.submit(compose, keypair,
+                                           timeout=self.timeout if timeout is None else timeout)
+        if inclusion.error is not None:
+            raise inclusion.error
+        return inclusion
+
+    def _send_batch(self, calls: list[tuple[str, str, dict[str, Any]]],
+                    timeout: float | None) -> Inclusion:
+        keypair = self._signer()
+
+        def compose(si: SubstrateInterface) -> GenericCall:
+            inner = [si.compose_call(call_module=p, call_function=f, call_params=a).value
+                     for p, f, a in calls]
+            return si.compose_call(call_module="Utility", call_function="batch_all",
+                                   call_params={"calls": inner})
+
+        inclusion = self._submitter.submit(compose, keypair,
+                                           timeout=self.timeout if timeout is None else timeout)
+        if inclusion.error is not None:
+            raise inclusion.error
+        return inclusion
+
+    @staticmethod
+    def _receipt(inc: Inclusion) -> dict[str, Any]:
+        market = [parse_market_event(r, inc.location.block_number, inc.location.block_hash)
+                  for r in inc.records]
+        return {
+            "extrinsic_hash": inc.extrinsic_hash,
+            "block_hash": inc.location.block_hash,
+            "block_number": inc.location.block_number,
+            "extrinsic_index": inc.location.index,
+            "signer": inc.signer,
+            "nonce": inc.nonce,
+            "fee": inc.fee,
+            "events": tuple(ChainEvent.from_record(r) for r in inc.records),
+            "market_events": tuple(e for e in market if e is not None),
+        }
+
+    @staticmethod
+    def _one(inc: Inclusion, kind: type[MarketEvent]) -> Any:
+        for record in inc.records:
+            event = parse_market_event(record, inc.location.block_number, inc.location.block_hash)
+            if isinstance(event, kind):
+                return event
+        raise ChainError(f"extrinsic {inc.extrinsic_hash} succeeded without a {kind.kind} event; "
+                         f"does the runtime follow docs/protocol.md?")
+
+    def submit_call(self, pallet: str, function: str, params: dict[str, Any] | None = None, *,
+                    timeout: float | None = None) -> ExtrinsicResult:
+        """Send any call as is, without the protocol models' checks (an escape hatch, and how
+        tests reach the pallet's own validation)."""
+        inc = self._send(pallet, function, params or {}, timeout)
+        return ExtrinsicResult(**self._receipt(inc))
+
+    def transfer(self, dest: str, amount: int, *, keep_alive: bool = True,
+                 timeout: float | None = None) -> ExtrinsicResult:
+        """``Balances.transfer_keep_alive`` (or ``transfer_allow_death``) to ``dest``."""
+        dest = self._account(dest)
+        if not isinstance(amount, int) or amount <= 0:
+            raise InvalidInput("amount", f"{amount!r}", "a positive integer of planck")
+        function = "transfer_keep_alive" if keep_alive else "transfer_allow_death"
+        return self.submit_call("Balances", function, {"dest": dest, "value": amount},
+                                timeout=timeout)
+
+    def create_task(self, task_type: TaskType | str, question: str, reward: int,
+                    max_assignments: int, assets_cid: str, *,
+                    assets_storage: StorageType | str = StorageType.Ipfs,
+                    validation_strategy: ValidationStrategy | str = ValidationStrategy.ManualAccept,
+                    expiration_block: int | None = None, expires_in: int | None = None,
+                    timeout: float | None = None) -> CreateTaskResult:
+        """Create a task and fund its escrow with ``reward * max_assignments``.
+
+        The expiry is ``expiration_block``, or ``expires_in`` blocks from now (default
+        :data:`DEFAULT_EXPIRES_IN`). Raises :class:`InvalidInput` before signing when an argument
+        breaks a protocol bound, including the chain-dependent ones (expiry in the past, reward
+        below ``MinReward``).
+        """
+        args = self.create_task_args(task_type, question, reward, max_assignments, assets_cid,
+                                     assets_storage=assets_storage,
+                                     validation_strategy=validation_strategy,
+                                     expiration_block=expiration_block, expires_in=expires_in)
+        inc = self._send(PALLET, "create_task", args.call_params(), timeout)
+        event = self._one(inc, TaskCreatedEvent)
+        return CreateTaskResult(**self._receipt(inc), task_id=event.task_id, escrow=event.escrow,
+                                escrow_account=self.escrow_address(event.task_id))
+
+    def create_task_args(self, task_type: TaskType | str, question: str, reward: int,
+                         max_assignments: int, assets_cid: str, *,
+                         assets_storage: StorageType | str = StorageType.Ipfs,
+                         validation_strategy: ValidationStrategy | str =
+                         ValidationStrategy.ManualAccept,
+                         expiration_block: int | None = None,
+                         expires_in: int | None = None) -> CreateTaskArgs:
+        """Validate ``create_task``'s arguments against the protocol and the chain's state."""
+        if expiration_block is not None and expires_in is not None:
+            raise InvalidInput("expires_in", "give expiration_block or expires_in, not both")
+        current = self.block_number()
+        if expiration_block is None:
+            lifetime = DEFAULT_EXPIRES_IN if expires_in is None else expires_in
+            if not isinstance(lifetime, int) or isinstance(lifetime, bool) or lifetime < 1:
+                raise InvalidInput("expires_in", f"{lifetime!r}", ">= 1 block")
+            expiration_block = current + lifetime
+        args = build(CreateTaskArgs, task_type=task_type, question=question, reward=reward,
+                     max_assignments=max_assignments, validation_strategy=validation_strategy,
+                     assets_cid=assets_cid, assets_storage=assets_storage,
+                     expiration_block=expiration_block)
+        args.check_against(current, self.min_reward)
+        return args
+
+    def accept_task(self, task_id: int, *, timeout: float | None = None) -> AcceptTaskResult:
+        """Take a slot of an open task; returns the new submission id."""
+        args = build(AcceptTaskArgs, task_id=task_id)
+        inc = self._send(PALLET, "accept_task", args.call_params(), timeout)
+        event = self._one(inc, TaskAcceptedEvent)
+        return AcceptTaskResult(**self._receipt(inc), task_id=event.task_id,
+                                submission_id=event.submission_id)
+
+    def send_task_result(self, submission_id: int, result: dict[str, Any] | str | bytes, *,
+                         result_cid: str | None = None,
+                         result_storage: StorageType | str | None = None,
+                         timeout: float | None = None) -> SendResultResult:
+        """Submit the result of an assigned submission (a JSON dict, text or bytes, plus an
+        optional CID of a larger artifact). On an AutoAccept task it is paid in the same call."""
+        args = build(SendTaskResultArgs, submission_id=submission_id, result=result,
+                     result_cid=result_cid, result_storage=result_storage)
+        inc = self._send(PALLET, "send_task_result", args.call_params(), timeout)
+        receipt = self._receipt(inc)
+        accepted = [e for e in receipt["market_events"] if isinstance(e, ResultAcceptedEvent)]
+        task_id = next((e.task_id for e in receipt["market_events"]), None)
+        if task_id is None:
+            raise ChainError(f"extrinsic {inc.extrinsic_hash} succeeded without a "
+                             f"ResultSubmitted event; does the runtime follow docs/protocol.md?")
+        return SendResultResult(**receipt, task_id=task_id, submission_id=submission_id,
+                                auto_accepted=bool(accepted),
+                                reward_paid=sum(e.reward for e in accepted))
+
+    def validate_task_result(self, task_id: int | None = None, *,
+                             submissions: Iterable[Submission | int] | None = None,
+                             policy: ValidationPolicy | Callable[[Submission], Verdict]
+                             | None = None,
+                             timeout: float | None = None) -> ValidationReport:
+        """Decide about pending results with ``policy`` and send every decision at once.
+
+        Give a ``task_id`` (all its ``PendingValidation`` submissions) or explicit
+        ``submissions`` (objects or ids). Submissions that are not pending are skipped, as are
+        those the policy returns ``accept=None`` for. All decisions go into one
+        ``Utility.batch_all``: either all land or none does.
+        """
+        chosen = AutoAccept() if policy is None else as_policy(policy)
+        if task_id is not None:
+            build(AcceptTaskArgs, task_id=task_id)
+        if submissions is None:
+            if task_id is None:
+                raise InvalidInput("task_id", "give a task id or explicit submissions")
+            self.task(task_id)  # TaskNotFound early, before any decision is made
+            candidates = self.submissions(task_id)
+        else:
+            candidates = [s if isinstance(s, Submission) else self.submission(s)
+                          for s in submissions]
+        decisions: dict[int, Decision] = {}
+        skipped: list[int] = []
+        for sub in candidates:
+            if task_id is not None and sub.task_id != task_id:
+                raise InvalidInput("submissions", f"submission {sub.submission_id} belongs to "
+                                   f"task {sub.task_id}, not {task_id}")
+            if sub.status is not SubmissionStatus.PendingValidation:
+                if submissions is not None:
+                    decisions[sub.submission_id] = Decision(
+                        accept=None, reason=f"status is {sub.status.value}")
+                    skipped.append(sub.submission_id)
+                continue
+            decision = chosen.decide(sub)
+            decisions[sub.submission_id] = decision
+            if decision.accept is None:
+                skipped.append(sub.submission_id)
+        calls = [(PALLET, "validate_task_result",
+                  build(ValidateTaskResultArgs, submission_id=sid, accept=d.accept).call_params())
+                 for sid, d in decisions.items() if d.accept is not None]
+        if not calls:
+            return ValidationReport.confirmed(task_id, decisions, skipped, None)
+        inc = self._send_batch(calls, timeout)
+        extrinsic = ExtrinsicResult(**self._receipt(inc))
+        return ValidationReport.confirmed(task_id, decisions, skipped, extrinsic)
+
+    def close_task(self, task_id: int, *, timeout: float | None = None) -> CloseTaskResult:
+        """Close a task: abandon assigned submissions and refund the unspent escrow."""
+        args = build(CloseTaskArgs, task_id=task_id)
+        inc = self._send(PALLET, "close_task", args.call_params(), timeout)
+        event = self._one(inc, TaskClosedEvent)
+        return CloseTaskResult(**self._receipt(inc), task_id=task_id, refund=event.refund,
+                               abandoned=event.abandoned)
+
+    # -- fee estimates ----------------------------------------------------------------------------
+
+    def estimate_fee(self, call: str, **params: Any) -> int:
+        """The fee (planck) the chain would charge the signer for a call, without sending it.
+
+        ``call`` is a DecentralML call name with the same keyword arguments as the method
+        (``estimate_fee("accept_task", task_id=3)``), ``"validate_task_result"`` with
+        ``decisions={id: bool, ...}`` for the batch, or ``"Pallet.call"`` with raw ``params=``.
+        """
+        if call == "create_task":
+            pallet, function = PALLET, call
+            args: dict[str, Any] = self.create_task_args(**params).call_params()
+            return self._payment(lambda si: si.compose_call(pallet, function, args))
+        simple: dict[str, type[BaseModel]] = {
+            "accept_task": AcceptTaskArgs, "close_task": CloseTaskArgs,
+            "send_task_result": SendTaskResultArgs}
+        if call in simple:
+            pallet, function = PALLET, call
+            args = build(simple[call], **params).call_params()  # type: ignore[attr-defined]
+            return self._payment(lambda si: si.compose_call(pallet, function, args))
+        if call == "validate_task_result":
+            decisions = params.pop("decisions", None)
+            if decisions is None:
+                decisions = {params.pop("submission_id"): params.pop("accept")}
+            inner = [build(ValidateTaskResultArgs, submission_id=sid, accept=ok).call_params()
+                     for sid, ok in decisions.items()]
+            return self._payment(lambda si: si.compose_call("Utility", "batch_all", {"calls": [
+                si.compose_call(PALLET, "validate_task_result", a).value for a in inner]}))
+        if "." in call:
+            pallet, function = call.split(".", 1)
+            raw = params.get("params", {})
+            return self._payment(lambda si: si.compose_call(pallet, function, raw))
+        raise InvalidInput("call", f"unknown call {call!r}",
+                           "create_task, accept_task, send_task_result, validate_task_result, "
+                           "close_task or 'Pallet.call'")
+
+    def _payment(self, compose: Callable[[SubstrateInterface], GenericCall]) -> int:
+        keypair = self._signer()
+
+        def query(si: SubstrateInterface) -> int:
+            info = si.get_payment_info(compose(si), keypair)
+            return int(info["partial_fee"] if "partial_fee" in info else info["partialFee"])
+        return self._conn.run(query)
+
+    # -- queries ----------------------------------------------------------------------------------
+
+    def _query(self, storage: str, params: list[Any], block_hash: str | None = None,
+               pallet: str = PALLET) -> Any:
+        def get(si: SubstrateInterface) -> Any:
+            obj = si.query(pallet, storage, params, block_hash=block_hash)
+            return None if obj is None else obj.value
+        return self._conn.run(get)
+
+    def _query_map(self, storage: str, params: list[Any], page_size: int
+                   ) -> Iterator[tuple[Any, Any]]:
+        """Page through a map with ``state_getKeysPaged`` at one pinned block, releasing the
+        connection between pages so other threads are not starved by a long listing."""
+        if not 1 <= page_size <= 1000:
+            raise InvalidInput("page_size", f"{page_size}", "1..=1000")
+        block_hash = self._conn.rpc("chain_getBlockHash", [])
+        cursor: str | None = None
+        while True:
+            start = cursor
+
+            def page(si: SubstrateInterface, start: str | None = start) -> tuple[list[Any],
+                                                                                   str | None]:
+                result = si.query_map(PALLET, storage, params, block_hash=block_hash,
+                                      page_size=page_size, max_results=page_size,
+                                      start_key=start, ignore_decoding_errors=False)
+                return [(k.value, v.value) for k, v in result.records], result.last_key
+            records, cursor = self._conn.run(page)
+            yield from records
+            if len(records) < page_size or cursor is None:
+                return
+
+    def _missing(self, name: str, what: str) -> PalletError:
+        return pallet_error_class(PALLET, name)(what)
+
+    def task(self, task_id: int) -> TaskInfo:
+        """A task by id; raises ``TaskNotFound`` if there is none."""
+        build(AcceptTaskArgs, task_id=task_id)
+        value = self._query("Tasks", [task_id])
+        if value is None:
+            raise self._missing("TaskNotFound", f"no task {task_id}")
+        return TaskInfo.from_chain(task_id, value)
+
+    def tasks(self, *, status: TaskStatus | str | None = None,
+              task_type: TaskType | str | None = None, creator: str | None = None,
+              open_slots: bool | None = None, page_size: int = 100) -> list[TaskInfo]:
+        """Every task matching all given filters, by id. ``open_slots=True`` keeps tasks that are
+        open, not expired and have a free slot (what a worker can accept now)."""
+        want_status = None if status is None else TaskStatus(status)
+        want_type = None if task_type is None else TaskType(task_type)
+        creator = None if creator is None else self._account(creator)
+        current = self.block_number() if open_slots is not None else 0
+        found = []
+        for key, value in self._query_map("Tasks", [], page_size):
+            task = TaskInfo.from_chain(int(key), value)
+            if want_status is not None and task.status is not want_status:
+                continue
+            if want_type is not None and task.task_type is not want_type:
+                continue
+            if creator is not None and task.creator != creator:
+                continue
+            if open_slots is not None:
+                available = (task.status is TaskStatus.Open and task.open_slots > 0
+                             and current < task.expiration_block)
+                if available is not open_slots:
+                    continue
+            found.append(task)
+        return sorted(found, key=lambda t: t.task_id)
+
+    def submission(self, submission_id: int) -> Submission:
+        """A submission by id; raises ``SubmissionNotFound`` if there is none."""
+        build(AcceptTaskArgs, task_id=submission_id)
+        value = self._query("Submissions", [submission_id])
+        if value is None:
+            raise self._missing("SubmissionNotFound", f"no submission {submission_id}")
+        return Submission.from_chain(submission_id, value)
+
+    def _submissions_by_id(self, ids: list[int]) -> list[Submission]:
+        if not ids:
+            return []
+
+        def fetch(si: SubstrateInterface) -> list[Submission]:
+            keys = [si.create_storage_key(PALLET, "Submissions", [i]) for i in ids]
+            out = []
+            for key, obj in si.query_multi(keys):
+                if obj is not None and obj.value is not None:
+                    out.append(Submission.from_chain(int(key.params[0]), obj.value))
+            return out
+        return sorted(self._conn.run(fetch), key=lambda s: s.submission_id)
+
+    def submissions(self, task_id: int, *, status: SubmissionStatus | str | None = None,
+                    page_size: int = 100) -> list[Submission]:
+        """The submissions of a task (through the ``TaskSubmissions`` index), by id."""
+        build(AcceptTaskArgs, task_id=task_id)
+        ids = [int(key) for key, _ in self._query_map("TaskSubmissions", [task_id], page_size)]
+        subs = self._submissions_by_id(ids)
+        return subs if status is None else [s for s in subs
+                                            if s.status is SubmissionStatus(status)]
+
+    def pending(self, task_id: int) -> list[Submission]:
+        """The task's submissions waiting for validation."""
+        return self.submissions(task_id, status=SubmissionStatus.PendingValidation)
+
+    def worker_submissions(self, account: str | None = None, *,
+                           status: SubmissionStatus | str | None = None,
+                           page_size: int = 100) -> list[Submission]:
+        """A worker's submissions over all tasks (default: the signer's)."""
+        address = self._account(account)
+        ids = [int(key) for key, _ in self._query_map("WorkerSubmissions", [address], page_size)]
+        subs = self._submissions_by_id(ids)
+        return subs if status is None else [s for s in subs
+                                            if s.status is SubmissionStatus(status)]
+
+    def next_task_id(self) -> int:
+        return int(self._query("NextTaskId", []) or 0)
+
+    def next_submission_id(self) -> int:
+        return int(self._query("NextSubmissionId", []) or 0)
+
+    def balance(self, account: str | None = None) -> AccountBalance:
+        """``System.Account`` of an account (default: the signer)."""
+        address = self._account(account)
+        value = self._query("Account", [address], pallet="System") or {}
+        data = value.get("data", {})
+        frozen = data.get("frozen", data.get("misc_frozen", 0))
+        return AccountBalance(address=address, free=int(data.get("free", 0)),
+                              reserved=int(data.get("reserved", 0)), frozen=int(frozen or 0),
+                              nonce=int(value.get("nonce", 0)))
+
+    def free_balance(self, account: str | None = None) -> int:
+        return self.balance(account).free
+
+    def escrow(self, task_id: int) -> Escrow:
+        """A task's escrow account and balance next to what the escrow invariant requires."""
+        task = self.task(task_id)
+        address = self.escrow_address(task_id)
+        return Escrow(task_id=task_id, account=address, balance=self.free_balance(address),
+                      expected=task.unpaid_escrow)
+
+    # -- watching ------------------------------------------------------------------------------
+
+    def watch(self, *, kinds: str | type[MarketEvent] | list[str | type[MarketEvent]] | None = None,
+              task_id: int | None = None, account: str | None = None,
+              from_block: int | None = None, timeout: float | None = None
+              ) -> Iterator[MarketEvent]:
+        """Marketplace events as blocks arrive, filtered by kind, task and involved account.
+
+        Starts at the next block (or ``from_block``) and ends after ``timeout`` seconds (None:
+        never; break out of the loop to stop). The connection's reconnects are transparent.
+        """
+        flt = EventFilter.build(kinds, task_id, account)
+        return watch_events(self._conn, flt, from_block=from_block, timeout=timeout,
+                            poll_interval=self.poll_interval)
+
+    def on_event(self, callback: Callable[[MarketEvent], Any], *,
+                 kinds: str | type[MarketEvent] | list[str | type[MarketEvent]] | None = None,
+                 task_id: int | None = None, account: str | None = None,
+                 from_block: int | None = None) -> EventSubscription:
+        """Call ``callback`` from a background thread for each matching event until ``.stop()``
+        (which re-raises whatever stopped delivery early)."""
+        flt = EventFilter.build(kinds, task_id, account)
+        return EventSubscription(self._conn, flt, callback, from_block=from_block,
+                                 poll_interval=self.poll_interval)
+
+    def wait_for(self, condition: Callable[[Client], T], *, timeout: float | None = None,
+                 description: str | None = None) -> T:
+        """Re-evaluate ``condition(client)`` at every new block until it returns something truthy,
+        and return that; :class:`ChainTimeout` after ``timeout`` seconds."""
+        limit = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        last_block = -1
+        while True:
+            head = self.block_number()
+            if head != last_block:
+                last_block = head
+                value = condition(self)
+                if value:
+                    return value
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                what = description or getattr(condition, "__name__", "condition")
+                raise ChainTimeout(f"{what} not met within {limit:g}s (at block {head})")
+            time.sleep(min(self.poll_interval, remaining))
+
+    def wait_for_block(self, number: int, *, timeout: float | None = None) -> int:
+        """Wait until the best block is at least ``number``; returns the head."""
+        return self.wait_for(lambda c: (h := c.block_number()) >= number and h,
+                             timeout=timeout, description=f"block {number}")
+
+    def wait_for_pending(self, task_id: int, count: int, *, timeout: float | None = None
+                         ) -> list[Submission]:
+        """Wait until at least ``count`` results of the task are pending validation."""
+        def enough(c: Client) -> list[Submission]:
+            pending = c.pending(task_id)
+            return pending if len(pending) >= count else []
+        return self.wait_for(enough, timeout=timeout,
+                             description=f"{count} pending results on task {task_id}")
+
+    def wait_for_event(self, kinds: str | type[MarketEvent] | list[str | type[MarketEvent]], *,
+                       task_id: int | None = None, account: str | None = None,
+                       from_block: int | None = None, timeout: float | None = None
+                       ) -> MarketEvent:
+        """The first matching event at or after ``from_block`` (default: the next block)."""
+        limit = self.timeout if timeout is None else timeout
+        for event in self.watch(kinds=kinds, task_id=task_id, account=account,
+                                from_block=from_block, timeout=limit):
+            return event
+        raise ChainTimeout(f"no {kinds} event (task {task_id}, account {account}) within "
+                           f"{limit:g}s")

@@ -1,0 +1,291 @@
+"""Signing and sending extrinsics so that each lands exactly once, from any number of threads.
+
+Three pieces:
+
+* :class:`NonceManager` hands out nonces locally per account. Signing and the pool's verdict happen
+  in one critical section of the connection lock, so a nonce is only consumed once the node took
+  the transaction; a refusal for a nonce reason (stale, future, priority too low: someone else
+  used the account) resyncs from ``system_accountNextIndex`` and re-signs, which is safe because
+  the refused transaction is not in the pool.
+* :class:`InclusionTracker` follows new best blocks and records every extrinsic hash it sees; all
+  waiting threads share one poller (a leader), so 50 waiters cost one block fetch per block.
+* :class:`Submitter` glues them: sign, send, wait for inclusion, decode the outcome. If the socket
+  breaks after the transaction may have left (``ConnectionLost``), it never re-signs: it looks the
+  hash up in the blocks since sending and in the pool, and only re-sends the *identical* bytes
+  (same nonce, so it cannot execute twice) when the node has no trace of it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from scalecodec.types import GenericCall, GenericExtrinsic
+from substrateinterface import Keypair, SubstrateInterface
+
+from decentralml.chain.connection import Connection, ConnectionLost
+from decentralml.chain.errors import ALREADY_IMPORTED, TEMPORARILY_BANNED, TransactionRejected
+from decentralml.chain.errors import dispatch_error as map_dispatch_error
+from decentralml.errors import ChainError, ChainTimeout, DispatchError
+
+#: How many times a nonce conflict is resolved by resyncing before giving up.
+_NONCE_RETRIES = 5
+#: How many recent blocks' extrinsic hashes the tracker remembers.
+_TRACKED_BLOCKS = 4096
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where an extrinsic was included."""
+
+    block_hash: str
+    block_number: int
+    index: int
+
+
+@dataclass(frozen=True)
+class Inclusion:
+    """An included extrinsic and its outcome (``error`` is set when dispatch failed)."""
+
+    extrinsic_hash: str
+    signer: str
+    nonce: int
+    location: Location
+    records: list[dict[str, Any]]
+    fee: int
+    error: DispatchError | None = None
+
+    @property
+    def success(self) -> bool:
+        return self.error is None
+
+
+class NonceManager:
+    """Next nonce per account, assigned locally. Callers hold the connection lock."""
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+
+    def next(self, conn: Connection, address: str) -> int:
+        if address not in self._next:
+            self._next[address] = self.chain_next(conn, address)
+        return self._next[address]
+
+    def consumed(self, address: str, nonce: int) -> None:
+        self._next[address] = max(self._next.get(address, 0), nonce + 1)
+
+    def resync(self, conn: Connection, address: str) -> int:
+        self._next[address] = self.chain_next(conn, address)
+        return self._next[address]
+
+    @staticmethod
+    def chain_next(conn: Connection, address: str) -> int:
+        """The pool-aware next nonce (``system_accountNextIndex``), else the on-chain one."""
+        try:
+            return int(conn.rpc("system_accountNextIndex", [address]))
+        except ChainError:
+            return int(conn.run(lambda si: si.get_account_nonce(address)) or 0)
+
+
+@dataclass
+class _TrackerState:
+    scanned: int | None = None
+    found: dict[str, Location] = field(default_factory=dict)
+    history: deque[tuple[int, tuple[str, ...]]] = field(default_factory=deque)
+    waiting: Counter[int] = field(default_factory=Counter)
+    polling: bool = False
+
+
+class InclusionTracker:
+    """Finds extrinsics by hash in new best blocks, for many waiters at once.
+
+    It scans forward from the lowest starting block of the threads currently waiting, so an idle
+    client does not walk through blocks nobody cares about.
+    """
+
+    def __init__(self, conn: Connection, *, poll_interval: float = 0.05) -> None:
+        self._conn = conn
+        self._poll = poll_interval
+        self._cond = threading.Condition()
+        self._state = _TrackerState()
+
+    def _record(self, number: int) -> bool:
+        info = self._conn.block(number)
+        if info is None:
+            return False
+        with self._cond:
+            st = self._state
+            for index, xhash in enumerate(info.extrinsic_hashes):
+                st.found[xhash] = Location(info.hash, number, index)
+            st.history.append((number, info.extrinsic_hashes))
+            while len(st.history) > _TRACKED_BLOCKS:
+                _, old = st.history.popleft()
+                for xhash in old:
+                    st.found.pop(xhash, None)
+        return True
+
+    def scan(self, since: int) -> None:
+        """Record every block after ``since`` (and after every waiter's start) up to the head."""
+        head = self._conn.head_number()
+        with self._cond:
+            st = self._state
+            floor = min([since, *st.waiting])
+            if st.scanned is None or st.scanned < floor:
+                st.scanned = floor
+            number = st.scanned + 1
+        while number <= head and self._record(number):
+            with self._cond:
+                st.scanned = max(st.scanned or 0, number)
+            number += 1
+
+    def lookup(self, extrinsic_hash: str) -> Location | None:
+        with self._cond:
+            return self._state.found.get(extrinsic_hash)
+
+    def wait(self, extrinsic_hash: str, since: int, deadline: float) -> Location:
+        """Block until the extrinsic is in a best block after ``since``; ChainTimeout otherwise."""
+        with self._cond:
+            self._state.waiting[since] += 1
+        try:
+            return self._wait(extrinsic_hash, since, deadline)
+        finally:
+            with self._cond:
+                self._state.waiting[since] -= 1
+                if self._state.waiting[since] <= 0:
+                    del self._state.waiting[since]
+
+    def _wait(self, extrinsic_hash: str, since: int, deadline: float) -> Location:
+        while True:
+            with self._cond:
+                st = self._state
+                location = st.found.get(extrinsic_hash)
+                if location is not None:
+                    return location
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ChainTimeout(
+                        f"extrinsic {extrinsic_hash} was not included within the timeout; it may "
+                        f"still be included later: look it up by hash before re-sending")
+                if st.polling:
+                    self._cond.wait(min(remaining, 1.0))
+                    continue
+                st.polling = True
+            try:
+                self.scan(since)
+            finally:
+                with self._cond:
+                    self._state.polling = False
+                    self._cond.notify_all()
+            if self.lookup(extrinsic_hash) is None:
+                time.sleep(max(0.0, min(self._poll, deadline - time.monotonic())))
+
+
+class Submitter:
+    """Signs, sends and follows extrinsics for a client (shared by all its signers)."""
+
+    def __init__(self, conn: Connection, *, poll_interval: float = 0.05) -> None:
+        self.conn = conn
+        self.nonces = NonceManager()
+        self.tracker = InclusionTracker(conn, poll_interval=poll_interval)
+        #: extrinsic hashes this submitter has sent (for tests and diagnostics)
+        self.sent: list[str] = []
+
+    def submit(self, compose: Callable[[SubstrateInterface], GenericCall], keypair: Keypair, *,
+               timeout: float) -> Inclusion:
+        """Sign ``compose``'s call with ``keypair``, send it and wait for its inclusion.
+
+        Raises the pallet's exception class if dispatch failed, :class:`TransactionRejected` if
+        the pool refused it, :class:`ChainTimeout` if it was not included in time.
+        """
+        deadline = time.monotonic() + timeout
+        address = keypair.ss58_address
+        with self.conn.lock:
+            since = self.conn.head_number()
+            extrinsic, nonce = self._sign_and_send(compose, keypair, address, since)
+        extrinsic_hash = "0x" + extrinsic.extrinsic_hash.hex()
+        location = self.tracker.wait(extrinsic_hash, since, deadline)
+        return self._outcome(extrinsic_hash, address, nonce, location)
+
+    def _sign_and_send(self, compose: Callable[[SubstrateInterface], GenericCall],
+                       keypair: Keypair, address: str, since: int) -> tuple[GenericExtrinsic, int]:
+        for _attempt in range(_NONCE_RETRIES):
+            nonce = self.nonces.next(self.conn, address)
+
+            def sign(si: SubstrateInterface, nonce: int = nonce) -> GenericExtrinsic:
+                return si.create_signed_extrinsic(call=compose(si), keypair=keypair, nonce=nonce)
+            extrinsic = self.conn.run(sign)
+            try:
+                self._send(extrinsic, since)
+            except TransactionRejected as exc:
+                if exc.is_nonce_conflict:
+                    self.nonces.resync(self.conn, address)
+                    continue
+                raise
+            self.nonces.consumed(address, nonce)
+            return extrinsic, nonce
+        raise ChainError(f"could not find a free nonce for {address} after {_NONCE_RETRIES} "
+                         f"resyncs; another process keeps using this account")
+
+    def _send(self, extrinsic: GenericExtrinsic, since: int) -> None:
+        """Put the extrinsic into the pool, or prove it is already there or included."""
+        extrinsic_hash = "0x" + extrinsic.extrinsic_hash.hex()
+        encoded = str(extrinsic.data)
+        self.sent.append(extrinsic_hash)
+        try:
+            self.conn.rpc("author_submitExtrinsic", [encoded], retry=False)
+            return
+        except TransactionRejected as exc:
+            if exc.code == ALREADY_IMPORTED:
+                return
+            raise
+        except ConnectionLost:
+            pass
+        # The request may or may not have reached the node. Never re-sign here: find it first.
+        for _attempt in range(5):
+            if self._known(extrinsic_hash, encoded, since):
+                return
+            try:
+                self.conn.rpc("author_submitExtrinsic", [encoded], retry=False)
+                return
+            except TransactionRejected as exc:
+                # the same bytes were imported, or their nonce got used: by this very
+                # transaction (then it is in a block) or by someone else's.
+                conflict = exc.code in (ALREADY_IMPORTED, TEMPORARILY_BANNED) \
+                    or exc.is_nonce_conflict
+                if conflict and (exc.code == ALREADY_IMPORTED
+                                 or self._known(extrinsic_hash, encoded, since)):
+                    return
+                raise
+            except ConnectionLost:
+                continue
+        raise ChainError(f"could not confirm whether extrinsic {extrinsic_hash} reached the node")
+
+    def _known(self, extrinsic_hash: str, encoded: str, since: int) -> bool:
+        """Is the extrinsic already in a block after ``since`` or in the node's pool?"""
+        self.tracker.scan(since)
+        if self.tracker.lookup(extrinsic_hash) is not None:
+            return True
+        pending = self.conn.rpc("author_pendingExtrinsics", []) or []
+        return encoded in pending or any(str(p).lower() == encoded.lower() for p in pending)
+
+    def _outcome(self, extrinsic_hash: str, signer: str, nonce: int,
+                 location: Location) -> Inclusion:
+        records = [r for r in self.conn.events(location.block_hash)
+                   if r.get("extrinsic_idx") == location.index and r.get("phase") ==
+                   "ApplyExtrinsic"]
+        fee = 0
+        error: DispatchError | None = None
+        for record in records:
+            module, name = record.get("module_id"), record.get("event_id")
+            attrs = record.get("attributes") or {}
+            if module == "TransactionPayment" and name == "TransactionFeePaid":
+                fee = int(attrs["actual_fee"]) + int(attrs.get("tip", 0))
+            elif module == "System" and name == "ExtrinsicFailed":
+                error = map_dispatch_error(attrs["dispatch_error"], self.conn.error_table,
+                                           extrinsic_hash)
+        return Inclusion(extrinsic_hash=extrinsic_hash, signer=signer, nonce=nonce,
+                         location=location, records=records, fee=fee, error=error)
