@@ -323,7 +323,7 @@ class Accounts:
         else:
             keypair = Keypair(public_key=bytes.fromhex(secret["public_key"]),
                               private_key=bytes.fromhex(secret["private_key"]),
-                              crypto_type=type_id)
+                              crypto_type=type_id, ss58_format=42)
         if keypair.ss58_address != account.address:
             raise ConfigurationError(f"the keyring's secret for {name!r} does not match its "
                                      f"address {account.address}")
