@@ -89,7 +89,13 @@ class Layout:
 
 def check_array(update: Update, index: int, array: Any, layout: Layout,
                 *, check_finite: bool = True) -> np.ndarray:
-    """``array`` as an ndarray if it fits ``layout[index]``; :class:`ModelError` otherwise."""
+    """``array`` as an ndarray if it fits ``layout[index]``; :class:`ModelError` otherwise.
+
+    A numpy scalar (what arithmetic on a 0-d array returns) counts as a 0-d array; anything else
+    that is not an ndarray (lists, tensors) is refused rather than converted with a guessed dtype.
+    """
+    if isinstance(array, np.generic):
+        array = np.asarray(array)
     if not isinstance(array, np.ndarray):
         raise ModelError(f"update {update.source}: {update.label(index)} is a "
                          f"{type(array).__name__}, not a numpy array")
@@ -145,6 +151,8 @@ def _meta(update: Update) -> tuple[list[tuple[int, ...]], list[np.dtype[Any]]]:
     out_d: list[np.dtype[Any]] = []
     for i in range(len(w)):
         a = w[i]
+        if isinstance(a, np.generic):
+            a = np.asarray(a)
         if not isinstance(a, np.ndarray):
             raise ModelError(f"update {update.source}: {update.label(i)} is a "
                              f"{type(a).__name__}, not a numpy array")

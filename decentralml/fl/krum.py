@@ -72,11 +72,11 @@ class MultiKrum(Aggregator):
 
     def scores(self, updates: Sequence[Update]) -> list[float]:
         """Each update's Krum score (lower is more central)."""
+        layout = layout_of(updates)
         k = len(updates)
         if k < 2 * self.f + 3:
             raise InvalidInput("updates", f"{k} updates cannot tolerate f={self.f}",
                                f">= 2f + 3 = {2 * self.f + 3}")
-        layout = layout_of(updates)
         d = pairwise_sq_distances(updates, layout)
         neighbours = k - self.f - 2
         scores = []
@@ -87,8 +87,8 @@ class MultiKrum(Aggregator):
 
     def select(self, updates: Sequence[Update]) -> list[int]:
         """Indices of the updates kept, best first (ties broken by position)."""
-        m = self._count(len(updates))
         scores = self.scores(updates)
+        m = self._count(len(updates))
         return sorted(range(len(updates)), key=lambda i: (scores[i], i))[:m]
 
     def aggregate(self, updates: Sequence[Update]) -> Weights:
