@@ -1,0 +1,96 @@
+"""Model-contributor task: train the creator's model on the contributor's data, return weights.
+
+The decentralml runner executes ``start_task.sh`` (which runs this file) with:
+
+* ``DECENTRALML_DATA_DIR``   the contributor's data; the default ``load_data`` reads ``data.npz``
+  (or the only ``*.npz``) holding arrays ``x`` and ``y``, loaded with ``allow_pickle=False``;
+* ``DECENTRALML_OUTPUT_DIR`` where ``update.npz`` (weights only, never data) and ``update.json``
+  (``num_examples`` and metrics) are written by :func:`decentralml.fl.save_update`;
+* ``DECENTRALML_TASK_DIR``   this bundle; ``model.keras`` there is the current global model when
+  the creator ships one (a federated round does).
+
+The creator edits the hooks between the markers and nothing else: ``main`` below is the contract
+with the runner. TensorFlow/Keras are imported only inside the default hooks, so hooks that do
+not use them do not need them installed. ``model_creator/setup_task.py --hooks my_hooks.py``
+replaces the marked block with a file of your own.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+# --- hooks: begin ---
+EPOCHS = 1
+BATCH_SIZE = 32
+
+
+def load_data(data_dir: Path) -> tuple[Any, Any]:
+    """The contributor's training examples as ``(x, y)``; ``len(x)`` is the reported count."""
+    import numpy as np
+
+    path = data_dir / "data.npz"
+    if not path.is_file():
+        found = sorted(data_dir.glob("*.npz"))
+        if len(found) != 1:
+            raise SystemExit(f"put your data in {data_dir}/data.npz (arrays x and y); "
+                             f"found {[p.name for p in found]}")
+        path = found[0]
+    with np.load(path, allow_pickle=False) as data:
+        return data["x"], data["y"]
+
+
+def load_model(task_dir: Path, x: Any, y: Any) -> Any:
+    """The model to train: the creator's ``model.keras`` if shipped, else a small classifier."""
+    model_file = task_dir / "model.keras"
+    if model_file.is_file():
+        from decentralml.fl import load_model as load_global_model
+
+        return load_global_model(model_file)  # safe_mode loading, no custom code
+    import keras
+
+    num_classes = int(y.max()) + 1
+    return keras.Sequential([
+        keras.Input(shape=x.shape[1:]),
+        keras.layers.Flatten(),
+        keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(num_classes, activation="softmax"),
+    ])
+
+
+def train_model(model: Any, x: Any, y: Any) -> tuple[Any, dict[str, float]]:
+    """Train on ``(x, y)``; return the trained model (or its weights) and final metrics."""
+    from decentralml.fl import train_local
+
+    history = train_local(model, x, y, epochs=EPOCHS, batch_size=BATCH_SIZE)
+    return model, {name: float(values[-1]) for name, values in history.items()}
+# --- hooks: end ---
+
+
+def main() -> int:
+    """Load data, train, save the update: the part of the task the runner relies on."""
+    try:
+        data_dir = Path(os.environ["DECENTRALML_DATA_DIR"])
+        output_dir = Path(os.environ["DECENTRALML_OUTPUT_DIR"])
+    except KeyError as exc:
+        print(f"{exc.args[0]} is not set: run this task with the decentralml runner",
+              file=sys.stderr)
+        return 2
+    task_dir = Path(os.environ.get("DECENTRALML_TASK_DIR", Path(__file__).resolve().parent))
+
+    x, y = load_data(data_dir)
+    print(f"loaded {len(x)} examples from {data_dir}")
+    model = load_model(task_dir, x, y)
+    trained, metrics = train_model(model, x, y)
+
+    from decentralml.fl import save_update
+
+    path = save_update(trained, output_dir, num_examples=len(x), metrics=metrics)
+    print(f"wrote {path.name} ({len(x)} examples, metrics {metrics})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
