@@ -80,6 +80,7 @@ MAX_LOG_BYTES = 64 * 1024**2
 #: Largest sidecar JSON read from the output dir.
 MAX_SIDECAR_BYTES = 1024**2
 
+_LINE_MAX = 64 * 1024
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -290,7 +291,8 @@ def _pump(stream: BinaryIO, log: BinaryIO, on_log: Callable[[str], None] | None)
     """
     written = 0
     callback = on_log
-    for line in iter(stream.readline, b""):
+    # Bounded reads: a task printing gigabytes without a newline must not fill our memory.
+    for line in iter(lambda: stream.readline(_LINE_MAX), b""):
         if written < MAX_LOG_BYTES:
             chunk = line[: MAX_LOG_BYTES - written]
             log.write(chunk)
