@@ -71,7 +71,15 @@ class ChainTimeout(ChainError, TimeoutError):
 
 
 class DispatchError(ChainError):
-    """The extrinsic was included but its dispatch failed (fee paid, state reverted)."""
+    """The extrinsic was included but its dispatch failed (fee paid, state reverted).
+
+    The client fills in where it landed and the fee it cost (None when not known).
+    """
+
+    extrinsic_hash: str | None = None
+    block_hash: str | None = None
+    block_number: int | None = None
+    fee: int | None = None
 
 
 class PalletError(DispatchError):

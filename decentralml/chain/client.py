@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any, TypeAlias, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -120,13 +121,20 @@ class Client:
     ``url`` defaults to the configured node (``DECENTRALML_NODE_URL`` / config file); ``signer``
     to the configured account (``DECENTRALML_ACCOUNT``). Dev URIs like ``//Alice`` are refused
     unless the chain's ``system_chainType`` is Development or Local, or ``allow_dev_accounts``.
-    ``timeout`` bounds every wait (inclusion, conditions); ``request_timeout`` every RPC.
+    ``account`` is the same as a string ``signer`` (a stored account's name, from the account
+    store under ``home``). ``timeout`` bounds every wait (inclusion, conditions);
+    ``request_timeout`` every RPC.
     """
 
     def __init__(self, url: str | None = None, signer: Signer | None = None, *,
+                 account: str | None = None, home: str | Path | None = None,
                  timeout: float = 60.0, request_timeout: float = 30.0,
                  allow_dev_accounts: bool = False, poll_interval: float = 0.05,
                  _shared: Client | None = None) -> None:
+        if signer is not None and account is not None:
+            raise InvalidInput("account", "give signer or account, not both")
+        signer = signer if signer is not None else account
+        self.home: str | Path | None = home if _shared is None else _shared.home
         self.timeout = timeout
         self.poll_interval = poll_interval
         self.allow_dev_accounts = allow_dev_accounts
@@ -137,7 +145,7 @@ class Client:
             self._submitter = _shared._submitter
             self._owner = False
         else:
-            settings = load_settings(node_url=url)
+            settings = load_settings(home, node_url=url)
             node_url = settings.require("node_url")
             if signer is None and settings.account:
                 signer = settings.account
@@ -195,7 +203,16 @@ class Client:
             return dev_keypair(signer, chain_type=self._conn.chain_type,
                                force=self.allow_dev_accounts, ss58_format=self._ss58_format())
         from decentralml.accounts import Accounts
-        return Accounts().keypair(signer)
+        return Accounts(self.home).keypair(signer)
+
+    def resolve_address(self, who: str) -> str:
+        """An SS58 address, a dev URI (``//Bob``) or a stored account's name, as an address."""
+        if is_valid_ss58_address(who):
+            return who
+        if who.startswith("//"):
+            return str(Keypair.create_from_uri(who, ss58_format=self._ss58_format()).ss58_address)
+        from decentralml.accounts import Accounts
+        return Accounts(self.home).get(who).address
 
     def _signer(self) -> Keypair:
         if self._keypair is None:
@@ -219,6 +236,18 @@ class Client:
     @property
     def chain_type(self) -> str:
         return self._conn.chain_type
+
+    @property
+    def genesis_hash(self) -> str:
+        return self._conn.genesis_hash
+
+    @property
+    def token_symbol(self) -> str:
+        return str(self._conn.run(lambda si: si.token_symbol) or "UNIT")
+
+    @property
+    def token_decimals(self) -> int:
+        return int(self._conn.run(lambda si: si.token_decimals) or 0)
 
     def block_number(self) -> int:
         """The best block's number."""
@@ -585,6 +614,11 @@ class Client:
         return subs if status is None else [s for s in subs
                                             if s.status is SubmissionStatus(status)]
 
+    def task_submissions(self, task_id: int, *, status: SubmissionStatus | str | None = None
+                         ) -> list[Submission]:
+        """Alias of :meth:`submissions`."""
+        return self.submissions(task_id, status=status)
+
     def pending(self, task_id: int) -> list[Submission]:
         """The task's submissions waiting for validation."""
         return self.submissions(task_id, status=SubmissionStatus.PendingValidation)
@@ -605,8 +639,12 @@ class Client:
     def next_submission_id(self) -> int:
         return int(self._query("NextSubmissionId", []) or 0)
 
-    def balance(self, account: str | None = None) -> AccountBalance:
-        """``System.Account`` of an account (default: the signer)."""
+    def balance(self, account: str | None = None) -> int:
+        """The free balance (planck) of an account (default: the signer)."""
+        return self.account_balance(account).free
+
+    def account_balance(self, account: str | None = None) -> AccountBalance:
+        """``System.Account`` of an account (default: the signer): free, reserved, frozen, nonce."""
         address = self._account(account)
         value = self._query("Account", [address], pallet="System") or {}
         data = value.get("data", {})
@@ -615,15 +653,16 @@ class Client:
                               reserved=int(data.get("reserved", 0)), frozen=int(frozen or 0),
                               nonce=int(value.get("nonce", 0)))
 
-    def free_balance(self, account: str | None = None) -> int:
-        return self.balance(account).free
-
     def escrow(self, task_id: int) -> Escrow:
         """A task's escrow account and balance next to what the escrow invariant requires."""
         task = self.task(task_id)
         address = self.escrow_address(task_id)
-        return Escrow(task_id=task_id, account=address, balance=self.free_balance(address),
+        return Escrow(task_id=task_id, account=address, balance=self.balance(address),
                       expected=task.unpaid_escrow)
+
+    def escrow_balance(self, task_id: int) -> int:
+        """What task ``task_id``'s escrow account holds (planck)."""
+        return self.balance(self.escrow_address(task_id))
 
     # -- watching ------------------------------------------------------------------------------
 

@@ -33,6 +33,10 @@ class ValidationPolicy(Protocol):
     def decide(self, submission: Submission) -> Decision: ...
 
 
+#: The name the roles use for any policy.
+Policy = ValidationPolicy
+
+
 class AutoAccept:
     """Accept everything pending (the creator vouches for every worker)."""
 

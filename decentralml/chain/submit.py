@@ -287,5 +287,10 @@ class Submitter:
             elif module == "System" and name == "ExtrinsicFailed":
                 error = map_dispatch_error(attrs["dispatch_error"], self.conn.error_table,
                                            extrinsic_hash)
+        if error is not None:
+            error.extrinsic_hash = extrinsic_hash
+            error.block_hash = location.block_hash
+            error.block_number = location.block_number
+            error.fee = fee
         return Inclusion(extrinsic_hash=extrinsic_hash, signer=signer, nonce=nonce,
                          location=location, records=records, fee=fee, error=error)
