@@ -1,0 +1,342 @@
+"""``IPFSStore``: content on an IPFS node through the Kubo RPC API (``/api/v0/...``), over requests.
+
+Why not ``ipfshttpclient``: its last release (0.8.0a2) dates from 2021 and ``connect()`` refuses
+any daemon newer than 0.8 with ``VersionMismatch``; every maintained Kubo is far newer. The few
+endpoints we need (``add``, ``cat``, ``block/get``, ``block/stat``, ``pin/add``, ``version``)
+are plain HTTP POSTs, so requests does it with full control over streaming.
+
+Streaming both ways, never a whole file in memory:
+
+* upload: a generator yields the ``multipart/form-data`` body part by part (every part has a
+  ``Content-Type``: ``application/octet-stream`` for files, ``application/x-directory`` for
+  directories) and each file 256 KiB at a time; requests sends it chunked. The same pass
+  computes the CID locally, and a daemon that answers with another CID (different import
+  settings) is an error, so both backends always agree.
+* download: the DAG's internal nodes (a few KiB per 45 MB of file) come from ``block/get``
+  and are verified against the root; the file's bytes come from one ``cat`` stream and each
+  256 KiB leaf is hashed against the CID its verified parent names before it is passed on.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import quote_plus
+
+import requests
+
+from decentralml.chain.types import StorageType
+from decentralml.errors import IntegrityError, StorageError
+from decentralml.storage._download import download
+from decentralml.storage.progress import Advance, transfer_progress
+from decentralml.storage.unixfs import (
+    CHUNK_SIZE,
+    MAX_BLOCK_SIZE,
+    MAX_LINKS,
+    RAW,
+    BlockGetter,
+    FileBuilder,
+    RawLeaf,
+    TreeItem,
+    check_leaf,
+    cid_codec,
+    cid_to_str,
+    encode_directory,
+    is_directory,
+    iter_file_segments,
+    load_node,
+    parse_cid,
+    read_chunks,
+    remember_last,
+    scan_tree,
+)
+from decentralml.storage.unixfs import Entry as DagEntry
+
+_UPLOAD_PIECE = 1024 * 1024
+
+
+class IPFSStore:
+    """A Kubo node's RPC API as a :class:`~decentralml.storage.base.Store`.
+
+    ``timeout`` is (connect, read) seconds for each request; ``pin`` pins what :meth:`put`
+    adds (the default, so the node's garbage collector keeps task assets).
+    """
+
+    storage_type = StorageType.Ipfs
+
+    def __init__(self, api_url: str = "http://127.0.0.1:5001", *, progress: bool | None = None,
+                 timeout: tuple[float, float] = (10.0, 600.0), pin: bool = True,
+                 session: requests.Session | None = None, chunk_size: int = CHUNK_SIZE,
+                 max_links: int = MAX_LINKS) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.progress = progress
+        self.timeout = timeout
+        self.pin_on_put = pin
+        self.chunk_size = chunk_size
+        self.max_links = max_links
+        self._session = session
+
+    def __repr__(self) -> str:
+        return f"IPFSStore({self.api_url!r})"
+
+    # -- HTTP -------------------------------------------------------------------------------
+
+    @property
+    def session(self) -> requests.Session:
+        """One keep-alive session per store, created on first use (no I/O at construction)."""
+        if self._session is None:
+            self._session = requests.Session()
+        return self._session
+
+    def _post(self, endpoint: str, params: dict[str, Any] | list[tuple[str, Any]] | None = None,
+              *, data: Any = None, headers: dict[str, str] | None = None,
+              stream: bool = False) -> requests.Response:
+        url = f"{self.api_url}/api/v0/{endpoint}"
+        try:
+            resp = self.session.post(url, params=params, data=data, headers=headers,
+                                     stream=stream, timeout=self.timeout)
+        except requests.ConnectionError as exc:
+            raise StorageError(
+                f"cannot reach the IPFS API at {self.api_url} ({exc.__class__.__name__}); start "
+                "a daemon (`ipfs daemon`) or set DECENTRALML_STORAGE to ipfs:http://HOST:PORT "
+                "or local:PATH") from exc
+        except requests.Timeout as exc:
+            raise StorageError(f"the IPFS API at {self.api_url} timed out on {endpoint}") from exc
+        except requests.RequestException as exc:
+            raise StorageError(f"IPFS {endpoint} failed: {exc}") from exc
+        if resp.status_code != 200:
+            message = _error_message(resp)
+            resp.close()
+            raise StorageError(f"IPFS {endpoint} failed (HTTP {resp.status_code}): {message}")
+        return resp
+
+    def version(self) -> dict[str, Any]:
+        """The daemon's ``/api/v0/version`` answer (``{"Version": "0.41.0", ...}``)."""
+        result: dict[str, Any] = self._post("version").json()
+        return result
+
+    # -- put --------------------------------------------------------------------------------
+
+    def put(self, path: Path) -> str:
+        """Add a file or directory tree (pinned); return its CID, checked against our own."""
+        path = Path(path)
+        items = scan_tree(path)
+        total = sum(item.size for item in items)
+        name = path.absolute().name or "root"
+        with transfer_progress(f"upload {name}", total, self.progress) as advance:
+            return self._add(items, name, advance)
+
+    def put_bytes(self, data: bytes) -> str:
+        """Add a blob (pinned); return its CID."""
+        builder = FileBuilder(None, self.max_links)
+        boundary = uuid.uuid4().hex
+
+        def body() -> Iterator[bytes]:
+            yield _part_header(boundary, "blob", "application/octet-stream")
+            for offset in range(0, len(data), self.chunk_size):
+                builder.add_chunk(data[offset:offset + self.chunk_size])
+            yield data
+            yield f"\r\n--{boundary}--\r\n".encode()
+
+        return self._send(body(), boundary, "blob", builder.finish)
+
+    def _add(self, items: list[TreeItem], name: str, advance: Advance) -> str:
+        boundary = uuid.uuid4().hex
+        top = PurePosixPath(".")
+        # Built entries of each directory's children, filled as files finish streaming, so the
+        # directory nodes can be computed once the daemon has answered.
+        children: dict[PurePosixPath, dict[str, DagEntry]] = {
+            it.relpath: {} for it in items if it.is_dir}
+        root_file: list[DagEntry] = []
+
+        def body() -> Iterator[bytes]:
+            for it in items:
+                part_name = name if it.relpath == top else f"{name}/{it.relpath}"
+                if it.is_dir:
+                    yield _part_header(boundary, part_name, "application/x-directory")
+                    continue
+                yield _part_header(boundary, part_name, "application/octet-stream")
+                builder = FileBuilder(None, self.max_links)
+                try:
+                    with open(it.path, "rb") as stream:
+                        for chunk in read_chunks(stream, self.chunk_size):
+                            builder.add_chunk(chunk)
+                            yield chunk
+                            advance(len(chunk))
+                except OSError as exc:
+                    raise StorageError(f"cannot read {it.path}: {exc}") from exc
+                if it.relpath == top:
+                    root_file.append(builder.finish())
+                else:
+                    children[it.relpath.parent][it.relpath.name] = builder.finish()
+            yield f"\r\n--{boundary}--\r\n".encode()
+
+        def local_root() -> DagEntry:
+            if root_file:
+                return root_file[0]
+            for rel in sorted(children, key=lambda r: -len(r.parts)):
+                entry = encode_directory(children[rel])
+                if rel == top:
+                    return entry
+                children[rel.parent][rel.name] = entry
+            raise AssertionError("no root directory")
+
+        return self._send(body(), boundary, name, local_root)
+
+    def _send(self, body: Iterator[bytes], boundary: str, root_name: str,
+              local_root: Callable[[], DagEntry]) -> str:
+        params: dict[str, Any] = {
+            "cid-version": 1, "raw-leaves": "true", "hash": "sha2-256",
+            "chunker": f"size-{self.chunk_size}", "pin": str(self.pin_on_put).lower(),
+            "progress": "false", "wrap-with-directory": "false",
+        }
+        if self.max_links != MAX_LINKS:
+            params["max-file-links"] = self.max_links
+        resp = self._post("add", params, data=_coalesce(body),
+                          headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+                          stream=True)
+        daemon_cid: str | None = None
+        with resp:
+            for line in resp.iter_lines():
+                if not line:
+                    continue
+                event = json.loads(line)
+                if "Message" in event and "Hash" not in event:
+                    raise StorageError(f"IPFS add failed: {event['Message']}")
+                if event.get("Name") == root_name and "Hash" in event:
+                    daemon_cid = event["Hash"]
+        if daemon_cid is None:
+            raise StorageError(f"IPFS add at {self.api_url} did not report the root CID")
+        ours: DagEntry = local_root()
+        if parse_cid(daemon_cid) != ours.cid:
+            raise StorageError(
+                f"the IPFS daemon at {self.api_url} computed {daemon_cid} but this content is "
+                f"{ours.cid_str} with CIDv1/raw leaves/{self.chunk_size}-byte chunks/balanced "
+                "DAG; check its Import.* settings")
+        return ours.cid_str
+
+    # -- get --------------------------------------------------------------------------------
+
+    def _block(self, cid: bytes) -> bytes:
+        """A block's bytes (unverified: the walkers verify) via ``block/get``, size-capped."""
+        with self._post("block/get", {"arg": cid_to_str(cid)}, stream=True) as resp:
+            data = resp.raw.read(MAX_BLOCK_SIZE + 1, decode_content=True)
+        if len(data) > MAX_BLOCK_SIZE:
+            raise IntegrityError(f"block {cid_to_str(cid)} is larger than {MAX_BLOCK_SIZE} bytes")
+        return bytes(data)
+
+    def _read_file(self, cid: bytes, get_block: BlockGetter) -> Iterator[bytes]:
+        """The file's bytes from one ``cat`` stream, each leaf verified before it is yielded."""
+        resp: requests.Response | None = None
+        try:
+            for segment in iter_file_segments(cid, get_block):
+                if resp is None:
+                    resp = self._post("cat", {"arg": cid_to_str(cid)}, stream=True)
+                if isinstance(segment, RawLeaf):
+                    size = MAX_BLOCK_SIZE + 1 if segment.size is None else segment.size
+                    data = _read_exact(resp, size)
+                    if segment.size is None and len(data) > MAX_BLOCK_SIZE:
+                        raise IntegrityError(f"{cid_to_str(cid)}: a raw block over "
+                                             f"{MAX_BLOCK_SIZE} bytes")
+                    yield check_leaf(segment, data)
+                else:
+                    if _read_exact(resp, len(segment)) != segment:
+                        raise IntegrityError(f"{cid_to_str(cid)}: streamed bytes differ from "
+                                             "the verified node data")
+                    yield segment
+            if resp is not None and _read_exact(resp, 1):
+                raise IntegrityError(f"{cid_to_str(cid)}: the daemon sent more bytes than the "
+                                     "file holds")
+        finally:
+            if resp is not None:
+                resp.close()
+
+    def get(self, cid: str, dest: Path) -> Path:
+        """Fetch ``cid`` (file or directory) to ``dest``, verified; nothing is left on mismatch."""
+        root = parse_cid(cid)
+        getter = remember_last(self._block)
+        size = self._file_size(root, getter)
+        with transfer_progress(f"download {cid[:16]}…", size, self.progress) as advance:
+            return download(root, Path(dest), getter, self._read_file, advance)
+
+    def open(self, cid: str) -> Iterator[bytes]:
+        """Stream a file's bytes, each 256 KiB leaf verified before it is yielded."""
+        root = parse_cid(cid)
+        getter = remember_last(self._block)
+        if is_directory(root, getter):
+            raise StorageError(f"{cid} is a directory; use get() to fetch it")
+        return self._read_file(root, getter)
+
+    def pin(self, cid: str) -> None:
+        """Pin ``cid`` recursively on the node (fetching it first if the node is online)."""
+        self._post("pin/add", {"arg": cid_to_str(parse_cid(cid))}).close()
+
+    def exists(self, cid: str) -> bool:
+        """Whether the node has the root block locally (``block/stat`` offline: no network)."""
+        try:
+            self._post("block/stat", {"arg": cid_to_str(parse_cid(cid)), "offline": "true"}
+                       ).close()
+        except StorageError as exc:
+            if "not found" in str(exc).lower():
+                return False
+            raise
+        return True
+
+    def _file_size(self, root: bytes, get_block: BlockGetter) -> int | None:
+        if cid_codec(root) == RAW:
+            return None
+        _node, fs = load_node(root, get_block)
+        return fs.filesize
+
+
+def _error_message(resp: requests.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text[:500]
+    if isinstance(body, dict) and "Message" in body:
+        return str(body["Message"])
+    return json.dumps(body)[:500]
+
+
+def _part_header(boundary: str, filename: str, content_type: str) -> bytes:
+    """One multipart part's header. Kubo URL-unescapes the filename (Go's ``url.QueryEscape``
+    on the client side), which is what keeps slashes and odd characters in paths intact."""
+    return (f"\r\n--{boundary}\r\n"
+            f'Content-Disposition: form-data; name="file"; filename="{quote_plus(filename)}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n").encode("ascii")
+
+
+def _coalesce(parts: Iterator[bytes]) -> Iterator[bytes]:
+    """Regroup the body into ~1 MiB writes: fewer, larger chunked-encoding frames."""
+    pending: list[bytes] = []
+    size = 0
+    for part in parts:
+        pending.append(part)
+        size += len(part)
+        if size >= _UPLOAD_PIECE:
+            yield b"".join(pending)
+            pending.clear()
+            size = 0
+    if pending:
+        yield b"".join(pending)
+
+
+def _read_exact(resp: requests.Response, n: int) -> bytes:
+    """Up to ``n`` bytes from the response body (fewer only at end of stream)."""
+    out = resp.raw.read(n, decode_content=True)
+    if len(out) < n:  # urllib3 may return short reads on some versions; top them up
+        chunks = [out]
+        got = len(out)
+        while got < n:
+            more = resp.raw.read(n - got, decode_content=True)
+            if not more:
+                break
+            chunks.append(more)
+            got += len(more)
+        out = b"".join(chunks)
+    return bytes(out)
+
