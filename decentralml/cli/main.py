@@ -51,9 +51,14 @@ def cli(ctx: click.Context, node: str | None, storage: str | None, account: str 
 
 def _register() -> None:
     """Attach the subcommand modules (each imports its heavy parts only when it runs)."""
+    from decentralml.cli.accounts import account
     from decentralml.cli.demo import demo
+    from decentralml.cli.review import federate, results, validate
+    from decentralml.cli.tasks import task
+    from decentralml.cli.work import accept, run, submit, work
 
-    cli.add_command(demo)
+    for command in (account, task, accept, run, submit, work, results, validate, federate, demo):
+        cli.add_command(command)
 
 
 _register()

@@ -49,7 +49,7 @@ def annotations_of(result: Mapping[str, Any], *, index: int = 0) -> dict[str, An
 
 def merge_annotations(results: Sequence[Mapping[str, Any]],
                       *, min_votes: int = 1) -> MergedAnnotations:
-    """Majority vote over annotators' results. ``min_votes``: samples with fewer votes are dropped."""
+    """Majority vote over annotators' results; samples with fewer than ``min_votes`` are dropped."""
     if not results:
         raise InvalidInput("results", "needs at least one annotator's result")
     per_sample: dict[str, Counter[str]] = {}

@@ -1,0 +1,145 @@
+"""Reviewer and creator commands: ``results``, ``validate`` and ``federate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from decentralml.chain.types import Submission, SubmissionStatus
+from decentralml.cli.app import App, ExitCode, pass_app, table
+from decentralml.errors import InvalidInput
+
+
+def _rows(subs: list[Submission]) -> list[list[object]]:
+    return [[s.submission_id, s.worker, s.status.value, s.num_examples,
+             s.result_json().get("metrics"), s.result_cid] for s in subs]
+
+
+@click.command("results")
+@click.argument("task_id", type=int)
+@click.option("--status", type=click.Choice([s.value for s in SubmissionStatus]))
+@pass_app
+def results(app: App, task_id: int, status: str | None) -> None:
+    """The submissions of TASK_ID and their results."""
+    subs = app.client(need_account=False).task_submissions(task_id)
+    if status:
+        subs = [s for s in subs if s.status.value == status]
+    app.emit(subs, lambda c: c.print(table(f"results of task {task_id}",
+                                           ["id", "worker", "status", "examples", "metrics",
+                                            "cid"], _rows(subs))))
+
+
+def parse_policy(spec: str) -> tuple[str, float | None]:
+    """``auto`` | ``manual`` | ``min-accuracy=0.9``."""
+    if spec in ("auto", "manual"):
+        return spec, None
+    name, _, value = spec.partition("=")
+    if name == "min-accuracy":
+        try:
+            threshold = float(value)
+        except ValueError:
+            threshold = -1.0
+        if 0.0 <= threshold <= 1.0:
+            return name, threshold
+    raise InvalidInput("policy", f"{spec!r} is not a policy",
+                       "auto, manual or min-accuracy=X with 0 <= X <= 1")
+
+
+@click.command("validate")
+@click.argument("task_id", type=int)
+@click.option("--policy", "policy_spec", default="manual", show_default=True,
+              help="auto | manual | min-accuracy=0.9")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False,
+                                                       path_type=Path),
+              help="The task's .keras model (for min-accuracy; default: from the task bundle).")
+@click.option("--holdout", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="An .npz with x and y arrays (for min-accuracy).")
+@click.option("--fail-on-reject", is_flag=True, help="Exit 8 when anything was rejected.")
+@pass_app
+def validate(app: App, task_id: int, policy_spec: str, model_path: Path | None,
+             holdout: Path | None, fail_on_reject: bool) -> None:
+    """Judge TASK_ID's pending results with a policy; accept and reject in one extrinsic."""
+    from decentralml.chain.policies import AutoAccept, Manual
+    from decentralml.roles.creator import ModelCreator
+
+    kind, threshold = parse_policy(policy_spec)
+    client = app.client()
+    creator = ModelCreator(client, app.store(), workdir=app.settings.home / "creator")
+    policy: Any
+    if kind == "auto":
+        policy = AutoAccept()
+    elif kind == "manual":
+        if not app.interactive:
+            app.fail("--policy manual needs a terminal to ask you; use --policy auto or "
+                     "min-accuracy=X with --yes/--json", code=ExitCode.USAGE)
+        policy = Manual(lambda s: _ask(app, s))
+    else:
+        policy = _accuracy_policy(app, creator, task_id, model_path, holdout, threshold)
+    report = creator.validate(task_id, policy)
+    app.emit(report, lambda c: c.print(report.summary() if hasattr(report, "summary")
+                                       else report))
+    if fail_on_reject and report.rejected:
+        raise SystemExit(8)
+
+
+def _ask(app: App, sub: Submission) -> bool | None:
+    app.err.print(f"submission {sub.submission_id} by {sub.worker}: "
+                  f"{sub.result.decode('utf-8', 'replace')[:300]}")
+    answer = click.prompt("accept, reject or skip?", type=click.Choice(["a", "r", "s"]),
+                          default="s")
+    return {"a": True, "r": False, "s": None}[answer]
+
+
+def _accuracy_policy(app: App, creator: Any, task_id: int, model_path: Path | None,
+                     holdout: Path | None, threshold: float | None) -> Any:
+    import numpy as np
+
+    from decentralml.fl import load_model
+    from decentralml.roles.policies import holdout_policy
+
+    if holdout is None:
+        raise InvalidInput("holdout", "min-accuracy needs --holdout FILE.npz (arrays x and y)")
+    model = load_model(model_path) if model_path else creator.task_model(task_id)
+    with np.load(holdout, allow_pickle=False) as data:
+        x, y = data["x"], data["y"]
+    return holdout_policy(creator, model, x, y, min_accuracy=threshold)
+
+
+@click.command("federate")
+@click.argument("task_id", type=int)
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False,
+                                                       path_type=Path),
+              help="The task's .keras model (default: from the task bundle).")
+@click.option("--strategy", type=click.Choice(["fedavg", "median", "trimmed-mean", "krum"]),
+              default="fedavg", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to save the federated .keras model.")
+@click.option("--holdout", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="An .npz with x and y to report the federated model's accuracy.")
+@pass_app
+def federate(app: App, task_id: int, model_path: Path | None, strategy: str, out: Path,
+             holdout: Path | None) -> None:
+    """Aggregate TASK_ID's accepted updates into one model."""
+    import numpy as np
+
+    from decentralml.fl import FedAvg, Krum, Median, TrimmedMean, evaluate, load_model, save_model
+    from decentralml.roles.creator import ModelCreator
+
+    creator = ModelCreator(app.client(need_account=False), app.store(),
+                           workdir=app.settings.home / "creator")
+    model = load_model(model_path) if model_path else creator.task_model(task_id)
+    strategies = {"fedavg": FedAvg, "median": Median, "trimmed-mean": TrimmedMean,
+                  "krum": Krum}
+    federated = creator.federate(task_id, model, strategies[strategy]())
+    save_model(federated, out)
+    data: dict[str, Any] = {"task_id": task_id, "strategy": strategy, "out": str(out),
+                            "updates": len(creator.accepted_results(task_id))}
+    if holdout is not None:
+        with np.load(holdout, allow_pickle=False) as arrays:
+            data["accuracy"] = float(evaluate(federated, arrays["x"], arrays["y"])["accuracy"])
+    app.emit(data, lambda c: c.print(f"federated {data['updates']} updates with {strategy} -> "
+                                     f"{out}" + (f" (accuracy {data['accuracy']:.3f})"
+                                                 if "accuracy" in data else "")))
+

@@ -1,0 +1,144 @@
+"""``decentralml task``: create, list, show and close tasks (the creator's side)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from decentralml.chain.types import TaskInfo, TaskStatus, TaskType, ValidationStrategy
+from decentralml.cli.app import App, pass_app, table
+
+_TYPES = {"model-contributor": TaskType.ModelContributor,
+          "model-engineer": TaskType.ModelEngineer,
+          "data-annotator": TaskType.DataAnnotator}
+_STRATEGIES = {"auto": ValidationStrategy.AutoAccept, "manual": ValidationStrategy.ManualAccept,
+               "custom": ValidationStrategy.CustomAccept}
+
+
+def parse_amount(text: str, decimals: int) -> int:
+    """``10`` or ``10UNIT`` is whole units; ``5000planck`` is raw. Floats are exact (Decimal)."""
+    from decimal import Decimal, InvalidOperation
+
+    from decentralml.errors import InvalidInput
+
+    raw = text.strip().lower()
+    try:
+        if raw.endswith("planck"):
+            return int(raw.removesuffix("planck"))
+        value = Decimal(raw.removesuffix("unit")) * (Decimal(10) ** decimals)
+    except (InvalidOperation, ValueError):
+        raise InvalidInput("reward", f"{text!r} is not an amount",
+                           "a number of UNIT, or NNNplanck") from None
+    if value != value.to_integral_value():
+        raise InvalidInput("reward", f"{text!r} has more than {decimals} decimals")
+    return int(value)
+
+
+def task_rows(tasks: list[TaskInfo], decimals: int) -> list[list[object]]:
+    return [[t.task_id, t.task_type.value, t.status.value, f"{t.reward / 10**decimals:g}",
+             f"{t.accepted_results}/{t.max_assignments}", t.open_slots,
+             t.validation_strategy.value, t.expiration_block, t.question[:40]] for t in tasks]
+
+
+TASK_COLUMNS = ["id", "type", "status", "reward", "accepted", "open", "validation", "expires",
+                "question"]
+
+
+@click.group("task")
+def task() -> None:
+    """Create and manage tasks."""
+
+
+@task.command("create")
+@click.option("--bundle", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Bundle directory to publish.")
+@click.option("--template", help="Start from asset_templates/NAME (copied to --bundle-out).")
+@click.option("--bundle-out", type=click.Path(file_okay=False, path_type=Path),
+              help="Where to copy --template (default: ./NAME).")
+@click.option("--type", "task_type", type=click.Choice(sorted(_TYPES)),
+              default="model-contributor", show_default=True)
+@click.option("--question", required=True, help="What the task asks (<= 2048 bytes).")
+@click.option("--reward", required=True, help="Reward per accepted result, e.g. 10 (UNIT).")
+@click.option("--slots", type=int, default=1, show_default=True, help="max_assignments")
+@click.option("--validation", type=click.Choice(sorted(_STRATEGIES)), default="manual",
+              show_default=True)
+@click.option("--expires-in", type=int, default=14_400, show_default=True, help="Blocks.")
+@click.option("--requires", multiple=True, help="Python requirement the bundle declares.")
+@pass_app
+def task_create(app: App, bundle: Path | None, template: str | None, bundle_out: Path | None,
+                task_type: str, question: str, reward: str, slots: int, validation: str,
+                expires_in: int, requires: tuple[str, ...]) -> None:
+    """Pack a bundle, store it and put the task on chain with its reward in escrow."""
+    from decentralml.roles.creator import ModelCreator
+
+    if (bundle is None) == (template is None):
+        raise click.UsageError("give exactly one of --bundle and --template")
+    client = app.client()
+    amount = parse_amount(reward, client.token_decimals)
+    creator = ModelCreator(client, app.store(), workdir=app.settings.home / "creator")
+    kwargs = dict(question=question, reward=amount, task_type=_TYPES[task_type],
+                  max_assignments=slots, validation_strategy=_STRATEGIES[validation],
+                  expires_in=expires_in, requirements=requires)
+    if template is not None:
+        published = creator.publish_template(template, bundle_out or Path(template), **kwargs)
+    else:
+        assert bundle is not None
+        published = creator.publish(bundle, **kwargs)
+    app.emit(published, lambda c: c.print(
+        f"task {published.task_id} created in block {published.block_number}: assets "
+        f"{published.assets_cid} ({published.storage.value}), escrow "
+        f"{published.escrow / 10**client.token_decimals:g} {client.token_symbol}"))
+
+
+@task.command("list")
+@click.option("--status", type=click.Choice(["open", "closed", "all"]), default="open",
+              show_default=True)
+@click.option("--type", "task_type", type=click.Choice(sorted(_TYPES)))
+@click.option("--creator", help="Only tasks of this address (or account name).")
+@click.option("--with-slots", is_flag=True, help="Only tasks with open slots.")
+@pass_app
+def task_list(app: App, status: str, task_type: str | None, creator: str | None,
+              with_slots: bool) -> None:
+    """List tasks."""
+    client = app.client(need_account=False)
+    tasks = client.tasks(
+        status=None if status == "all" else TaskStatus(status.capitalize()),
+        task_type=_TYPES[task_type] if task_type else None,
+        creator=client.resolve_address(creator) if creator else None,
+        min_open_slots=1 if with_slots else 0)
+    app.emit(tasks, lambda c: c.print(table("tasks", TASK_COLUMNS,
+                                            task_rows(tasks, client.token_decimals))))
+
+
+@task.command("show")
+@click.argument("task_id", type=int)
+@pass_app
+def task_show(app: App, task_id: int) -> None:
+    """A task, its escrow and its submissions."""
+    client = app.client(need_account=False)
+    info = client.task(task_id)
+    subs = client.task_submissions(task_id)
+    escrow = client.escrow_balance(task_id)
+    data = {"task": info, "escrow": escrow, "submissions": subs}
+
+    def render(c):  # type: ignore[no-untyped-def]
+        c.print(table(f"task {task_id}", TASK_COLUMNS, task_rows([info], client.token_decimals)))
+        c.print(f"assets: {info.assets_cid} ({info.assets_storage.value}); escrow: {escrow}")
+        c.print(table("submissions", ["id", "worker", "status", "result", "cid"],
+                      [[s.submission_id, s.worker, s.status.value,
+                        s.result.decode("utf-8", "replace")[:60], s.result_cid] for s in subs]))
+
+    app.emit(data, render)
+
+
+@task.command("close")
+@click.argument("task_id", type=int)
+@pass_app
+def task_close(app: App, task_id: int) -> None:
+    """Close a task: abandon open assignments and refund the unspent escrow."""
+    client = app.client()
+    if app.interactive and not click.confirm(f"close task {task_id}?", default=True):
+        app.fail("not closed")
+    closed = client.close_task(task_id)
+    app.emit(closed, lambda c: c.print(f"task {task_id} closed in block {closed.block_number}"))

@@ -1,0 +1,209 @@
+"""Contributors: browse open tasks, accept one, fetch and verify its bundle, run it on your own
+data, upload the result and send it on chain, all in one resumable ``work`` call.
+
+The three contributor roles differ only in which task type they take and in the name they go by;
+the mechanics (journal, verification, runner, upload) are the same, so they share one class.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel
+
+from decentralml.chain.types import SubmissionStatus, TaskInfo, TaskStatus, TaskType
+from decentralml.errors import InvalidInput
+from decentralml.roles.journal import Journal, JournalEntry, Stage
+
+if TYPE_CHECKING:
+    from decentralml.chain.client import Client
+    from decentralml.storage.base import Store
+
+#: Submissions in these statuses hold the worker's place on a task.
+_HELD = (SubmissionStatus.Assigned, SubmissionStatus.PendingValidation, SubmissionStatus.Accepted)
+
+
+class WorkReport(BaseModel):
+    """What ``work`` did: the submission, the result sent, and which stages ran this time."""
+
+    task_id: int
+    submission_id: int
+    status: SubmissionStatus
+    result_cid: str | None
+    num_examples: int | None
+    metrics: dict[str, Any]
+    resumed_from: Stage | None
+    stages_run: list[str]
+    block_number: int | None = None
+
+
+class Contributor:
+    """A worker on the marketplace. Use a role subclass to pick the task type."""
+
+    task_type: ClassVar[TaskType | None] = None
+
+    def __init__(self, client: Client, store: Store, *, home: Path, timeout: float = 3600.0,
+                 cpu_seconds: int | None = None, memory_bytes: int | None = None) -> None:
+        if timeout <= 0:
+            raise InvalidInput("timeout", f"is {timeout}", "> 0 seconds")
+        self.client = client
+        self.store = store
+        self.home = home
+        self.timeout = timeout
+        self.cpu_seconds = cpu_seconds
+        self.memory_bytes = memory_bytes
+
+    @property
+    def address(self) -> str:
+        return self.client.address
+
+    @property
+    def journal(self) -> Journal:
+        """One journal per chain and account, so two dev chains never mix their submissions."""
+        chain = self.client.genesis_hash.removeprefix("0x")[:16]
+        return Journal(self.home / "journal" / chain / self.address)
+
+    def browse(self, *, only_open_slots: bool = True) -> list[TaskInfo]:
+        """Open tasks of this role's type that this account could take."""
+        tasks = self.client.tasks(status=TaskStatus.Open, task_type=self.task_type)
+        return [t for t in tasks if t.creator != self.address
+                and (t.open_slots > 0 or not only_open_slots)]
+
+    def accept(self, task_id: int) -> JournalEntry:
+        """Accept ``task_id`` (or adopt the submission this account already holds on it)."""
+        held = [s for s in self.client.worker_submissions(self.address)
+                if s.task_id == task_id and s.status in _HELD]
+        if held:
+            sub = held[-1]
+            entry = self.journal.load(sub.submission_id) or JournalEntry(
+                task_id=task_id, submission_id=sub.submission_id, worker=self.address)
+            if sub.status is not SubmissionStatus.Assigned:
+                entry.stage = Stage.SUBMITTED
+        else:
+            self._check_task_type(task_id)
+            result = self.client.accept_task(task_id)
+            entry = JournalEntry(task_id=task_id, submission_id=result.submission_id,
+                                 worker=self.address)
+        self.journal.save(entry)
+        return entry
+
+    def work(self, task_id: int, data_dir: Path | None = None, *,
+             on_log: Callable[[str], None] | None = None,
+             stop_after: Stage | None = None) -> WorkReport:
+        """Accept (or resume), fetch and verify, run, upload and submit: every stage once.
+
+        ``stop_after`` ends early after a stage (``decentralml run`` stops after RAN); calling
+        ``work`` again later picks up from there.
+        """
+        if data_dir is not None and not data_dir.is_dir():
+            raise InvalidInput("data_dir", f"{data_dir} is not a directory")
+        entry = self.journal.for_task(task_id)
+        resumed_from = entry.stage if entry is not None else None
+        if entry is None:
+            entry = self.accept(task_id)
+        stages: list[str] = []
+        workdir = self.home / "work" / f"submission-{entry.submission_id}"
+        for stage, step in ((Stage.FETCHED, self._fetch), (Stage.RAN, self._run),
+                            (Stage.UPLOADED, self._upload), (Stage.SUBMITTED, self._submit)):
+            if stop_after is not None and entry.stage >= stop_after:
+                break
+            if entry.stage < stage:
+                step(entry, workdir, data_dir, on_log)
+                entry.stage = stage
+                self.journal.save(entry)
+                stages.append(stage.name.lower())
+        status = self.client.submission(entry.submission_id).status
+        return WorkReport(task_id=task_id, submission_id=entry.submission_id, status=status,
+                          result_cid=entry.result_cid, num_examples=entry.num_examples,
+                          metrics=entry.metrics, resumed_from=resumed_from, stages_run=stages,
+                          block_number=entry.block_number)
+
+    # --- stages -------------------------------------------------------------------------------
+
+    def _check_task_type(self, task_id: int) -> None:
+        task = self.client.task(task_id)
+        if self.task_type is not None and task.task_type is not self.task_type:
+            raise InvalidInput("task_id", f"task {task_id} is a {task.task_type.value} task",
+                               f"a {self.task_type.value} task for {type(self).__name__}")
+
+    def _fetch(self, entry: JournalEntry, workdir: Path, data_dir: Path | None,
+               on_log: Callable[[str], None] | None) -> None:
+        from decentralml.storage.bundle import fetch_bundle
+
+        task = self.client.task(entry.task_id)
+        dest = workdir / "bundle"
+        if dest.exists():  # a previous, interrupted attempt: fetch again rather than trust it
+            shutil.rmtree(dest)
+        fetch_bundle(self.store, task.assets_cid, dest)
+        entry.bundle_dir = str(dest)
+
+    def _run(self, entry: JournalEntry, workdir: Path, data_dir: Path | None,
+             on_log: Callable[[str], None] | None) -> None:
+        from decentralml.storage.bundle import load_bundle
+        from decentralml.storage.runner import run_bundle
+
+        if data_dir is None:
+            raise InvalidInput("data_dir", "the task has not run yet: give your data directory")
+
+        assert entry.bundle_dir is not None
+        bundle = load_bundle(Path(entry.bundle_dir))  # verified again: it sat on disk
+        run_dir = workdir / "run"
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        # The runner refuses missing requirements, a timeout or a failed exit with an error
+        # that names the problem and the log; nothing is journaled past FETCHED then.
+        result = run_bundle(bundle, task_id=entry.task_id, submission_id=entry.submission_id,
+                            data_dir=data_dir, workdir=run_dir, timeout=self.timeout,
+                            cpu_seconds=self.cpu_seconds, memory_bytes=self.memory_bytes,
+                            on_log=on_log)
+        entry.output_dir = str(result.output_dir)
+        entry.num_examples = result.num_examples
+        entry.metrics = dict(result.metrics or {})
+
+    def _upload(self, entry: JournalEntry, workdir: Path, data_dir: Path | None,
+                on_log: Callable[[str], None] | None) -> None:
+        from decentralml.storage.bundle import pack_bundle
+
+        assert entry.output_dir is not None
+        task = self.client.task(entry.task_id)
+        packed = pack_bundle(Path(entry.output_dir), self.store, task_type=task.task_type,
+                             entrypoint=None, kind="result", num_examples=entry.num_examples,
+                             metrics=entry.metrics)
+        self.store.pin(packed.cid)
+        entry.result_cid = packed.cid
+
+    def _submit(self, entry: JournalEntry, workdir: Path, data_dir: Path | None,
+                on_log: Callable[[str], None] | None) -> None:
+        # Ask the chain first: if a previous attempt's extrinsic landed, sending again would only
+        # fail with InvalidStatus, and we would lose the record of the success.
+        if self.client.submission(entry.submission_id).status is not SubmissionStatus.Assigned:
+            return
+        result: dict[str, Any] = {"metrics": entry.metrics}
+        if entry.num_examples is not None:
+            result["num_examples"] = entry.num_examples
+        sent = self.client.send_task_result(entry.submission_id, result=result,
+                                            result_cid=entry.result_cid,
+                                            result_storage=self.store.storage_type)
+        entry.extrinsic_hash = sent.extrinsic_hash
+        entry.block_number = sent.block_number
+
+
+class ModelContributor(Contributor):
+    """Trains the creator's model on its own data and returns a weights-only update."""
+
+    task_type = TaskType.ModelContributor
+
+
+class ModelEngineer(Contributor):
+    """Reworks the creator's model and returns a new one."""
+
+    task_type = TaskType.ModelEngineer
+
+
+class DataAnnotator(Contributor):
+    """Labels the creator's samples and returns annotations as JSON."""
+
+    task_type = TaskType.DataAnnotator

@@ -1,0 +1,219 @@
+"""The model creator: publish tasks from bundle directories or templates, follow them, review
+results with a policy, load and federate the contributed models, and run multi-round jobs.
+
+Every method is a short composition of the client, the store and the FL helpers, so a notebook
+user can drop one level down at any step.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+from decentralml.chain.types import (
+    StorageType,
+    Submission,
+    SubmissionStatus,
+    TaskInfo,
+    TaskType,
+    ValidationStrategy,
+)
+from decentralml.errors import ChainTimeout, InvalidInput
+
+if TYPE_CHECKING:
+    from decentralml.chain.client import Client
+    from decentralml.chain.policies import Policy
+    from decentralml.chain.results import ValidationReport
+    from decentralml.storage.base import Store
+
+#: Blocks a task stays open by default (about a day at 6 s blocks; the devnode seals on demand).
+DEFAULT_EXPIRES_IN = 14_400
+
+
+def templates_dir() -> Path:
+    """Where ``asset_templates/`` lives in a source checkout (the SDK is installed editable)."""
+    return Path(__file__).resolve().parents[2] / "asset_templates"
+
+
+class PublishedTask(BaseModel):
+    """A task on chain and the bundle behind it."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    task_id: int
+    assets_cid: str
+    storage: StorageType
+    escrow: int
+    block_number: int
+    fee: int
+
+
+class TaskProgress(BaseModel):
+    """How far a task has come: its record plus a count of submissions by status."""
+
+    task: TaskInfo
+    counts: dict[str, int]
+
+    @property
+    def pending(self) -> int:
+        return self.counts.get(SubmissionStatus.PendingValidation.value, 0)
+
+
+class ModelCreator:
+    """Publishes tasks and federates what comes back."""
+
+    def __init__(self, client: Client, store: Store, *, workdir: Path) -> None:
+        self.client = client
+        self.store = store
+        self.workdir = workdir
+
+    # --- publishing ---------------------------------------------------------------------------
+
+    def publish(self, bundle_dir: Path, *, question: str, reward: int,
+                task_type: TaskType = TaskType.ModelContributor, max_assignments: int = 1,
+                validation_strategy: ValidationStrategy = ValidationStrategy.ManualAccept,
+                expires_in: int = DEFAULT_EXPIRES_IN, requirements: Sequence[str] = (),
+                outputs: Sequence[str] = (), metadata: dict[str, Any] | None = None,
+                ) -> PublishedTask:
+        """Pack ``bundle_dir``, store and pin it, then ``create_task`` with its CID.
+
+        The arguments are validated before anything is packed or stored, so a bad reward does not
+        leave an orphan bundle behind.
+        """
+        from decentralml.chain.types import CreateTaskArgs, build
+        from decentralml.storage.bundle import pack_bundle
+
+        if not bundle_dir.is_dir():
+            raise InvalidInput("bundle_dir", f"{bundle_dir} is not a directory")
+        if expires_in <= 0:
+            raise InvalidInput("expires_in", f"is {expires_in}", "> 0 blocks")
+        # Dry-run validation with a placeholder CID: same rules the client applies later.
+        build(CreateTaskArgs, task_type=task_type, question=question, reward=reward,
+              max_assignments=max_assignments, validation_strategy=validation_strategy,
+              assets_cid="x", assets_storage=self.store.storage_type,
+              expiration_block=expires_in)
+        packed = pack_bundle(bundle_dir, self.store, task_type=task_type,
+                             requirements=tuple(requirements), outputs=tuple(outputs),
+                             metadata=metadata)
+        self.store.pin(packed.cid)
+        created = self.client.create_task(
+            task_type=task_type, question=question, reward=reward,
+            max_assignments=max_assignments, validation_strategy=validation_strategy,
+            assets_cid=packed.cid, assets_storage=self.store.storage_type,
+            expires_in=expires_in)
+        return PublishedTask(task_id=created.task_id, assets_cid=packed.cid,
+                             storage=self.store.storage_type, escrow=reward * max_assignments,
+                             block_number=created.block_number, fee=created.fee)
+
+    def publish_template(self, template: str, dest: Path, **kwargs: Any) -> PublishedTask:
+        """Copy ``asset_templates/<template>`` to ``dest`` (kept for editing) and publish it."""
+        source = templates_dir() / template
+        if not source.is_dir():
+            known = sorted(p.name for p in templates_dir().iterdir() if p.is_dir())
+            raise InvalidInput("template", f"unknown template {template!r}", f"one of {known}")
+        if not dest.exists():
+            shutil.copytree(source, dest)
+        return self.publish(dest, **kwargs)
+
+    # --- following ----------------------------------------------------------------------------
+
+    def progress(self, task_id: int) -> TaskProgress:
+        subs = self.client.task_submissions(task_id)
+        return TaskProgress(task=self.client.task(task_id),
+                            counts=dict(Counter(s.status.value for s in subs)))
+
+    def results(self, task_id: int, status: SubmissionStatus | None = None) -> list[Submission]:
+        subs = self.client.task_submissions(task_id)
+        return [s for s in subs if status is None or s.status is status]
+
+    def wait_for_results(self, task_id: int, count: int, *, timeout: float,
+                         poll: float = 0.5) -> list[Submission]:
+        """Until ``count`` results are submitted (pending or already accepted), or ChainTimeout."""
+        done = (SubmissionStatus.PendingValidation, SubmissionStatus.Accepted)
+        deadline = time.monotonic() + timeout
+        while True:
+            subs = [s for s in self.client.task_submissions(task_id) if s.status in done]
+            if len(subs) >= count:
+                return subs
+            if time.monotonic() >= deadline:
+                raise ChainTimeout(f"task {task_id}: {len(subs)} of {count} results after "
+                                   f"{timeout:.0f} s")
+            time.sleep(poll)
+
+    # --- reviewing and federating -------------------------------------------------------------
+
+    def validate(self, task_id: int, policy: Policy) -> ValidationReport:
+        """Judge every pending result of ``task_id`` with ``policy``, in one extrinsic."""
+        return self.client.validate_task_result(task_id, policy=policy)
+
+    def accepted_results(self, task_id: int) -> list[Submission]:
+        return self.results(task_id, SubmissionStatus.Accepted)
+
+    def load_contributor_models(self, submissions: Iterable[Submission], like: Any) -> list[Any]:
+        """Fetch, verify and load the weights-only updates behind ``submissions``."""
+        from decentralml.fl import load_contributor_models
+
+        return list(load_contributor_models(list(submissions), self.store, like=like,
+                                            workdir=self.workdir / "updates"))
+
+    def federate(self, task_id: int, model: Any, strategy: Any = None) -> Any:
+        """Load the task's accepted updates and return ``model`` with the aggregated weights."""
+        from decentralml.fl import FedAvg, federated_contributors_model
+
+        updates = self.load_contributor_models(self.accepted_results(task_id), like=model)
+        if not updates:
+            raise InvalidInput("task_id", f"task {task_id} has no accepted results to federate")
+        return federated_contributors_model(model, updates, strategy or FedAvg())
+
+    def close(self, task_id: int) -> Any:
+        return self.client.close_task(task_id)
+
+    def task_model(self, task_id: int, model_file: str = "model.keras") -> Any:
+        """The model a task ships (fetched, verified, loaded with ``safe_mode=True``)."""
+        from decentralml.fl import load_model
+        from decentralml.storage.bundle import fetch_bundle
+
+        task = self.client.task(task_id)
+        dest = self.workdir / "tasks" / f"task-{task_id}"
+        if dest.exists():
+            shutil.rmtree(dest)
+        bundle = fetch_bundle(self.store, task.assets_cid, dest)
+        path = bundle.path / model_file
+        if not path.is_file():
+            raise InvalidInput("task_id", f"task {task_id}'s bundle has no {model_file}")
+        return load_model(path)
+
+    def fetch_result(self, submission: Submission) -> Any:
+        """A submission's result bundle, fetched and verified (CID, then manifest)."""
+        from decentralml.storage.bundle import fetch_bundle
+
+        if submission.result_cid is None:
+            raise InvalidInput("submission", f"submission {submission.submission_id} has no "
+                               "result CID")
+        dest = self.workdir / "results" / f"submission-{submission.submission_id}"
+        if dest.exists():
+            shutil.rmtree(dest)
+        return fetch_bundle(self.store, submission.result_cid, dest)
+
+    def annotation_results(self, task_id: int, file: str = "result.json") -> list[dict[str, Any]]:
+        """The accepted annotators' JSON results of ``task_id`` (for :func:`merge_annotations`)."""
+        out: list[dict[str, Any]] = []
+        for sub in self.accepted_results(task_id):
+            bundle = self.fetch_result(sub)
+            path = bundle.path / file
+            if not path.is_file():
+                raise InvalidInput("file", f"submission {sub.submission_id}'s result has no "
+                                   f"{file}")
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise InvalidInput("file", f"submission {sub.submission_id}'s {file} is not a "
+                                   "JSON object")
+            out.append(data)
+        return out

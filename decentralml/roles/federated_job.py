@@ -1,0 +1,116 @@
+"""A multi-round federated job on chain: every round is a task carrying the current global model.
+
+Round r: the creator saves the global model into a copy of the contributor bundle, publishes it as
+a task with ``slots`` assignments, waits (with a timeout) for results, validates them with the
+round's policy, federates the accepted updates, evaluates the new global model on a holdout set,
+and closes the task so unspent escrow comes back. The job stops after ``rounds`` rounds or as
+soon as the holdout accuracy reaches ``target_accuracy``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from decentralml.chain.types import TaskType, ValidationStrategy
+from decentralml.errors import ChainTimeout, InvalidInput
+from decentralml.roles.creator import ModelCreator, PublishedTask
+
+if TYPE_CHECKING:
+    from decentralml.chain.policies import Policy
+
+#: File name of the global model inside each round's bundle (the contributor's train.py loads it).
+MODEL_FILE = "model.keras"
+
+
+class RoundReport(BaseModel):
+    """One round: what was paid and how good the federated model became."""
+
+    round: int
+    task_id: int
+    submitted: int
+    accepted: int
+    rejected: int
+    paid: int
+    refund: int
+    accuracy: float | None
+    seconds: float
+
+
+class FederatedJobReport(BaseModel):
+    rounds: list[RoundReport]
+    final_accuracy: float | None
+    stopped_because: str
+
+    @property
+    def total_paid(self) -> int:
+        return sum(r.paid for r in self.rounds)
+
+
+def run_federated_job(
+    creator: ModelCreator, model: Any, bundle_dir: Path, *, rounds: int, slots: int,
+    reward: int, x_test: Any, y_test: Any, question: str = "Train the global model",
+    target_accuracy: float | None = None, round_timeout: float = 600.0,
+    strategy: Any = None,
+    validation: Callable[[int], tuple[ValidationStrategy, Policy]] | None = None,
+    on_round_published: Callable[[int, PublishedTask], None] | None = None,
+) -> tuple[Any, FederatedJobReport]:
+    """Run the job; returns the final global model and a per-round report.
+
+    ``validation(round)`` picks the task's on-chain strategy and the reviewer's policy for that
+    round (default: AutoAccept on chain). ``on_round_published`` is called once a round's task is
+    on chain, e.g. to notify or start contributors.
+    """
+    from decentralml.chain.policies import AutoAccept
+    from decentralml.fl import FedAvg, evaluate, save_model
+
+    if rounds < 1:
+        raise InvalidInput("rounds", f"is {rounds}", ">= 1")
+    if target_accuracy is not None and not 0 < target_accuracy <= 1:
+        raise InvalidInput("target_accuracy", f"is {target_accuracy}", "0 < x <= 1")
+    if not (bundle_dir / "start_task.sh").is_file():
+        raise InvalidInput("bundle_dir", f"{bundle_dir} has no start_task.sh")
+    strategy = strategy or FedAvg()
+    reports: list[RoundReport] = []
+    accuracy: float | None = None
+    stopped = f"ran {rounds} rounds"
+    for r in range(1, rounds + 1):
+        started = time.monotonic()
+        round_dir = creator.workdir / "rounds" / f"round-{r}"
+        if round_dir.exists():
+            shutil.rmtree(round_dir)
+        shutil.copytree(bundle_dir, round_dir)
+        save_model(model, round_dir / MODEL_FILE)
+        strategy_on_chain, policy = (validation(r) if validation is not None
+                                     else (ValidationStrategy.AutoAccept, AutoAccept()))
+        published = creator.publish(
+            round_dir, question=f"{question} (round {r}/{rounds})", reward=reward,
+            task_type=TaskType.ModelContributor, max_assignments=slots,
+            validation_strategy=strategy_on_chain)
+        if on_round_published is not None:
+            on_round_published(r, published)
+        try:
+            submitted = creator.wait_for_results(published.task_id, slots, timeout=round_timeout)
+        except ChainTimeout:
+            submitted = creator.results(published.task_id)  # go on with whatever arrived
+        report = creator.validate(published.task_id, policy)
+        accepted = creator.accepted_results(published.task_id)
+        if accepted:
+            model = creator.federate(published.task_id, model, strategy)
+            accuracy = float(evaluate(model, x_test, y_test)["accuracy"])
+        closed = creator.close(published.task_id)
+        reports.append(RoundReport(
+            round=r, task_id=published.task_id, submitted=len(submitted),
+            accepted=len(accepted), rejected=len(report.rejected),
+            paid=len(accepted) * reward, refund=int(getattr(closed, "refund", 0) or 0),
+            accuracy=accuracy, seconds=time.monotonic() - started))
+        if target_accuracy is not None and accuracy is not None and accuracy >= target_accuracy:
+            stopped = f"reached target accuracy {target_accuracy} in round {r}"
+            break
+    return model, FederatedJobReport(rounds=reports, final_accuracy=accuracy,
+                                     stopped_because=stopped)
