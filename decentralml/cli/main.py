@@ -59,6 +59,7 @@ def _register() -> None:
 
     for command in (account, task, accept, run, submit, work, results, validate, federate, demo):
         cli.add_command(command)
+    cli.add_command(__import__("decentralml.devnode.cli").devnode.cli.devnode_command)
 
 
 _register()

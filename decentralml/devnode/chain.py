@@ -1,0 +1,335 @@
+"""The chain: genesis, block production (sealing), the pool in front of it, and state queries.
+
+Blocks are sealed by the node itself (no consensus): with instant seal every submitted extrinsic
+gets its own block, finalized at once; with interval seal a timer seals whatever is ready. Each
+block is ``[Timestamp.set inherent] ++ ready extrinsics``, executed by the :class:`Runtime`, then
+committed to the :class:`ChainStore` and announced to listeners (subscriptions, watchers).
+
+Header hashes are real (``blake2_256`` of the SCALE header); the state and extrinsics roots are
+blake2 commitments to the block's changes and extrinsics, not Merkle-Patricia trie roots (no
+client of the devnode verifies storage proofs).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from decentralml.devnode.accounts import DEV_ENDOWMENT, dev_accounts
+from decentralml.devnode.extrinsics import (
+    ChainView,
+    Extrinsic,
+    TransactionInvalid,
+    check_extensions,
+    check_signature,
+    decode_extrinsic,
+)
+from decentralml.devnode.hashing import blake2_256
+from decentralml.devnode.metadata import encode_metadata
+from decentralml.devnode.pallets.system import DIGEST
+from decentralml.devnode.pool import Pool, PoolTx
+from decentralml.devnode.runtime import SPEC_VERSION, Runtime
+from decentralml.devnode.runtime_api import call_runtime_api
+from decentralml.devnode.scale import (
+    Bytes,
+    DecodeError,
+    Vec,
+    decode_compact,
+    encode_compact,
+)
+from decentralml.devnode.state import HeadState, StateReader
+from decentralml.devnode.storage import SCHEMA_VERSION, ChainStore
+
+log = logging.getLogger(__name__)
+
+BODY = Vec(Bytes())
+MAX_BLOCK_EXTRINSICS = 2_000
+
+
+class IncompatibleDatabase(RuntimeError):
+    """The base path holds a chain of another runtime version or schema."""
+
+
+@dataclass
+class Block:
+    number: int
+    hash: bytes
+    header: bytes
+    parent_hash: bytes
+    state_root: bytes
+    extrinsics_root: bytes
+    extrinsics: list[bytes] = field(default_factory=list)
+
+    @classmethod
+    def from_header(cls, header: bytes, extrinsics: list[bytes]) -> Block:
+        parent = header[:32]
+        number, pos = decode_compact(header, 32)
+        return cls(number, blake2_256(header), header, parent, header[pos:pos + 32],
+                   header[pos + 32:pos + 64], extrinsics)
+
+    def header_json(self) -> dict[str, Any]:
+        _, pos = decode_compact(self.header, 32)
+        digest = DIGEST.decode_all(self.header[pos + 64:])
+        return {
+            "parentHash": "0x" + self.parent_hash.hex(),
+            "number": hex(self.number),
+            "stateRoot": "0x" + self.state_root.hex(),
+            "extrinsicsRoot": "0x" + self.extrinsics_root.hex(),
+            "digest": {"logs": ["0x" + _digest_item(d).hex() for d in digest["logs"]]},
+        }
+
+
+def _digest_item(item: Any) -> bytes:
+    from decentralml.devnode.pallets.system import DIGEST_ITEM
+    return DIGEST_ITEM.encode(item)
+
+
+def encode_header(parent: bytes, number: int, state_root: bytes, extrinsics_root: bytes,
+                  digest_logs: list[Any]) -> bytes:
+    return (parent + encode_compact(number) + state_root + extrinsics_root
+            + DIGEST.encode({"logs": digest_logs}))
+
+
+def _changes_commitment(parent_root: bytes, changes: Mapping[bytes, bytes | None]) -> bytes:
+    parts = [parent_root]
+    for k in sorted(changes):
+        v = changes[k]
+        parts.append(encode_compact(len(k)) + k + (b"\x00" if v is None
+                                                   else b"\x01" + encode_compact(len(v)) + v))
+    return blake2_256(b"".join(parts))
+
+
+class HistoricalState:
+    """The state after a past block, read from the store (for queries at old block hashes)."""
+
+    def __init__(self, store: ChainStore, number: int) -> None:
+        self.store = store
+        self.number = number
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.store.storage_at(key, self.number)
+
+    def iter_prefix(self, prefix: bytes, after: bytes | None = None
+                    ) -> Iterator[tuple[bytes, bytes]]:
+        return self.store.iter_prefix_at(prefix, self.number, after)
+
+
+#: Watch callback: receives ``author_extrinsicUpdate`` results ("ready", {"inBlock": h}, ...).
+Watcher = Callable[[Any], None]
+#: New block listener: (block, state changes).
+BlockListener = Callable[[Block, Mapping[bytes, bytes | None]], None]
+
+
+class Chain:
+    """Genesis or resume, validate and pool transactions, seal blocks, answer state queries."""
+
+    def __init__(self, store: ChainStore, *, instant: bool = True,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.instant = instant
+        self.clock = clock
+        self.pool = Pool()
+        self.watchers: dict[bytes, list[Watcher]] = {}
+        self.listeners: list[BlockListener] = []
+        self._metadata: bytes | None = None
+        best = store.best()
+        if best is None:
+            self.head = HeadState()
+            self.runtime = Runtime(self.head)
+            self.genesis = self._build_genesis()
+            self.best = self.genesis
+        else:
+            self._check_compatible()
+            self.head = HeadState(store.head_state())
+            self.runtime = Runtime(self.head)
+            genesis_hash = store.hash_by_number(0)
+            genesis = None if genesis_hash is None else self._load(genesis_hash)
+            head = self._load(best[1])
+            if genesis is None or head is None:
+                raise IncompatibleDatabase("the chain database is incomplete")
+            self.genesis, self.best = genesis, head
+
+    # -- genesis ------------------------------------------------------------------------------
+
+    def _check_compatible(self) -> None:
+        spec = self.store.get_meta("spec_version")
+        schema = self.store.get_meta("schema")
+        if schema != SCHEMA_VERSION.encode() or spec != str(SPEC_VERSION).encode():
+            raise IncompatibleDatabase(
+                f"the base path holds a chain of spec_version {spec!r} / schema {schema!r}; "
+                f"this devnode runs spec_version {SPEC_VERSION}: use another --base-path")
+
+    def _build_genesis(self) -> Block:
+        rt = self.runtime
+        accounts = dev_accounts()
+        rt.build_genesis([(who, DEV_ENDOWMENT) for _, who in accounts], sudo_key=accounts[0][1])
+        changes = dict(rt.state.changes())
+        rt.state.layers = [{}]
+        state_root = _changes_commitment(b"genesis", changes)
+        header = encode_header(bytes(32), 0, state_root, blake2_256(b""), [])
+        block = Block.from_header(header, [])
+        self.store.set_meta("schema", SCHEMA_VERSION.encode())
+        self.store.set_meta("spec_version", str(SPEC_VERSION).encode())
+        self.store.commit_block(0, block.hash, header, BODY.encode([]), changes)
+        self.head.apply(changes)
+        return block
+
+    # -- lookups ------------------------------------------------------------------------------
+
+    @property
+    def metadata(self) -> bytes:
+        if self._metadata is None:
+            self._metadata = encode_metadata(self.runtime)
+        return self._metadata
+
+    def view(self) -> ChainView:
+        return ChainView(self.best.number, self.best.hash, self.genesis.hash)
+
+    def _load(self, block_hash: bytes) -> Block | None:
+        found = self.store.block_by_hash(block_hash)
+        if found is None:
+            return None
+        _, header, body = found
+        return Block.from_header(header, BODY.decode_all(body))
+
+    def block(self, block_hash: bytes) -> Block | None:
+        if block_hash == self.best.hash:
+            return self.best
+        return self._load(block_hash)
+
+    def hash_of(self, number: int) -> bytes | None:
+        if number == self.best.number:
+            return self.best.hash
+        return self.store.hash_by_number(number)
+
+    def state_at(self, block_hash: bytes | None) -> StateReader | None:
+        """The state after ``block_hash`` (head when None); None for an unknown block."""
+        if block_hash is None or block_hash == self.best.hash:
+            return self.head
+        found = self.store.block_by_hash(block_hash)
+        if found is None:
+            return None
+        return HistoricalState(self.store, found[0])
+
+    def runtime_at(self, block_hash: bytes | None) -> Runtime | None:
+        if block_hash is None or block_hash == self.best.hash:
+            return self.runtime
+        state = self.state_at(block_hash)
+        return None if state is None else Runtime(state)
+
+    def call(self, method: str, data: bytes, block_hash: bytes | None) -> bytes | None:
+        rt = self.runtime_at(block_hash)
+        if rt is None:
+            return None
+        return call_runtime_api(rt, method, data, lambda: self.metadata)
+
+    def next_nonce(self, who: bytes) -> int:
+        return self.pool.next_nonce(who, self.runtime.system.nonce(who))
+
+    # -- transactions -------------------------------------------------------------------------
+
+    def validate(self, raw: bytes) -> tuple[Extrinsic, bytes]:
+        """Decode and check ``raw`` against the head; raise DecodeError / TransactionInvalid."""
+        xt = decode_extrinsic(self.runtime, raw)
+        signer = check_signature(self.runtime, xt, self.view())
+        if self.instant:
+            check_extensions(self.runtime, xt, signer, allow_future=False)
+        else:
+            check_extensions(self.runtime, xt, signer, allow_future=True)
+        return xt, signer
+
+    def submit(self, raw: bytes, watcher: Watcher | None = None) -> tuple[Extrinsic, str]:
+        """Validate and pool ``raw``; returns the extrinsic and its pool status.
+
+        The block is not sealed here: the RPC layer answers the request first and then calls
+        :meth:`seal_if_instant`, so the subscription id always precedes the status updates.
+        """
+        xt, signer = self.validate(raw)
+        status = self.pool.add(PoolTx(xt, signer), self.runtime.system.nonce(signer))
+        if watcher is not None:
+            self.watchers.setdefault(xt.hash, []).append(watcher)
+        return xt, status
+
+    def unwatch(self, tx_hash: bytes, watcher: Watcher) -> None:
+        ws = self.watchers.get(tx_hash)
+        if ws and watcher in ws:
+            ws.remove(watcher)
+            if not ws:
+                del self.watchers[tx_hash]
+
+    def seal_if_instant(self) -> None:
+        if self.instant and self.pool.ready:
+            self.produce_block()
+
+    def _notify(self, tx_hash: bytes, status: Any, final: bool = False) -> None:
+        watchers = self.watchers.pop(tx_hash, []) if final else self.watchers.get(tx_hash, [])
+        for w in list(watchers):
+            try:
+                w(status)
+            except Exception:  # a broken subscriber must not stop block production
+                log.exception("extrinsic watcher failed")
+
+    # -- block production -----------------------------------------------------------------------
+
+    def produce_block(self) -> Block:
+        """Seal one block with the ready transactions; finalized immediately."""
+        rt = self.runtime
+        parent = self.best
+        number = parent.number + 1
+        txs = self.pool.take_ready(MAX_BLOCK_EXTRINSICS)
+        included: list[PoolTx] = []
+        invalid: list[PoolTx] = []
+        try:
+            rt.initialize_block(number, parent.hash)
+            inherent = rt.timestamp_inherent(int(self.clock() * 1000))
+            rt.apply_unsigned(decode_extrinsic(rt, inherent).call)
+            body = [inherent]
+            for tx in txs:
+                try:
+                    check_extensions(rt, tx.xt, tx.signer, allow_future=False)
+                except TransactionInvalid:
+                    invalid.append(tx)
+                    continue
+                rt.apply_signed(tx.signer, tx.xt.call, tx.xt.length, tx.xt.tip)
+                body.append(tx.xt.raw)
+                included.append(tx)
+            changes = rt.finalize_block()
+        except Exception:
+            log.exception("block production failed; dropping its transactions")
+            rt.discard_block()
+            for tx in txs:
+                self._notify(tx.xt.hash, "dropped", final=True)
+            raise
+        state_root = _changes_commitment(parent.state_root, changes)
+        ext_root = blake2_256(b"".join(blake2_256(x) for x in body))
+        header = encode_header(parent.hash, number, state_root, ext_root, [])
+        block = Block.from_header(header, body)
+        self.store.commit_block(number, block.hash, header, BODY.encode(body), changes)
+        self.head.apply(changes)
+        self.best = block
+        for tx in invalid:
+            self._notify(tx.xt.hash, "invalid", final=True)
+        promoted, dropped = self.pool.revalidate(self.runtime.system.nonce)
+        for tx in dropped:
+            self._notify(tx.xt.hash, "invalid", final=True)
+        for tx in promoted:
+            self._notify(tx.xt.hash, "ready")
+        for listener in list(self.listeners):
+            try:
+                listener(block, changes)
+            except Exception:
+                log.exception("block listener failed")
+        hash_hex = "0x" + block.hash.hex()
+        for tx in included:
+            self._notify(tx.xt.hash, {"inBlock": hash_hex})
+            self._notify(tx.xt.hash, {"finalized": hash_hex}, final=True)
+        return block
+
+    def decode_or_none(self, raw: bytes) -> Extrinsic | None:
+        try:
+            return decode_extrinsic(self.runtime, raw)
+        except DecodeError:
+            return None

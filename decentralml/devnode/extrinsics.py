@@ -1,0 +1,239 @@
+"""Extrinsic decoding and transaction validity: FRAME's signed extensions, in FRAME's order.
+
+An extrinsic is ``Compact(len) ++ version ++ [address ++ signature ++ extra] ++ call`` (version 4,
+``0x84`` signed, ``0x04`` unsigned). ``extra`` is what the signed extensions put in the
+transaction (era, ``Compact`` nonce, ``Compact`` tip); the signature covers
+``call ++ extra ++ spec_version ++ tx_version ++ genesis_hash ++ era_birth_block_hash``,
+blake2_256-hashed when longer than 256 bytes.
+
+Check order (``UncheckedExtrinsic::check`` then each extension's ``validate``): signer lookup,
+``CheckMortality`` birth block known, signature, ``CheckNonZeroSender``, ``CheckNonce``,
+``CheckWeight`` (length), ``ChargeTransactionPayment``. Failures raise :class:`TransactionInvalid`
+with the exact texts a Substrate node puts in the ``data`` of JSON-RPC error 1010.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import ed25519_zebra
+import sr25519
+
+from decentralml.devnode.hashing import blake2_256
+from decentralml.devnode.pallets.system import BLOCK_HASH_COUNT
+from decentralml.devnode.pallets.transaction_payment import fee_parts
+from decentralml.devnode.primitives import ERA, MULTI_ADDRESS, era_birth
+from decentralml.devnode.runtime import (
+    MAX_EXTRINSIC_LENGTH,
+    SPEC_VERSION,
+    TRANSACTION_VERSION,
+    Runtime,
+)
+from decentralml.devnode.scale import (
+    ByteArray,
+    DecodeError,
+    Enum,
+    Field,
+    Struct,
+    Variant,
+    decode_compact,
+)
+
+MULTI_SIGNATURE = Enum("sp_runtime::MultiSignature", [
+    Variant("Ed25519", 0, (Field(None, Struct("sp_core::ed25519::Signature",
+                                              [Field(None, ByteArray(64), "[u8; 64]")]),
+                                 "ed25519::Signature"),)),
+    Variant("Sr25519", 1, (Field(None, Struct("sp_core::sr25519::Signature",
+                                              [Field(None, ByteArray(64), "[u8; 64]")]),
+                                 "sr25519::Signature"),)),
+    Variant("Ecdsa", 2, (Field(None, Struct("sp_core::ecdsa::Signature",
+                                            [Field(None, ByteArray(65), "[u8; 65]")]),
+                               "ecdsa::Signature"),)),
+])
+
+# Texts of sp_runtime's InvalidTransaction / UnknownTransaction, as nodes report them.
+BAD_PROOF = "Transaction has a bad signature"
+STALE = "Transaction is outdated"
+FUTURE = "Transaction will be valid in the future"
+ANCIENT_BIRTH = "Transaction has an ancient birth block"
+PAYMENT = "Inability to pay some fees (e.g. account balance too low)"
+EXHAUSTS = "Transaction would exhaust the block limits"
+BAD_SIGNER = "Invalid signing address"
+CALL = "Transaction call is not expected"
+CANNOT_LOOKUP = "Could not lookup information required to validate the transaction"
+
+
+class TransactionInvalid(Exception):
+    """The pool refuses a transaction: JSON-RPC error ``code`` with ``data`` as a node words it."""
+
+    def __init__(self, data: str, code: int = 1010, message: str = "Invalid Transaction") -> None:
+        self.code = code
+        self.message = message
+        self.data = data
+        super().__init__(f"{message}: {data}")
+
+
+def unknown_validity(data: str) -> TransactionInvalid:
+    return TransactionInvalid(data, 1011, "Unknown Transaction Validity")
+
+
+@dataclass
+class Extrinsic:
+    """A decoded extrinsic; ``raw`` is the full encoding (length prefix included)."""
+
+    raw: bytes
+    hash: bytes
+    signed: bool
+    call: Any
+    call_bytes: bytes
+    address: Any = None
+    signature: Any = None
+    era: Any = "Immortal"
+    era_bytes: bytes = b"\x00"
+    nonce: int = 0
+    tip: int = 0
+    signer: bytes | None = None
+
+    @property
+    def length(self) -> int:
+        return len(self.raw)
+
+
+def decode_extrinsic(runtime: Runtime, raw: bytes) -> Extrinsic:
+    """Decode ``raw`` completely or raise :class:`DecodeError`."""
+    try:
+        length, pos = decode_compact(raw, 0)
+        if length != len(raw) - pos:
+            raise DecodeError("length prefix does not match the extrinsic")
+        version = raw[pos]
+        pos += 1
+        if version & 0x7F != 4:
+            raise DecodeError(f"unsupported extrinsic version {version & 0x7F}")
+        xt = Extrinsic(raw=raw, hash=blake2_256(raw), signed=bool(version & 0x80), call=None,
+                       call_bytes=b"")
+        if xt.signed:
+            xt.address, pos = MULTI_ADDRESS.decode(raw, pos)
+            xt.signature, pos = MULTI_SIGNATURE.decode(raw, pos)
+            era_start = pos
+            xt.era, pos = ERA.decode(raw, pos)
+            xt.era_bytes = raw[era_start:pos]
+            xt.nonce, pos = decode_compact(raw, pos)
+            xt.tip, pos = decode_compact(raw, pos)
+            if xt.nonce > 2**32 - 1 or xt.tip > 2**128 - 1:
+                raise DecodeError("nonce or tip out of range")
+        xt.call_bytes = raw[pos:]
+        xt.call = runtime.call_codec.decode_all(xt.call_bytes)
+    except DecodeError:
+        raise
+    except (IndexError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise DecodeError(f"could not decode extrinsic: {exc}") from None
+    return xt
+
+
+def signing_payload(xt: Extrinsic, genesis_hash: bytes, birth_hash: bytes) -> bytes:
+    from decentralml.devnode.scale import encode_compact
+
+    payload = (xt.call_bytes + xt.era_bytes + encode_compact(xt.nonce) + encode_compact(xt.tip)
+               + SPEC_VERSION.to_bytes(4, "little") + TRANSACTION_VERSION.to_bytes(4, "little")
+               + genesis_hash + birth_hash)
+    return blake2_256(payload) if len(payload) > 256 else payload
+
+
+def verify_signature(signature: Any, message: bytes, signer: bytes) -> bool:
+    kind, sig = signature
+    try:
+        if kind == "Sr25519":
+            return bool(sr25519.verify(sig, message, signer))
+        if kind == "Ed25519":
+            return bool(ed25519_zebra.ed_verify(sig, message, signer))
+    except (ValueError, TypeError):
+        return False
+    return False  # Ecdsa would need public key recovery; not supported on the devnode
+
+
+@dataclass(frozen=True)
+class ChainView:
+    """What validation needs from the chain: the best block and the hashes of recent blocks."""
+
+    best_number: int
+    best_hash: bytes
+    genesis_hash: bytes
+
+
+def block_hash_for(runtime: Runtime, view: ChainView, number: int) -> bytes | None:
+    """``System::block_hash(number)`` as seen while building block ``best + 1``."""
+    if number == view.best_number:
+        return view.best_hash
+    if number == 0:
+        return view.genesis_hash
+    if number > view.best_number or view.best_number + 1 - number > BLOCK_HASH_COUNT:
+        return None
+    value: bytes = runtime.system.BlockHash.get(runtime.state, number)
+    return value if value != bytes(32) else None
+
+
+def check_signature(runtime: Runtime, xt: Extrinsic, view: ChainView) -> bytes:
+    """Lookup, mortality and signature; returns the signer's AccountId."""
+    if not xt.signed:
+        raise TransactionInvalid(CALL)
+    kind, value = xt.address
+    if kind not in ("Id", "Address32"):
+        raise unknown_validity(CANNOT_LOOKUP)
+    signer = bytes(value)
+    current = view.best_number + 1
+    birth = era_birth(xt.era, current)
+    birth_hash = block_hash_for(runtime, view, birth)
+    if birth_hash is None:
+        raise TransactionInvalid(ANCIENT_BIRTH)
+    if not verify_signature(xt.signature, signing_payload(xt, view.genesis_hash, birth_hash),
+                            signer):
+        if xt.era != "Immortal" and _signed_for_earlier_era(runtime, xt, view, birth, signer):
+            raise TransactionInvalid(STALE)
+        raise TransactionInvalid(BAD_PROOF)
+    xt.signer = signer
+    return signer
+
+
+def _signed_for_earlier_era(runtime: Runtime, xt: Extrinsic, view: ChainView, birth: int,
+                            signer: bytes) -> bool:
+    """Whether the signature is valid for an earlier period of the era: the tx has expired.
+
+    FRAME reports such a transaction as a bad signature; telling the client it is *outdated* is
+    the same rejection with a more useful reason.
+    """
+    period = xt.era[0]
+    earlier = birth - period
+    for _ in range(4):
+        if earlier < 0:
+            return False
+        h = block_hash_for(runtime, view, earlier)
+        if h is None:
+            return False
+        if verify_signature(xt.signature, signing_payload(xt, view.genesis_hash, h), signer):
+            return True
+        earlier -= period
+    return False
+
+
+def check_extensions(runtime: Runtime, xt: Extrinsic, signer: bytes, *,
+                     allow_future: bool) -> tuple[int, int]:
+    """CheckNonZeroSender, CheckNonce, CheckWeight, ChargeTransactionPayment on the current state.
+
+    Returns (account nonce, total fee). ``allow_future`` lets a pool queue nonces ahead of the
+    account's (interval sealing); instant sealing needs the exact next nonce.
+    """
+    if signer == bytes(32):
+        raise TransactionInvalid(BAD_SIGNER)
+    account_nonce = runtime.system.nonce(signer)
+    if xt.nonce < account_nonce:
+        raise TransactionInvalid(STALE)
+    if xt.nonce > account_nonce and not allow_future:
+        raise TransactionInvalid(FUTURE)
+    if xt.length > MAX_EXTRINSIC_LENGTH:
+        raise TransactionInvalid(EXHAUSTS)
+    weight, _, _ = runtime.call_info(xt.call)
+    fee = sum(fee_parts(weight, xt.length)) + xt.tip
+    if not runtime.balances.can_withdraw_preserving(signer, fee):
+        raise TransactionInvalid(PAYMENT)
+    return account_nonce, fee

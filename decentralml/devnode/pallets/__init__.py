@@ -1,0 +1,1 @@
+"""The devnode runtime's pallets, one module each (declared with :mod:`..pallet`)."""

@@ -1,0 +1,127 @@
+"""SQLite persistence of the chain: blocks, the head state and every block's state changes.
+
+One database holds everything, in WAL mode: ``blocks`` (header and body by number and hash),
+``state`` (the head state, loaded at start) and ``history`` (each key's value after each block
+that changed it, ``NULL`` for a deletion), which answers state queries at any past block,
+events included since they live in ``System.Events``. ``--tmp`` uses the same schema in memory.
+A block and its state changes are written in one transaction, so a crash never leaves a head
+whose state is half applied.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (
+    number INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, header BLOB NOT NULL,
+    body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS state (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history (
+    key BLOB NOT NULL, block INTEGER NOT NULL, value BLOB,
+    PRIMARY KEY (key, block)) WITHOUT ROWID;
+"""
+
+
+def _prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key starting with ``prefix`` (None: unbounded)."""
+    raw = bytearray(prefix)
+    while raw:
+        if raw[-1] < 0xFF:
+            raw[-1] += 1
+            return bytes(raw)
+        raw.pop()
+    return None
+
+
+class ChainStore:
+    """The node's database; ``path=None`` keeps it in memory (``--tmp``)."""
+
+    def __init__(self, path: Path | None) -> None:
+        if path is not None:
+            path.mkdir(parents=True, exist_ok=True)
+            target = str(path / "chain.sqlite")
+        else:
+            target = ":memory:"
+        self._db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+        if path is not None:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- meta ------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> bytes | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def set_meta(self, key: str, value: bytes) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    # -- blocks ----------------------------------------------------------------------------
+
+    def best(self) -> tuple[int, bytes] | None:
+        row = self._db.execute(
+            "SELECT number, hash FROM blocks ORDER BY number DESC LIMIT 1").fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    def block_by_hash(self, block_hash: bytes) -> tuple[int, bytes, bytes] | None:
+        row = self._db.execute("SELECT number, header, body FROM blocks WHERE hash = ?",
+                               (block_hash,)).fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]), bytes(row[2]))
+
+    def hash_by_number(self, number: int) -> bytes | None:
+        row = self._db.execute("SELECT hash FROM blocks WHERE number = ?", (number,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def commit_block(self, number: int, block_hash: bytes, header: bytes, body: bytes,
+                     changes: Mapping[bytes, bytes | None]) -> None:
+        """Store a block with its state changes, atomically."""
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            db.execute("INSERT INTO blocks (number, hash, header, body) VALUES (?, ?, ?, ?)",
+                       (number, block_hash, header, body))
+            db.executemany("INSERT OR REPLACE INTO history (key, block, value) VALUES (?, ?, ?)",
+                           [(k, number, v) for k, v in changes.items()])
+            db.executemany("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)",
+                           [(k, v) for k, v in changes.items() if v is not None])
+            db.executemany("DELETE FROM state WHERE key = ?",
+                           [(k,) for k, v in changes.items() if v is None])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    # -- state -----------------------------------------------------------------------------
+
+    def head_state(self) -> dict[bytes, bytes]:
+        return {bytes(k): bytes(v) for k, v in self._db.execute("SELECT key, value FROM state")}
+
+    def storage_at(self, key: bytes, number: int) -> bytes | None:
+        row = self._db.execute(
+            "SELECT value FROM history WHERE key = ? AND block <= ? ORDER BY block DESC LIMIT 1",
+            (key, number)).fetchone()
+        return None if row is None or row[0] is None else bytes(row[0])
+
+    def iter_prefix_at(self, prefix: bytes, number: int, after: bytes | None = None
+                       ) -> Iterator[tuple[bytes, bytes]]:
+        """Key-ordered entries under ``prefix`` in the state after block ``number``."""
+        lo = prefix if after is None or after < prefix else after
+        hi = _prefix_end(prefix)
+        op = ">" if after is not None and after >= prefix else ">="
+        sql = (f"SELECT key, value FROM history AS h WHERE key {op} ?"
+               + (" AND key < ?" if hi is not None else "")
+               + " AND block = (SELECT MAX(block) FROM history WHERE key = h.key AND block <= ?)"
+               " AND value IS NOT NULL ORDER BY key")
+        args: tuple[object, ...] = (lo, hi, number) if hi is not None else (lo, number)
+        for k, v in self._db.execute(sql, args):
+            yield bytes(k), bytes(v)
