@@ -416,10 +416,8 @@ class FileBuilder:
             group = self._levels[level]
             if level == len(self._levels) - 1 and len(group) == 1:
                 return group[0]
-            sealed = self._seal(group)
-            if level + 1 == len(self._levels):
-                self._levels.append([])
-            self._levels[level + 1].append(sealed)
+            # Through _push, so a parent level that is already full is sealed in turn.
+            self._push(level + 1, self._seal(group))
             level += 1
 
 
