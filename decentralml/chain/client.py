@@ -676,7 +676,8 @@ class Client:
         never; break out of the loop to stop). The connection's reconnects are transparent.
         """
         flt = EventFilter.build(kinds, task_id, account)
-        return watch_events(self._conn, flt, from_block=from_block, timeout=timeout,
+        start = self.block_number() + 1 if from_block is None else from_block  # now, not lazily
+        return watch_events(self._conn, flt, from_block=start, timeout=timeout,
                             poll_interval=self.poll_interval)
 
     def on_event(self, callback: Callable[[MarketEvent], Any], *,

@@ -69,6 +69,8 @@ class NonceManager:
 
     def __init__(self) -> None:
         self._next: dict[str, int] = {}
+        #: how many times a refused nonce made us resync (for diagnostics and tests)
+        self.resyncs = 0
 
     def next(self, conn: Connection, address: str) -> int:
         if address not in self._next:
@@ -79,6 +81,7 @@ class NonceManager:
         self._next[address] = max(self._next.get(address, 0), nonce + 1)
 
     def resync(self, conn: Connection, address: str) -> int:
+        self.resyncs += 1
         self._next[address] = self.chain_next(conn, address)
         return self._next[address]
 

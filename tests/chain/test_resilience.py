@@ -49,6 +49,18 @@ def test_two_clients_sharing_an_account_resync_nonces(devnode_url: str,
     assert creator.account_balance().nonce == start + 20
 
 
+def test_stale_cached_nonce_is_resynced(devnode_url: str, funded: Callable[..., Client]) -> None:
+    creator = funded()
+    first = _create(creator, 0)  # the client now caches the next nonce
+    with Client(devnode_url, signer=creator._signer()) as twin:
+        used = _create(twin, 1)  # ... which another client uses behind its back
+    assert used.nonce == first.nonce + 1
+    resyncs = creator._submitter.nonces.resyncs
+    again = _create(creator, 2)  # refused as outdated -> resync -> re-signed, lands
+    assert again.nonce == first.nonce + 2
+    assert creator._submitter.nonces.resyncs == resyncs + 1
+
+
 @pytest.fixture
 def proxy(devnode_url: str) -> Iterator[DropProxy]:
     p = DropProxy(devnode_url)
