@@ -36,9 +36,9 @@ _EXPORTS: dict[str, str] = {
     "LoadedUpdates": "decentralml.fl.federate",
     "Rejection": "decentralml.fl.federate",
     # scoring
-    "evaluate": "decentralml.fl.evaluate",
-    "HoldoutScorer": "decentralml.fl.evaluate",
-    "Score": "decentralml.fl.evaluate",
+    "evaluate": "decentralml.fl.scoring",
+    "HoldoutScorer": "decentralml.fl.scoring",
+    "Score": "decentralml.fl.scoring",
     # Keras adapters and the reference model (import Keras on first call)
     "save_architecture": "decentralml.fl.keras",
     "load_architecture": "decentralml.fl.keras",
@@ -132,7 +132,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         partition_dirichlet,
         partition_iid,
     )
-    from decentralml.fl.evaluate import HoldoutScorer, Score, evaluate
     from decentralml.fl.exchange import (
         SIDECAR_FILE,
         UPDATE_FILE,
@@ -162,4 +161,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from decentralml.fl.krum import Krum, MultiKrum
     from decentralml.fl.median import Median
     from decentralml.fl.models import make_digits_cnn, train_local
+    from decentralml.fl.scoring import HoldoutScorer, Score, evaluate
     from decentralml.fl.trimmed_mean import TrimmedMean

@@ -64,9 +64,17 @@ def set_weights(model: Any, weights: Sequence[np.ndarray]) -> None:
 
 
 def clone_model(model: Any, weights: Sequence[np.ndarray] | None = None) -> Any:
-    """A new, uncompiled model with the same architecture and ``weights`` (or ``model``'s)."""
+    """A new, uncompiled model with the same architecture and ``weights`` (or ``model``'s).
+
+    Rebuilt from ``get_config()`` rather than with ``keras.models.clone_model``, which in Keras 3
+    also copies the compile configuration: a fresh, uncompiled copy is what federated code wants
+    (each training run compiles its own optimizer) and what gets saved for contributors.
+    """
     keras = require_keras()
-    clone = keras.models.clone_model(model)
+    try:
+        clone = type(model).from_config(model.get_config())
+    except (NotImplementedError, TypeError):  # subclassed model without a config
+        clone = keras.models.clone_model(model)
     set_weights(clone, get_weights(model) if weights is None else weights)
     return clone
 

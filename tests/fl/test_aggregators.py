@@ -20,8 +20,13 @@ def make_updates(rng: np.random.Generator, k: int, dtype: type = np.float32,
 
 def reference_fedavg(updates: list[Update]) -> list[np.ndarray]:
     total = sum(u.num_examples for u in updates)
-    return [sum(np.asarray(u.weights[i], dtype=np.float64) * (u.num_examples / total)
-                for u in updates) for i in range(len(SHAPES))]
+    out = []
+    for i in range(len(SHAPES)):
+        acc = np.zeros(SHAPES[i], dtype=np.float64)
+        for u in updates:
+            acc += np.asarray(u.weights[i], dtype=np.float64) * (u.num_examples / total)
+        out.append(acc)
+    return out
 
 
 @pytest.mark.parametrize("k", [1, 2, 7])
