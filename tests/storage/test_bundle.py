@@ -416,3 +416,32 @@ def test_fetch_refuses_a_plain_file_or_no_manifest(store: Any, tmp_path: Path) -
     _assert_refused(store, _republish(store, blob), tmp_path / "d1", DecentralMLError)
     bare = make_task(tmp_path / "bare")
     _assert_refused(store, _republish(store, bare), tmp_path / "d2", BundleError, MANIFEST_NAME)
+
+
+# --------------------------------------------------------------------------------------------
+# bytes flipped inside the local store's blocks
+
+
+def _flip(path: Path, offset: int) -> None:
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[offset % len(data)] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("target", ["entrypoint", "manifest", "big-file", "root"])
+def test_fetch_refuses_a_flipped_byte_in_the_store(local_store: Any, tmp_path: Path,
+                                                   target: str) -> None:
+    src = make_task(tmp_path / "src")
+    packed = pack_bundle(src, local_store, task_type=TaskType.ModelContributor)
+    if target == "root":
+        block = local_store.block_path(packed.cid)
+    else:
+        # a file of at most one chunk is a single raw block: the same CID put_bytes gives
+        content = {"entrypoint": (src / "start_task.sh").read_bytes(),
+                   "manifest": packed.manifest.to_json(),
+                   "big-file": (src / "model.bin").read_bytes()[: 256 * 1024]}[target]
+        block = local_store.block_path(local_store.put_bytes(content))
+    assert block.is_file()
+    _flip(block, 17)
+    _assert_refused(local_store, packed.cid, tmp_path / "dest", IntegrityError)
