@@ -445,3 +445,48 @@ def test_fetch_refuses_a_flipped_byte_in_the_store(local_store: Any, tmp_path: P
     assert block.is_file()
     _flip(block, 17)
     _assert_refused(local_store, packed.cid, tmp_path / "dest", IntegrityError)
+
+
+class _PlantingStore:
+    """A real store whose ``get`` also plants an entry, as a buggy or hostile backend could."""
+
+    def __init__(self, inner: Any, plant: Any) -> None:
+        self.inner, self.plant = inner, plant
+        self.storage_type = inner.storage_type
+
+    def get(self, cid: str, dest: Path) -> Path:
+        out = Path(self.inner.get(cid, dest))
+        self.plant(out)
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("plant", ["symlink-out", "symlink-in", "fifo", "extra-dir"])
+def test_fetch_refuses_entries_a_backend_plants(local_store: Any, tmp_path: Path,
+                                                plant: str) -> None:
+    tree = make_task(tmp_path / "t")
+    files = [_entry(str(p.relative_to(tree)), p.read_bytes())
+             for p in sorted(tree.rglob("*")) if p.is_file()]
+    files.append(_entry("passwd", b"root:x:0:0"))  # listed, so only its type gives it away
+    (tree / "passwd").write_bytes(b"root:x:0:0")
+    (tree / MANIFEST_NAME).write_text(json.dumps(_manifest(files)))
+    cid = local_store.put(tree)
+
+    def do(root: Path) -> None:
+        (root / "passwd").chmod(0o644)
+        if plant == "symlink-out":
+            (root / "passwd").unlink()
+            (root / "passwd").symlink_to("/etc/passwd")
+        elif plant == "symlink-in":
+            (root / "passwd").unlink()
+            (root / "passwd").symlink_to("train.py")
+        elif plant == "fifo":
+            (root / "passwd").unlink()
+            os.mkfifo(root / "passwd")
+        else:
+            (root / "lib").chmod(0o755)
+            (root / "lib" / "hidden").mkdir()
+
+    _assert_refused(_PlantingStore(local_store, do), cid, tmp_path / "dest", BundleError)
