@@ -560,9 +560,11 @@ class Client:
 
     def tasks(self, *, status: TaskStatus | str | None = None,
               task_type: TaskType | str | None = None, creator: str | None = None,
-              open_slots: bool | None = None, page_size: int = 100) -> list[TaskInfo]:
+              open_slots: bool | None = None, min_open_slots: int = 0,
+              page_size: int = 100) -> list[TaskInfo]:
         """Every task matching all given filters, by id. ``open_slots=True`` keeps tasks that are
-        open, not expired and have a free slot (what a worker can accept now)."""
+        open, not expired and have a free slot (what a worker can accept now; False: the others);
+        ``min_open_slots`` keeps tasks with at least that many free slots."""
         want_status = None if status is None else TaskStatus(status)
         want_type = None if task_type is None else TaskType(task_type)
         creator = None if creator is None else self._account(creator)
@@ -575,6 +577,8 @@ class Client:
             if want_type is not None and task.task_type is not want_type:
                 continue
             if creator is not None and task.creator != creator:
+                continue
+            if task.open_slots < min_open_slots:
                 continue
             if open_slots is not None:
                 available = (task.status is TaskStatus.Open and task.open_slots > 0

@@ -73,7 +73,8 @@ class Connection:
         self._genesis: str | None = None
         self._chain_type: str | None = None
         self._substrate = self._open()
-        self.error_table: dict[tuple[int, int], type[PalletError]] = {}
+        self._error_table: dict[tuple[int, int], type[PalletError]] = {}
+        self._error_table_version: Any = None
         self._load_metadata()
 
     # -- connection management -----------------------------------------------------------------
@@ -91,8 +92,17 @@ class Connection:
         """Load the runtime (metadata, type registry) and build the pallet error classes from it."""
         def load(si: SubstrateInterface) -> None:
             si.init_runtime()
-            self.error_table = register_metadata_errors(si.metadata)
+            self._error_table = register_metadata_errors(si.metadata)
+            self._error_table_version = si.runtime_version
         self.run(load)
+
+    @property
+    def error_table(self) -> dict[tuple[int, int], type[PalletError]]:
+        """(pallet index, error index) -> class, rebuilt after a runtime upgrade."""
+        with self.lock:
+            if self._substrate.runtime_version != self._error_table_version:
+                self._load_metadata()
+            return self._error_table
 
     def _reconnect(self) -> None:
         """Replace the socket, retrying with backoff until ``reconnect_timeout``."""

@@ -80,6 +80,9 @@ class NonceManager:
     def consumed(self, address: str, nonce: int) -> None:
         self._next[address] = max(self._next.get(address, 0), nonce + 1)
 
+    def forget(self, address: str) -> None:
+        self._next.pop(address, None)
+
     def resync(self, conn: Connection, address: str) -> int:
         self.resyncs += 1
         self._next[address] = self.chain_next(conn, address)
@@ -210,7 +213,13 @@ class Submitter:
             since = self.conn.head_number()
             extrinsic, nonce = self._sign_and_send(compose, keypair, address, since)
         extrinsic_hash = "0x" + extrinsic.extrinsic_hash.hex()
-        location = self.tracker.wait(extrinsic_hash, since, deadline)
+        try:
+            location = self.tracker.wait(extrinsic_hash, since, deadline)
+        except ChainTimeout:
+            # If the pool dropped it, its nonce is a gap: ask the node (pool-aware) next time.
+            with self.conn.lock:
+                self.nonces.forget(address)
+            raise
         return self._outcome(extrinsic_hash, address, nonce, location)
 
     def _sign_and_send(self, compose: Callable[[SubstrateInterface], GenericCall],

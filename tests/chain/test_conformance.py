@@ -233,6 +233,8 @@ def test_queries_filters_and_paging(funded: Callable[..., Client]) -> None:
     assert [t.task_id for t in creator.tasks(creator=creator.address, open_slots=True)] == \
         [ids[1]]
     assert all(t.open_slots > 0 for t in creator.tasks(open_slots=True))
+    assert [t.task_id for t in creator.tasks(creator=creator.address, min_open_slots=2)] == \
+        ids[1:]
 
     subs = worker.worker_submissions()
     assert [(s.task_id, s.status) for s in subs] == [(ids[0], SubmissionStatus.Assigned)]

@@ -87,7 +87,7 @@ def test_callback_subscription_and_wait_helpers(funded: Callable[..., Client]) -
         assert three.wait(60)
         assert sub.running
     assert len(box["pending"]) == 3  # type: ignore[arg-type]
-    assert sorted(e.accounts[0] for e in got) == sorted(w.address for w in workers)  # type: ignore[misc]
+    assert sorted(e.accounts[0] for e in got) == sorted(str(w.address) for w in workers)
     event = creator.wait_for_event(ResultSubmittedEvent, task_id=task.task_id,
                                    from_block=task.block_number, timeout=10)
     assert event.task_id == task.task_id

@@ -134,3 +134,13 @@ def test_dev_accounts_refused_on_live_chains(alice: Client) -> None:
     finally:
         alice.allow_dev_accounts = False
         alice._conn._chain_type = real_type
+
+
+def test_inclusion_wait_times_out(alice: Client) -> None:
+    import time
+
+    from decentralml.errors import ChainTimeout
+
+    tracker = alice._submitter.tracker
+    with pytest.raises(ChainTimeout, match="look it up by hash"):
+        tracker.wait("0x" + "00" * 32, alice.block_number(), time.monotonic() + 0.3)
