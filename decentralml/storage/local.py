@@ -1,19 +1,24 @@
-"""``LocalStore``: a content-addressed block directory, the embedded default backend.
+"""``LocalStore``: a content-addressed directory, the embedded default backend.
 
 Layout under the root (``~/.decentralml/store`` unless configured)::
 
-    blocks/<2 chars>/<cid>   one file per block (raw leaves and dag-pb nodes), named by its CID
-    tmp/                     staging for atomic writes (same filesystem as blocks/)
+    data/<2 chars>/<cid>     a file's bytes, named by the file's root CID
+    blocks/<2 chars>/<cid>   dag-pb nodes: a file's internal nodes, directories
+    tmp/                     staging for atomic writes (same filesystem as the rest)
     pins/<cid>               a marker per pinned root (nothing is garbage-collected yet)
 
-Why blocks rather than whole files: the store then holds exactly what IPFS holds, so a CID
-means the same DAG in both, identical chunks are stored once, and a read verifies every block
-against the CID its parent names while it streams.
+Why whole files rather than one file per 256 KiB leaf (as IPFS's flatfs does): creating a file
+costs milliseconds on many filesystems, i.e. seconds per GB, while the DAG's internal nodes
+(~8 KiB per 45 MB) already name every leaf. A read walks those nodes and hashes each
+256 KiB range of the data file against the leaf CID its verified parent names, before the
+bytes are handed on, so a flipped byte anywhere is caught. The CID is the one
+``ipfs add --cid-version=1`` gives, so content moves between backends unchanged.
 
-Concurrency: a block is written to a unique temp file and ``os.replace``-d into place. Two
-writers of the same block write identical bytes, so whichever rename lands last is still
-correct, and a reader never sees a partial block. Blocks are written children first, so a root
-that exists has all its descendants (unless someone deleted them; reads then fail loudly).
+Atomic and safe under concurrent writers: everything is written to a unique temp file and
+``os.replace``-d into place. Two writers of the same CID write identical bytes, so whichever
+rename lands last is still correct, and a reader never sees a partial file. A file's nodes are
+written before its data and a directory's node after its entries, so a root that :meth:`exists`
+has everything under it.
 """
 
 from __future__ import annotations
@@ -21,24 +26,31 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from decentralml.chain.types import StorageType
-from decentralml.errors import StorageError
+from decentralml.errors import IntegrityError, StorageError
 from decentralml.storage._download import download
+from decentralml.storage._pipeline import import_stream, verified_stream
 from decentralml.storage.progress import transfer_progress
 from decentralml.storage.unixfs import (
     CHUNK_SIZE,
+    DAG_PB,
     MAX_LINKS,
-    RAW,
     BlockGetter,
-    build_file,
+    Entry,
+    TreeItem,
+    UnixFSType,
     build_tree,
     cid_codec,
     cid_to_str,
+    decode_pbnode,
+    decode_unixfs,
     is_directory,
-    iter_file_from_blocks,
+    iter_file_segments,
     load_node,
     parse_cid,
     scan_tree,
@@ -46,10 +58,10 @@ from decentralml.storage.unixfs import (
 
 
 class LocalStore:
-    """Content-addressed blocks in a directory; same CIDs as ``ipfs add --cid-version=1``.
+    """A content-addressed directory; same CIDs as ``ipfs add --cid-version=1``.
 
-    ``durable=True`` fsyncs every block before it is renamed into place (slower; only worth it
-    if the machine may lose power mid-write: without it a torn block is still caught by the
+    ``durable=True`` fsyncs every file before it is renamed into place (slower; only worth it if
+    the machine may lose power mid-write: without it a torn file is still caught by the
     verification on read, never returned).
     """
 
@@ -69,51 +81,89 @@ class LocalStore:
 
     # -- layout -----------------------------------------------------------------------------
 
-    def block_path(self, cid: str | bytes) -> Path:
-        """Where the block ``cid`` lives (exposed for tests and tooling)."""
+    def _path(self, kind: str, cid: str | bytes) -> Path:
         text = cid_to_str(cid if isinstance(cid, bytes) else parse_cid(cid))
-        return self.root / "blocks" / text[-3:-1] / text
+        return self.root / kind / text[-3:-1] / text
+
+    def block_path(self, cid: str | bytes) -> Path:
+        """Where the dag-pb node ``cid`` lives (exposed for tests and tooling)."""
+        return self._path("blocks", cid)
+
+    def data_path(self, cid: str | bytes) -> Path:
+        """Where the bytes of the file whose root is ``cid`` live."""
+        return self._path("data", cid)
 
     def _ensure_dirs(self) -> None:
         try:
-            (self.root / "blocks").mkdir(parents=True, exist_ok=True)
-            (self.root / "tmp").mkdir(exist_ok=True)
+            for sub in ("blocks", "data", "tmp"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create the local store at {self.root}: {exc}; "
                                "set DECENTRALML_STORAGE=local:/a/writable/dir") from exc
 
-    def _write_block(self, cid: bytes, data: bytes) -> None:
-        path = self.block_path(cid)
+    @contextmanager
+    def _atomic(self, final: Path) -> Iterator[BinaryIO]:
+        """A temp file that becomes ``final`` (atomically) if the block exits cleanly."""
         try:
-            if path.stat().st_size == len(data):
-                return  # already stored (content-addressed: same name, same bytes)
-        except FileNotFoundError:
-            pass
-        try:
-            path.parent.mkdir(exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.root / "tmp", prefix=path.name[-8:] + ".")
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(data)
-                    if self.durable:
-                        out.flush()
-                        os.fsync(out.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            fd, tmp = tempfile.mkstemp(dir=self.root / "tmp", prefix=final.name[-8:] + ".")
         except OSError as exc:
             raise StorageError(f"cannot write to the local store at {self.root}: {exc}") from exc
+        try:
+            with os.fdopen(fd, "wb") as out:
+                yield out
+                if self.durable:
+                    out.flush()
+                    os.fsync(out.fileno())
+            try:
+                os.replace(tmp, final)
+            except FileNotFoundError:
+                final.parent.mkdir(exist_ok=True)
+                os.replace(tmp, final)
+        except OSError as exc:
+            raise StorageError(f"cannot write to the local store at {self.root}: {exc}") from exc
+        finally:
+            Path(tmp).unlink(missing_ok=True)
 
-    def _read_block(self, cid: bytes) -> bytes:
+    def _write_node(self, cid: bytes, data: bytes) -> None:
+        """Sink for built blocks: dag-pb nodes are kept, raw leaves live in the data file."""
+        if cid_codec(cid) != DAG_PB:
+            return
+        path = self.block_path(cid)
+        if path.is_file() and path.stat().st_size == len(data):
+            return  # already there: content-addressed, same name means same bytes
+        with self._atomic(path) as out:
+            out.write(data)
+
+    def _read_node(self, cid: bytes) -> bytes:
         try:
             with open(self.block_path(cid), "rb") as f:
                 return f.read()
         except FileNotFoundError:
-            raise StorageError(f"{cid_to_str(cid)} is not in the local store at {self.root}"
+            raise StorageError(f"{cid_to_str(cid)} is not in the local store at {self.root} "
+                               "(stored elsewhere? set DECENTRALML_STORAGE to that store)"
                                ) from None
         except OSError as exc:
             raise StorageError(f"cannot read the local store at {self.root}: {exc}") from exc
+
+    def _import(self, source: BinaryIO, advance: Callable[[int], None] | None) -> Entry:
+        """Copy ``source`` into a temp file while its DAG is built, then move it to data/."""
+        self._ensure_dirs()
+        fd, tmp = tempfile.mkstemp(dir=self.root / "tmp", prefix="import.")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                entry = import_stream(source, out.write, self._write_node, advance,
+                                      self.chunk_size, self.max_links)
+                if self.durable:
+                    out.flush()
+                    os.fsync(out.fileno())
+            final = self.data_path(entry.cid)
+            final.parent.mkdir(exist_ok=True)
+            os.replace(tmp, final)
+        except OSError as exc:
+            raise StorageError(f"cannot write to the local store at {self.root}: {exc}") from exc
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return entry
 
     # -- Store protocol ---------------------------------------------------------------------
 
@@ -123,15 +173,18 @@ class LocalStore:
         self._ensure_dirs()
         total = sum(item.size for item in items)
         with transfer_progress(f"store {Path(path).name}", total, self.progress) as advance:
-            entry = build_tree(items, self._write_block, advance, self.chunk_size, self.max_links)
+
+            def import_file(item: TreeItem) -> Entry:
+                with open(item.path, "rb") as source:
+                    return self._import(source, advance)
+
+            entry = build_tree(items, self._write_node, advance, self.chunk_size,
+                               self.max_links, import_file)
         return entry.cid_str
 
     def put_bytes(self, data: bytes) -> str:
         """Store a blob; return its CID."""
-        self._ensure_dirs()
-        entry = build_file(io.BytesIO(data), self._write_block, None, self.chunk_size,
-                           self.max_links)
-        return entry.cid_str
+        return self._import(io.BytesIO(data), None).cid_str
 
     def get(self, cid: str, dest: Path) -> Path:
         """Write ``cid`` to ``dest`` verified; on a mismatch nothing is left and
@@ -140,15 +193,15 @@ class LocalStore:
         self._require(root)
         with transfer_progress(f"fetch {cid[:16]}…", self._file_size(root),
                                self.progress) as advance:
-            return download(root, Path(dest), self._read_block, iter_file_from_blocks, advance)
+            return download(root, Path(dest), self._read_node, self._read_file, advance)
 
     def open(self, cid: str) -> Iterator[bytes]:
-        """Stream a file's bytes; each block is verified before it is yielded."""
+        """Stream a file's bytes; each 256 KiB leaf is verified before it is yielded."""
         root = parse_cid(cid)
         self._require(root)
-        if is_directory(root, self._read_block):
+        if cid_codec(root) == DAG_PB and is_directory(root, self._read_node):
             raise StorageError(f"{cid} is a directory; use get() to fetch it")
-        return iter_file_from_blocks(root, self._read_block)
+        return self._read_file(root, self._read_node)
 
     def pin(self, cid: str) -> None:
         """Record a pin. Nothing is collected from a local store yet, so this only checks that
@@ -160,23 +213,47 @@ class LocalStore:
         (pins / cid_to_str(root)).touch()
 
     def exists(self, cid: str) -> bool:
-        """Whether the root block is here (its descendants were written before it)."""
-        return self.block_path(parse_cid(cid)).is_file()
+        """Whether the store holds ``cid``: a file's data, or a directory's node (written after
+        everything under it)."""
+        root = parse_cid(cid)
+        if self.data_path(root).is_file():
+            return True
+        if cid_codec(root) != DAG_PB or not self.block_path(root).is_file():
+            return False
+        try:
+            kind = decode_unixfs(decode_pbnode(self._read_node(root)).data).type
+        except StorageError:
+            return False
+        return kind in (UnixFSType.DIRECTORY, UnixFSType.HAMT_SHARD)
 
     # -- helpers ----------------------------------------------------------------------------
 
+    def _read_file(self, cid: bytes, get_block: BlockGetter) -> Iterator[bytes]:
+        """The verified bytes of file ``cid``: its nodes from blocks/, its leaves from data/."""
+        try:
+            source = open(self.data_path(cid), "rb")  # noqa: SIM115 - closed in finally
+        except FileNotFoundError:
+            raise StorageError(f"the data of {cid_to_str(cid)} is not in the local store at "
+                               f"{self.root} (an interrupted put? put the file again)") from None
+        try:
+            yield from verified_stream(iter_file_segments(cid, get_block), source.read)
+            if source.read(1):
+                raise IntegrityError(f"{cid_to_str(cid)}: the stored data is longer than the "
+                                     "file its CID names (tampered with or corrupt)")
+        finally:
+            source.close()
+
     def _require(self, root: bytes) -> None:
-        if not self.block_path(root).is_file():
+        if not self.exists(cid_to_str(root)):
             raise StorageError(f"{cid_to_str(root)} is not in the local store at {self.root} "
                                "(stored elsewhere? set DECENTRALML_STORAGE to that store)")
 
-    def _file_size(self, root: bytes, get_block: BlockGetter | None = None) -> int | None:
+    def _file_size(self, root: bytes) -> int | None:
         """The size of a file root for the progress bar (None for directories)."""
-        get_block = get_block or self._read_block
-        if cid_codec(root) == RAW:
-            return self.block_path(root).stat().st_size
+        if cid_codec(root) != DAG_PB:
+            return self.data_path(root).stat().st_size
         try:
-            _node, fs = load_node(root, get_block)
+            _node, fs = load_node(root, self._read_node)
         except StorageError:
             return None
         return fs.filesize

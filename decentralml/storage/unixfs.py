@@ -383,7 +383,11 @@ class FileBuilder:
         cid = make_cid(RAW, chunk)
         if self._sink is not None:
             self._sink(cid, chunk)
-        self._push(0, Entry(cid, len(chunk), len(chunk)))
+        self.add_leaf(cid, len(chunk))
+
+    def add_leaf(self, cid: bytes, size: int) -> None:
+        """Add the next raw leaf by its (already computed) CID; the sink does not see it."""
+        self._push(0, Entry(cid, size, size))
 
     def _push(self, level: int, entry: Entry) -> None:
         if level == len(self._levels):
@@ -689,8 +693,13 @@ def scan_tree(root: Path) -> list[TreeItem]:
 
 def build_tree(items: list[TreeItem], sink: BlockSink | None = None,
                advance: Callable[[int], None] | None = None, chunk_size: int = CHUNK_SIZE,
-               max_links: int = MAX_LINKS) -> Entry:
-    """Import what :func:`scan_tree` listed; return the root (a file's or a directory's)."""
+               max_links: int = MAX_LINKS,
+               import_file: Callable[[TreeItem], Entry] | None = None) -> Entry:
+    """Import what :func:`scan_tree` listed; return the root (a file's or a directory's).
+
+    ``import_file`` replaces the default per-file import (read, chunk, hand blocks to ``sink``),
+    for a store that keeps file contents its own way.
+    """
     children: dict[PurePosixPath, dict[str, Entry]] = {i.relpath: {} for i in items if i.is_dir}
     root: Entry | None = None
 
@@ -704,6 +713,9 @@ def build_tree(items: list[TreeItem], sink: BlockSink | None = None,
     for it in items:
         if not it.is_dir:
             try:
+                if import_file is not None:
+                    place(it, import_file(it))
+                    continue
                 with open(it.path, "rb") as stream:
                     place(it, build_file(stream, sink, advance, chunk_size, max_links))
             except OSError as exc:

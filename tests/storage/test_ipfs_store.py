@@ -4,6 +4,7 @@ tampering refused (by a lying HTTP layer and by corrupting the daemon's own bloc
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 from collections.abc import Callable
@@ -99,37 +100,40 @@ def test_unreachable_daemon_says_what_to_set(tmp_path: Path) -> None:
 
 # -- tampering ---------------------------------------------------------------------------------
 
-class _FlippingRaw:
+class _Flipping:
     """A response body that flips one byte at ``offset``: a daemon (or a proxy) that lies."""
 
-    def __init__(self, raw: Any, offset: int) -> None:
-        self.raw = raw
+    def __init__(self, stream: Any, offset: int) -> None:
+        self.stream = stream
         self.offset = offset
         self.pos = 0
 
-    def read(self, n: int, decode_content: bool = True) -> bytes:
-        data = bytearray(self.raw.read(n, decode_content=decode_content))
+    def read(self, n: int) -> bytes:
+        data = bytearray(self.stream.read(n))
         if self.pos <= self.offset < self.pos + len(data):
             data[self.offset - self.pos] ^= 0x01
         self.pos += len(data)
         return bytes(data)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.raw, name)
+    def close(self) -> None:
+        self.stream.close()
 
 
-class _LyingSession(requests.Session):
-    def __init__(self, endpoint: str, offset: int) -> None:
-        super().__init__()
+class _LyingStore(IPFSStore):
+    def __init__(self, api: str, endpoint: str, offset: int) -> None:
+        super().__init__(api, progress=False)
         self.endpoint = endpoint
         self.offset = offset
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any,
-                **kwargs: Any) -> requests.Response:
-        resp = super().request(method, url, *args, **kwargs)
-        if str(url).endswith(f"/api/v0/{self.endpoint}"):
-            resp.raw = _FlippingRaw(resp.raw, self.offset)
-        return resp
+    def _open_stream(self, endpoint: str, params: dict[str, str]) -> Any:
+        stream = super()._open_stream(endpoint, params)
+        return _Flipping(stream, self.offset) if endpoint == self.endpoint else stream
+
+    def _block(self, cid: bytes) -> bytes:
+        data = bytearray(super()._block(cid))
+        if self.endpoint == "block/get" and len(data) > self.offset:
+            data[self.offset] ^= 0x01
+        return bytes(data)
 
 
 @pytest.mark.parametrize("endpoint,offset", [("cat", 0), ("cat", 600_000), ("block/get", 20)])
@@ -138,7 +142,7 @@ def test_lying_daemon_is_caught(endpoint: str, offset: int, ipfs_store: IPFSStor
     src = tmp_path / "f"
     src.write_bytes(os.urandom(1_000_000))
     cid = ipfs_store.put(src)
-    liar = IPFSStore(ipfs_store.api_url, progress=False, session=_LyingSession(endpoint, offset))
+    liar = _LyingStore(ipfs_store.api_url, endpoint, offset)
     dest = tmp_path / "out" / "f"
     with pytest.raises(IntegrityError):
         liar.get(cid, dest)
@@ -149,6 +153,19 @@ def test_lying_daemon_is_caught(endpoint: str, offset: int, ipfs_store: IPFSStor
             received += chunk
     assert len(received) <= offset  # nothing past the bad leaf was handed out
     assert src.read_bytes().startswith(bytes(received))
+
+
+def test_extra_bytes_from_the_daemon_are_refused(ipfs_store: IPFSStore, tmp_path: Path) -> None:
+    cid = ipfs_store.put_bytes(os.urandom(300_000))
+
+    class Padded(IPFSStore):
+        def _open_stream(self, endpoint: str, params: dict[str, str]) -> Any:
+            real = super()._open_stream(endpoint, params)
+            return io.BytesIO(real.read() + b"extra")
+
+    with pytest.raises(IntegrityError, match="more bytes"):
+        Padded(ipfs_store.api_url, progress=False).get(cid, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
 
 
 def test_corrupted_daemon_blockstore_is_caught(ipfs_daemon: Daemon, ipfs_store: IPFSStore,

@@ -12,7 +12,6 @@ from decentralml.chain.types import StorageType
 from decentralml.errors import IntegrityError, InvalidInput, StorageError
 from decentralml.storage import IPFSStore, LocalStore, Store, open_store
 from decentralml.storage.progress import progress_enabled
-from decentralml.storage.unixfs import RAW, parse_cid
 from tests.storage.storage_helpers import make_tree, measure_rss, snapshot
 
 EMPTY_FILE_CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
@@ -85,16 +84,35 @@ def test_tampered_leaf_fails_and_leaves_nothing(local_store: LocalStore, tmp_pat
     src = tmp_path / "f"
     src.write_bytes(os.urandom(3 * 262_144))
     cid = local_store.put(src)
-    blocks = sorted(local_store.root.glob("blocks/*/*"))
-    leaf = next(p for p in blocks if parse_cid(p.name)[1] == RAW and p.stat().st_size > 1000)
-    flip_byte(leaf, 1000)
+    flip_byte(local_store.data_path(cid), 262_144 + 1000)  # in the second leaf
     dest = tmp_path / "out" / "f"
     with pytest.raises(IntegrityError):
         local_store.get(cid, dest)
     assert not dest.exists()
     assert list((tmp_path / "out").iterdir()) == []  # no partial or staging file
+    received = []
     with pytest.raises(IntegrityError):
-        b"".join(local_store.open(cid))
+        for chunk in local_store.open(cid):
+            received.append(chunk)
+    assert b"".join(received) == src.read_bytes()[:262_144]  # nothing past the bad leaf
+
+
+def test_tampered_single_block_file(local_store: LocalStore, tmp_path: Path) -> None:
+    cid = local_store.put_bytes(b"small but important")
+    flip_byte(local_store.data_path(cid), 3)
+    with pytest.raises(IntegrityError):
+        local_store.get(cid, tmp_path / "x")
+    with pytest.raises(IntegrityError):
+        list(local_store.open(cid))
+
+
+def test_appended_bytes_are_refused(local_store: LocalStore, tmp_path: Path) -> None:
+    cid = local_store.put_bytes(os.urandom(600_000))
+    with open(local_store.data_path(cid), "ab") as f:
+        f.write(b"trailing payload")
+    with pytest.raises(IntegrityError, match="longer"):
+        local_store.get(cid, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
 
 
 def test_tampered_root_of_a_directory_fails(local_store: LocalStore, tmp_path: Path) -> None:
@@ -105,19 +123,27 @@ def test_tampered_root_of_a_directory_fails(local_store: LocalStore, tmp_path: P
     assert not (tmp_path / "dest").exists()
 
 
-def test_truncated_or_missing_block(local_store: LocalStore, tmp_path: Path) -> None:
+def test_truncated_or_missing_data(local_store: LocalStore, tmp_path: Path) -> None:
     src = tmp_path / "f"
     src.write_bytes(os.urandom(2 * 262_144 + 1))
     cid = local_store.put(src)
-    leaves = [p for p in local_store.root.glob("blocks/*/*") if parse_cid(p.name)[1] == RAW]
-    leaves[0].write_bytes(leaves[0].read_bytes()[:-1])
+    data = local_store.data_path(cid)
+    data.write_bytes(data.read_bytes()[:-1])
     with pytest.raises(IntegrityError):
         local_store.get(cid, tmp_path / "a")
-    leaves[0].unlink()
+    data.unlink()
+    assert not local_store.exists(cid)
     with pytest.raises(StorageError, match="not in the local store"):
         local_store.get(cid, tmp_path / "b")
     local_store.put(src)  # a put repairs what is missing
     assert local_store.get(cid, tmp_path / "c").read_bytes() == src.read_bytes()
+
+
+def test_tampered_internal_node(local_store: LocalStore, tmp_path: Path) -> None:
+    cid = local_store.put_bytes(os.urandom(600_000))
+    flip_byte(local_store.block_path(cid), 40)
+    with pytest.raises(IntegrityError):
+        local_store.get(cid, tmp_path / "x")
 
 
 def test_unknown_and_invalid_cids(local_store: LocalStore, tmp_path: Path) -> None:
