@@ -241,17 +241,24 @@ class Chain:
             check_extensions(self.runtime, xt, signer, allow_future=True)
         return xt, signer
 
-    def submit(self, raw: bytes, watcher: Watcher | None = None) -> tuple[Extrinsic, str]:
-        """Validate and pool ``raw``; returns the extrinsic and its pool status.
+    def submit(self, raw: bytes, watcher: Watcher | None = None
+               ) -> tuple[Extrinsic, str, list[PoolTx]]:
+        """Validate and pool ``raw``; returns the extrinsic, its pool status and the futures
+        it promoted to ready.
 
-        The block is not sealed here: the RPC layer answers the request first and then calls
-        :meth:`seal_if_instant`, so the subscription id always precedes the status updates.
+        Nothing is announced or sealed here: the RPC layer answers the request first and then
+        calls :meth:`announce_ready` and :meth:`seal_if_instant`, so a subscription id always
+        precedes its status updates.
         """
         xt, signer = self.validate(raw)
-        status = self.pool.add(PoolTx(xt, signer), self.runtime.system.nonce(signer))
+        status, promoted = self.pool.add(PoolTx(xt, signer), self.runtime.system.nonce(signer))
         if watcher is not None:
             self.watchers.setdefault(xt.hash, []).append(watcher)
-        return xt, status
+        return xt, status, promoted
+
+    def announce_ready(self, txs: list[PoolTx]) -> None:
+        for tx in txs:
+            self._notify(tx.xt.hash, "ready")
 
     def unwatch(self, tx_hash: bytes, watcher: Watcher) -> None:
         ws = self.watchers.get(tx_hash)

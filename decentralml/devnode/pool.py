@@ -41,8 +41,8 @@ class Pool:
             n += 1
         return n
 
-    def add(self, tx: PoolTx, chain_nonce: int) -> str:
-        """Queue ``tx``; returns ``"ready"`` or ``"future"``."""
+    def add(self, tx: PoolTx, chain_nonce: int) -> tuple[str, list[PoolTx]]:
+        """Queue ``tx``; returns ``"ready"`` or ``"future"`` and the futures it made ready."""
         if self.contains(tx.xt.hash):
             raise TransactionInvalid("The transaction is already in the pool.", 1013,
                                      "Transaction Already Imported")
@@ -53,10 +53,9 @@ class Pool:
                 "in the pool.", 1014, "Priority is too low: (0 vs 0)")
         if tx.xt.nonce == self.next_nonce(tx.signer, chain_nonce):
             self._push_ready(tx)
-            self._promote(tx.signer, tx.xt.nonce + 1)
-            return "ready"
+            return "ready", self._promote(tx.signer, tx.xt.nonce + 1)
         self.future[key] = tx
-        return "future"
+        return "future", []
 
     def _push_ready(self, tx: PoolTx) -> None:
         self.ready[tx.xt.hash] = tx

@@ -428,19 +428,22 @@ class RpcApi:
 
     # -- author -----------------------------------------------------------------------------
 
-    def _submit(self, p: Any, watcher: Callable[[Any], None] | None) -> tuple[bytes, str]:
+    def _submit(self, s: Session, p: Any, watcher: Callable[[Any], None] | None
+                ) -> tuple[bytes, str]:
         (raw,) = _params(p, 1, 1)
         data = _hex(raw, "extrinsic")
         try:
-            xt, status = self.chain.submit(data, watcher)
+            xt, status, promoted = self.chain.submit(data, watcher)
         except DecodeError as exc:
             raise RpcError(1001, f"Extrinsic has invalid format: {exc}") from None
         except TransactionInvalid as exc:
             raise RpcError(exc.code, exc.message, exc.data) from None
+        if promoted:
+            s.after_response(lambda: self.chain.announce_ready(promoted))
         return xt.hash, status
 
     def submit_extrinsic(self, s: Session, p: Any) -> Any:
-        tx_hash, _ = self._submit(p, None)
+        tx_hash, _ = self._submit(s, p, None)
         s.after_response(self.chain.seal_if_instant)
         return _h(tx_hash)
 
@@ -453,7 +456,7 @@ class RpcApi:
                     "invalid", "dropped"):
                 s.subscriptions.pop(sub, None)
 
-        tx_hash, status = self._submit(p, watcher)
+        tx_hash, status = self._submit(s, p, watcher)
         s.subscriptions[sub] = lambda: self.chain.unwatch(tx_hash, watcher)
 
         def announce() -> None:
