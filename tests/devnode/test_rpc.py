@@ -77,10 +77,9 @@ def test_batch_request(ws: ClientConnection) -> None:
 
 
 def test_oversized_frame_closes_only_that_socket(devnode: DevNode) -> None:
-    with connect(devnode.url, max_size=2**26) as conn:
-        with pytest.raises(ConnectionClosed):
-            conn.send("x" * (17 * 1024 * 1024))
-            conn.recv(timeout=30)
+    with connect(devnode.url, max_size=2**26) as conn, pytest.raises(ConnectionClosed):
+        conn.send("x" * (17 * 1024 * 1024))
+        conn.recv(timeout=30)
     with connect(devnode.url) as conn:
         assert _rpc(conn, "system_chain")["result"] == "decentralml-devnode"
 
