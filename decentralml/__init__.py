@@ -41,12 +41,60 @@ _EXPORTS: dict[str, str] = {
     "CreateTaskArgs": "decentralml.chain.types",
     "SendTaskResultArgs": "decentralml.chain.types",
     "escrow_account_id": "decentralml.chain.types",
+    # the chain client, its results, events and validation policies
+    "Client": "decentralml.chain.client",
+    "ExtrinsicResult": "decentralml.chain.results",
+    "CreateTaskResult": "decentralml.chain.results",
+    "AcceptTaskResult": "decentralml.chain.results",
+    "SendResultResult": "decentralml.chain.results",
+    "CloseTaskResult": "decentralml.chain.results",
+    "ValidationReport": "decentralml.chain.results",
+    "MarketEvent": "decentralml.chain.events",
+    "AutoAccept": "decentralml.chain.policies",
+    "Manual": "decentralml.chain.policies",
+    "Threshold": "decentralml.chain.policies",
+    "Custom": "decentralml.chain.policies",
+    "Decision": "decentralml.chain.policies",
+    # accounts
+    "Accounts": "decentralml.accounts",
+    "Account": "decentralml.accounts",
+    # storage, bundles, the runner
+    "Store": "decentralml.storage.base",
+    "LocalStore": "decentralml.storage.local",
+    "IPFSStore": "decentralml.storage.ipfs",
+    "open_store": "decentralml.storage.config",
+    "Manifest": "decentralml.storage.bundle",
+    "Bundle": "decentralml.storage.bundle",
+    "pack_bundle": "decentralml.storage.bundle",
+    "fetch_bundle": "decentralml.storage.bundle",
+    "run_bundle": "decentralml.storage.runner",
+    "RunResult": "decentralml.storage.runner",
+    # roles
+    "ModelCreator": "decentralml.roles.creator",
+    "ModelContributor": "decentralml.roles.contributor",
+    "ModelEngineer": "decentralml.roles.contributor",
+    "DataAnnotator": "decentralml.roles.contributor",
+    "WorkReport": "decentralml.roles.contributor",
+    "holdout_policy": "decentralml.roles.policies",
+    "run_federated_job": "decentralml.roles.federated_job",
+    "FederatedJobReport": "decentralml.roles.federated_job",
+    "merge_annotations": "decentralml.roles.annotation",
+    # the embedded dev chain
+    "DevNode": "decentralml.devnode",
+    # settings
+    "Settings": "decentralml.config",
+    "load_settings": "decentralml.config",
 }
 
-__all__ = [*sorted(_EXPORTS), "__version__"]
+#: Public subpackages, reached as attributes (``decentralml.fl.FedAvg``), imported on first use.
+_SUBPACKAGES = ("fl",)
+
+__all__ = [*sorted(_EXPORTS), *_SUBPACKAGES, "__version__"]
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"decentralml.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'decentralml' has no attribute {name!r}")
@@ -60,6 +108,32 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from decentralml import fl
+    from decentralml.accounts import (
+        Account,
+        Accounts,
+    )
+    from decentralml.chain.client import (
+        Client,
+    )
+    from decentralml.chain.events import (
+        MarketEvent,
+    )
+    from decentralml.chain.policies import (
+        AutoAccept,
+        Custom,
+        Decision,
+        Manual,
+        Threshold,
+    )
+    from decentralml.chain.results import (
+        AcceptTaskResult,
+        CloseTaskResult,
+        CreateTaskResult,
+        ExtrinsicResult,
+        SendResultResult,
+        ValidationReport,
+    )
     from decentralml.chain.types import (
         CreateTaskArgs,
         SendTaskResultArgs,
@@ -71,6 +145,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         TaskType,
         ValidationStrategy,
         escrow_account_id,
+    )
+    from decentralml.config import (
+        Settings,
+        load_settings,
+    )
+    from decentralml.devnode import (
+        DevNode,
     )
     from decentralml.errors import (
         BundleError,
@@ -88,4 +169,45 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         PalletError,
         RunnerError,
         StorageError,
+    )
+    from decentralml.roles.annotation import (
+        merge_annotations,
+    )
+    from decentralml.roles.contributor import (
+        DataAnnotator,
+        ModelContributor,
+        ModelEngineer,
+        WorkReport,
+    )
+    from decentralml.roles.creator import (
+        ModelCreator,
+    )
+    from decentralml.roles.federated_job import (
+        FederatedJobReport,
+        run_federated_job,
+    )
+    from decentralml.roles.policies import (
+        holdout_policy,
+    )
+    from decentralml.storage.base import (
+        Store,
+    )
+    from decentralml.storage.bundle import (
+        Bundle,
+        Manifest,
+        fetch_bundle,
+        pack_bundle,
+    )
+    from decentralml.storage.config import (
+        open_store,
+    )
+    from decentralml.storage.ipfs import (
+        IPFSStore,
+    )
+    from decentralml.storage.local import (
+        LocalStore,
+    )
+    from decentralml.storage.runner import (
+        RunResult,
+        run_bundle,
     )

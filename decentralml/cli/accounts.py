@@ -112,6 +112,8 @@ def account_balance(app: App, who: str | None) -> None:
     """Free balance of WHO (an address, an account name, or the configured account)."""
     client = app.client(need_account=who is None)
     address = client.resolve_address(who) if who else client.address
+    if address is None:
+        app.fail("no account: pass --account or set DECENTRALML_ACCOUNT", ExitCode.CONFIG)
     free = client.balance(address)
     app.emit({"address": address, "free": free},
              lambda c: _print_balance(c, address, free, client.token_symbol,

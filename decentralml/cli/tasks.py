@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -77,7 +78,7 @@ def task_create(app: App, bundle: Path | None, template: str | None, bundle_out:
     client = app.client()
     amount = parse_amount(reward, client.token_decimals)
     creator = ModelCreator(client, app.store(), workdir=app.settings.home / "creator")
-    kwargs = dict(question=question, reward=amount, task_type=_TYPES[task_type],
+    kwargs: dict[str, Any] = dict(question=question, reward=amount, task_type=_TYPES[task_type],
                   max_assignments=slots, validation_strategy=_STRATEGIES[validation],
                   expires_in=expires_in, requirements=requires)
     if template is not None:

@@ -58,7 +58,10 @@ class Contributor:
 
     @property
     def address(self) -> str:
-        return self.client.address
+        address = self.client.address
+        if address is None:
+            raise InvalidInput("client", "a contributor's client needs a signing account")
+        return address
 
     @property
     def journal(self) -> Journal:

@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -156,12 +156,17 @@ class ModelCreator:
     def accepted_results(self, task_id: int) -> list[Submission]:
         return self.results(task_id, SubmissionStatus.Accepted)
 
-    def load_contributor_models(self, submissions: Iterable[Submission], like: Any) -> list[Any]:
-        """Fetch, verify and load the weights-only updates behind ``submissions``."""
+    def load_contributor_models(self, submissions: Iterable[Submission], like: Any, *,
+                                on_error: Literal["skip", "raise"] = "skip") -> Any:
+        """Fetch, verify and load the weights-only updates behind ``submissions``.
+
+        Returns the loaded updates (a list) with ``.rejected`` naming what was skipped and why;
+        ``on_error="raise"`` raises the first problem instead.
+        """
         from decentralml.fl import load_contributor_models
 
-        return list(load_contributor_models(list(submissions), self.store, like=like,
-                                            workdir=self.workdir / "updates"))
+        return load_contributor_models(list(submissions), self.store, like=like,
+                                       workdir=self.workdir / "updates", on_error=on_error)
 
     def federate(self, task_id: int, model: Any, strategy: Any = None) -> Any:
         """Load the task's accepted updates and return ``model`` with the aggregated weights."""

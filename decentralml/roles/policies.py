@@ -35,7 +35,7 @@ def holdout_policy(creator: ModelCreator, model: Any, x: Any, y: Any, *,
         if submission.result_cid is None:
             return Decision(accept=False, reason="no result CID to evaluate")
         try:
-            updates = creator.load_contributor_models([submission], like=model)
+            updates = creator.load_contributor_models([submission], like=model, on_error="raise")
         except (IntegrityError, ModelError) as exc:
             return Decision(accept=False, reason=f"unusable result: {exc}")
         except StorageError as exc:  # unreachable storage: not the worker's fault, decide later

@@ -79,13 +79,11 @@ def run_demo(workdir: Path, *, rounds: int = 3, storage: str | None = None,
              mnist_path: Path | None = None, min_accuracy: float = 0.5,
              log: Any = print) -> DemoReport:
     """Run the demo in ``workdir``; return the numbers of its table (the e2e test checks them)."""
-    from decentralml import Client, ModelCreator, open_store
-    from decentralml.chain.policies import AutoAccept
+    from decentralml import AutoAccept, Client, ModelCreator, holdout_policy, open_store
     from decentralml.chain.types import ValidationStrategy
     from decentralml.devnode import DevNode
     from decentralml.fl import (
         evaluate,
-        holdout_policy,
         load_mnist,
         make_digits_cnn,
         partition_iid,
