@@ -19,7 +19,7 @@ pytestmark = pytest.mark.tf
 REWARD = 7 * 10**12
 
 
-def _contribute(url: str, uri: str, store, task_id: int, weights: list[np.ndarray],
+def _contribute(url: str, uri: str, store, task_id: int, trained,
                 num_examples: int, tmp: Path):
     """A contributor outside our runner (as a malicious one would be): save, upload, send."""
     from decentralml.chain.types import TaskType
@@ -29,7 +29,7 @@ def _contribute(url: str, uri: str, store, task_id: int, weights: list[np.ndarra
     client = Client(url, account=uri, home=tmp / uri[2:])
     accepted = client.accept_task(task_id)
     out = tmp / f"out-{uri[2:]}"
-    save_update(weights, out, num_examples=num_examples, metrics={})
+    save_update(trained, out, num_examples=num_examples, metrics={})
     packed = pack_bundle(out, store, task_type=TaskType.ModelContributor, entrypoint=None)
     sent = client.send_task_result(accepted.submission_id, {"num_examples": num_examples},
                                    result_cid=packed.cid, result_storage=store.storage_type)
@@ -40,7 +40,7 @@ def _contribute(url: str, uri: str, store, task_id: int, weights: list[np.ndarra
 
 def test_holdout_policy_rejects_bad_update_and_pays_only_the_good(
         fresh_devnode, tmp_path: Path, digits) -> None:
-    from decentralml.fl import get_weights, make_digits_cnn, save_model, train_local
+    from decentralml.fl import clone_model, get_weights, make_digits_cnn, save_model, train_local
 
     (x, y), (xt, yt) = digits
     model = make_digits_cnn(x.shape[1:], 10, seed=0)
@@ -57,16 +57,17 @@ def test_holdout_policy_rejects_bad_update_and_pays_only_the_good(
     good = make_digits_cnn(x.shape[1:], 10, seed=0)
     train_local(good, x, y, epochs=3, batch_size=32, seed=0)
     rng = np.random.default_rng(1)
-    bad = [rng.normal(0, 5, w.shape).astype(w.dtype) for w in get_weights(model)]
+    bad = clone_model(model, [rng.normal(0, 5, w.shape).astype(w.dtype)
+                              for w in get_weights(model)])
     before = {u: alice.balance(alice.resolve_address(u)) for u in ("//Bob", "//Eve")}
     bob_sub, bob_fees = _contribute(fresh_devnode.url, "//Bob", store, task.task_id,
-                                    get_weights(good), len(y), tmp_path)
+                                    good, len(y), tmp_path)
     eve_sub, eve_fees = _contribute(fresh_devnode.url, "//Eve", store, task.task_id, bad,
                                     10**6, tmp_path)
 
     report = creator.validate(task.task_id, holdout_policy(creator, model, xt, yt,
                                                            min_accuracy=0.6))
-    assert report.accepted == (bob_sub,)
+    assert report.accepted == (bob_sub,), report.decisions
     assert report.rejected == (eve_sub,)
     after = {u: alice.balance(alice.resolve_address(u)) for u in ("//Bob", "//Eve")}
     assert after["//Bob"] - before["//Bob"] == REWARD - bob_fees
