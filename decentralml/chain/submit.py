@@ -17,6 +17,7 @@ Three pieces:
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import Counter, deque
@@ -33,7 +34,7 @@ from decentralml.chain.errors import dispatch_error as map_dispatch_error
 from decentralml.errors import ChainError, ChainTimeout, DispatchError
 
 #: How many times a nonce conflict is resolved by resyncing before giving up.
-_NONCE_RETRIES = 5
+_NONCE_RETRIES = 100
 #: How many recent blocks' extrinsic hashes the tracker remembers.
 _TRACKED_BLOCKS = 4096
 
@@ -209,9 +210,7 @@ class Submitter:
         """
         deadline = time.monotonic() + timeout
         address = keypair.ss58_address
-        with self.conn.lock:
-            since = self.conn.head_number()
-            extrinsic, nonce = self._sign_and_send(compose, keypair, address, since)
+        since, extrinsic, nonce = self._sign_and_send(compose, keypair, address, deadline)
         extrinsic_hash = "0x" + extrinsic.extrinsic_hash.hex()
         try:
             location = self.tracker.wait(extrinsic_hash, since, deadline)
@@ -223,24 +222,40 @@ class Submitter:
         return self._outcome(extrinsic_hash, address, nonce, location)
 
     def _sign_and_send(self, compose: Callable[[SubstrateInterface], GenericCall],
-                       keypair: Keypair, address: str, since: int) -> tuple[GenericExtrinsic, int]:
-        for _attempt in range(_NONCE_RETRIES):
-            nonce = self.nonces.next(self.conn, address)
+                       keypair: Keypair, address: str, deadline: float
+                       ) -> tuple[int, GenericExtrinsic, int]:
+        """Sign with the next nonce and hand the extrinsic to the pool; returns the head before
+        sending, the extrinsic and its nonce.
 
-            def sign(si: SubstrateInterface, nonce: int = nonce) -> GenericExtrinsic:
-                return si.create_signed_extrinsic(call=compose(si), keypair=keypair, nonce=nonce)
-            extrinsic = self.conn.run(sign)
-            try:
-                self._send(extrinsic, since)
-            except TransactionRejected as exc:
-                if exc.is_nonce_conflict:
+        Each attempt is one critical section (nonce, sign, send), so within this client a nonce
+        is consumed only when the pool took the transaction. Between attempts that lost a nonce
+        race to another process the lock is released for a short random pause, so two clients
+        hammering one account do not keep colliding in lockstep.
+        """
+        conflicts = 0
+        while True:
+            with self.conn.lock:
+                since = self.conn.head_number()
+                nonce = self.nonces.next(self.conn, address)
+
+                def sign(si: SubstrateInterface, nonce: int = nonce) -> GenericExtrinsic:
+                    return si.create_signed_extrinsic(call=compose(si), keypair=keypair,
+                                                      nonce=nonce)
+                extrinsic = self.conn.run(sign)
+                try:
+                    self._send(extrinsic, since)
+                except TransactionRejected as exc:
+                    if not exc.is_nonce_conflict:
+                        raise
                     self.nonces.resync(self.conn, address)
-                    continue
-                raise
-            self.nonces.consumed(address, nonce)
-            return extrinsic, nonce
-        raise ChainError(f"could not find a free nonce for {address} after {_NONCE_RETRIES} "
-                         f"resyncs; another process keeps using this account")
+                    conflicts += 1
+                else:
+                    self.nonces.consumed(address, nonce)
+                    return since, extrinsic, nonce
+            if conflicts >= _NONCE_RETRIES or time.monotonic() >= deadline:
+                raise ChainError(f"could not find a free nonce for {address} after {conflicts} "
+                                 f"resyncs; another process keeps using this account")
+            time.sleep(random.uniform(0.0, min(0.05 * conflicts, 0.5)))
 
     def _send(self, extrinsic: GenericExtrinsic, since: int) -> None:
         """Put the extrinsic into the pool, or prove it is already there or included."""
