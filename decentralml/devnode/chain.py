@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 BODY = Vec(Bytes())
 MAX_BLOCK_EXTRINSICS = 2_000
+#: Blocks kept in memory for ``chain_getBlock`` on recent hashes (receipts read their block).
+RECENT_BLOCKS = 256
 
 
 class IncompatibleDatabase(RuntimeError):
@@ -62,6 +64,7 @@ class Block:
     state_root: bytes
     extrinsics_root: bytes
     extrinsics: list[bytes] = field(default_factory=list)
+    _json: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_header(cls, header: bytes, extrinsics: list[bytes]) -> Block:
@@ -71,6 +74,12 @@ class Block:
                    header[pos + 32:pos + 64], extrinsics)
 
     def header_json(self) -> dict[str, Any]:
+        """The header as ``chain_getHeader`` returns it (computed once per block)."""
+        if self._json is None:
+            self._json = self._header_json()
+        return self._json
+
+    def _header_json(self) -> dict[str, Any]:
         _, pos = decode_compact(self.header, 32)
         digest = DIGEST.decode_all(self.header[pos + 64:])
         return {
@@ -135,6 +144,7 @@ class Chain:
         self.watchers: dict[bytes, list[Watcher]] = {}
         self.listeners: list[BlockListener] = []
         self._metadata: bytes | None = None
+        self._recent: dict[bytes, Block] = {}
         best = store.best()
         if best is None:
             self.head = HeadState()
@@ -198,11 +208,15 @@ class Chain:
     def block(self, block_hash: bytes) -> Block | None:
         if block_hash == self.best.hash:
             return self.best
-        return self._load(block_hash)
+        return self._recent.get(block_hash) or self._load(block_hash)
 
     def hash_of(self, number: int) -> bytes | None:
         if number == self.best.number:
             return self.best.hash
+        if number == 0:
+            return self.genesis.hash
+        if number > self.best.number:
+            return None
         return self.store.hash_by_number(number)
 
     def state_at(self, block_hash: bytes | None) -> StateReader | None:
@@ -317,6 +331,9 @@ class Chain:
         self.store.commit_block(number, block.hash, header, BODY.encode(body), changes)
         self.head.apply(changes)
         self.best = block
+        self._recent[block.hash] = block
+        if len(self._recent) > RECENT_BLOCKS:
+            del self._recent[next(iter(self._recent))]
         for tx in invalid:
             self._notify(tx.xt.hash, "invalid", final=True)
         promoted, dropped = self.pool.revalidate(self.runtime.system.nonce)

@@ -21,6 +21,8 @@ from decentralml.devnode.storage import ChainStore
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 60.0
+#: How often sealed blocks are written to SQLite (see ChainStore).
+FLUSH_INTERVAL_S = 0.1
 
 
 class DevNode:
@@ -110,18 +112,27 @@ class DevNode:
             self.chain = chain
             server = RpcServer(RpcApi(chain))
             self.port = await server.start(self.host, self.port)
-            sealer = None
+            tasks = [asyncio.create_task(self._flush_every(store, FLUSH_INTERVAL_S))]
             if self.block_time is not None:
-                sealer = asyncio.create_task(self._seal_every(chain, self.block_time))
+                tasks.append(asyncio.create_task(self._seal_every(chain, self.block_time)))
             self._ready.set()
             try:
                 await self._stop.wait()
             finally:
-                if sealer is not None:
-                    sealer.cancel()
+                for task in tasks:
+                    task.cancel()
                 await server.stop()
         finally:
             store.close()
+
+    @staticmethod
+    async def _flush_every(store: ChainStore, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                store.flush()
+            except Exception:
+                log.exception("writing blocks to the database failed")
 
     @staticmethod
     async def _seal_every(chain: Chain, seconds: float) -> None:
