@@ -80,7 +80,7 @@ class Connection(asyncio.Protocol):
         if frame.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
             if frame.opcode is not Opcode.CONT:
                 self._fragments, self._fragments_size = [], 0
-            self._fragments.append(frame.data)
+            self._fragments.append(bytes(frame.data))
             self._fragments_size += len(frame.data)
             if self._fragments_size > MAX_FRAME_BYTES:
                 self.ws.fail(1009, "message too big")
