@@ -647,6 +647,33 @@ class Client:
         """The free balance (planck) of an account (default: the signer)."""
         return self.account_balance(account).free
 
+    def fees_paid(self, accounts: Iterable[str], *, from_block: int = 0,
+                  to_block: int | None = None) -> dict[str, int]:
+        """Transaction fees (``TransactionFeePaid``: actual fee + tip) each of ``accounts`` paid
+        in blocks ``from_block..=to_block`` (default: up to the head), keyed as given.
+
+        Reads every block's events in the range: meant for reconciling balances on a dev chain
+        or over a short window, not for scanning a live chain's history.
+        """
+        from decentralml.chain.events import block_events
+
+        wanted = {self.resolve_address(a): a for a in accounts}
+        totals = dict.fromkeys(wanted.values(), 0)
+        last = self.block_number() if to_block is None else to_block
+        for number in range(from_block, last + 1):
+            found = block_events(self._conn, number)
+            if found is None:
+                break
+            for record in found[1]:
+                if (record.get("module_id"), record.get("event_id")) != \
+                        ("TransactionPayment", "TransactionFeePaid"):
+                    continue
+                attrs = record.get("attributes") or {}
+                who = wanted.get(str(attrs.get("who")))
+                if who is not None:
+                    totals[who] += int(attrs.get("actual_fee", 0)) + int(attrs.get("tip", 0))
+        return totals
+
     def account_balance(self, account: str | None = None) -> AccountBalance:
         """``System.Account`` of an account (default: the signer): free, reserved, frozen, nonce."""
         address = self._account(account)

@@ -1,17 +1,48 @@
-"""``decentralml demo``: the whole federated story on this machine (grows with the project)."""
+"""``decentralml demo``: the federated MNIST story from ``examples/federated_mnist/demo.py``.
+
+The demo is an example a user can read and copy, so it lives with the examples, not in the
+package; this command finds it in the source checkout the SDK was installed from (``make demo``
+installs it editable) and runs it.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import click
+
+from decentralml.cli.app import App, ExitCode, pass_app
+
+
+def demo_script() -> Path | None:
+    """``examples/federated_mnist/demo.py`` next to the package, if this is a source checkout."""
+    path = Path(__file__).resolve().parents[2] / "examples" / "federated_mnist" / "demo.py"
+    return path if path.is_file() else None
 
 
 @click.command()
-def demo() -> None:
-    """Show what exists so far: the protocol types and a task's escrow account."""
-    from decentralml.chain.types import CreateTaskArgs, TaskType, build, escrow_account_id
-
-    args = build(CreateTaskArgs, task_type=TaskType.ModelContributor, question="Train on MNIST",
-                 reward=10**12, max_assignments=3, assets_cid="bafy-demo",
-                 assets_storage="Local", expiration_block=100)
-    click.echo(f"create_task args ok; escrow {args.escrow}; escrow account of task 0: "
-               f"0x{escrow_account_id(0).hex()}")
+@click.option("--rounds", type=int, default=4, show_default=True)
+@click.option("--storage", help="local:PATH or ipfs:URL (default: a temporary local store).")
+@click.option("--mnist", type=click.Path(exists=True, dir_okay=False),
+              help="A local mnist.npz (default: scikit-learn's bundled digits).")
+@click.option("--workdir", type=click.Path(file_okay=False), help="Keep the demo's files here.")
+@pass_app
+def demo(app: App, rounds: int, storage: str | None, mnist: str | None,
+         workdir: str | None) -> None:
+    """Run the whole marketplace on this machine: devnode, creator, 3 contributors, federation."""
+    script = demo_script()
+    if script is None:
+        app.fail("the demo lives in examples/federated_mnist/ of the source checkout; clone the "
+                 "repository and run `make demo`", ExitCode.CONFIG)
+    spec = importlib.util.spec_from_file_location("federated_mnist_demo", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    argv = ["--rounds", str(rounds)]
+    for flag, value in (("--storage", storage), ("--mnist", mnist), ("--workdir", workdir)):
+        if value:
+            argv += [flag, value]
+    if app.as_json:
+        argv.append("--json")
+    raise SystemExit(module.main(argv))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -165,8 +166,13 @@ class ModelCreator:
         """
         from decentralml.fl import load_contributor_models
 
+        # a fresh directory per call: the same result may be loaded twice (scored by a policy,
+        # then federated), and a fetch never writes over an earlier one
+        root = self.workdir / "updates"
+        root.mkdir(parents=True, exist_ok=True)
         return load_contributor_models(list(submissions), self.store, like=like,
-                                       workdir=self.workdir / "updates", on_error=on_error)
+                                       workdir=Path(tempfile.mkdtemp(dir=root)),
+                                       on_error=on_error)
 
     def federate(self, task_id: int, model: Any, strategy: Any = None) -> Any:
         """Load the task's accepted updates and return ``model`` with the aggregated weights."""

@@ -159,7 +159,7 @@ def run_demo(workdir: Path, *, rounds: int = 3, storage: str | None = None,
         steps["federated job"] = time.perf_counter() - t
         federated_accuracy = float(evaluate(model, evaluation[0], evaluation[1])["accuracy"])
         after = {a: alice.balance(alice.resolve_address(a)) for a in accounts}
-        fees = alice.fees_paid_by(accounts)
+        fees = alice.fees_paid(accounts)
         paid = job.total_paid
         refunded = sum(r.refund for r in job.rounds)
         earned = sum(after[a] - before[a] + fees.get(a, 0) for a in CONTRIBUTORS)
@@ -204,6 +204,7 @@ def print_report(report: DemoReport) -> None:
     from rich.table import Table
 
     console = Console()
+    console.width = max(console.width, 100)  # tables stay readable in logs and CI
     t = Table(title=f"federated digits demo ({report.data_source}, {report.storage} store)",
               title_justify="left")
     for col in ("model", "examples", "accuracy"):
@@ -216,14 +217,13 @@ def print_report(report: DemoReport) -> None:
     t.add_row("federated (FedAvg)", "", f"{report.federated_accuracy:.3f}")
     t.add_row("central baseline", "", f"{report.central_accuracy:.3f}")
     console.print(t)
-    r = Table(title="rounds", title_justify="left")
-    for col in ("round", "task", "submitted", "accepted", "rejected", "paid", "refund",
-                "accuracy", "seconds"):
+    r = Table(title="rounds (amounts in UNIT)", title_justify="left")
+    for col in ("round", "task", "sent", "ok", "rej", "paid", "refund", "acc", "s"):
         r.add_column(col)
     for rr in report.rounds:
         r.add_row(str(rr["round"]), str(rr["task_id"]), str(rr["submitted"]),
-                  str(rr["accepted"]), str(rr["rejected"]), f"{rr['paid'] / UNIT:g} UNIT",
-                  f"{rr['refund'] / UNIT:g} UNIT",
+                  str(rr["accepted"]), str(rr["rejected"]), f"{rr['paid'] / UNIT:g}",
+                  f"{rr['refund'] / UNIT:g}",
                   "" if rr["accuracy"] is None else f"{rr['accuracy']:.3f}",
                   f"{rr['seconds']:.1f}")
     console.print(r)
@@ -239,7 +239,7 @@ def print_report(report: DemoReport) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--storage", help="local:PATH or ipfs:URL (default: a temp local store)")
     parser.add_argument("--mnist", type=Path, help="a local mnist.npz (default: sklearn digits)")
     parser.add_argument("--workdir", type=Path, help="keep the demo's files here")
@@ -248,7 +248,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with tempfile.TemporaryDirectory(prefix="decentralml-demo-") as tmp:
         workdir = args.workdir or Path(tmp)
-        os.environ.setdefault("KERAS_HOME", str(workdir / "keras"))
         report = run_demo(workdir, rounds=args.rounds, storage=args.storage,
                           mnist_path=args.mnist, log=(lambda *_: None) if args.json else print)
     if args.json:

@@ -38,7 +38,7 @@ def _check(report) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_demo_with_local_store(tmp_path: Path) -> None:
-    report = _demo().run_demo(tmp_path, rounds=3, log=lambda *_: None)
+    report = _demo().run_demo(tmp_path, rounds=4, log=lambda *_: None)
     assert report.storage == "local"
     assert report.data_source == "digits"  # no mnist.npz here: the offline fallback
     _check(report)
@@ -46,7 +46,7 @@ def test_demo_with_local_store(tmp_path: Path) -> None:
 
 @pytest.mark.ipfs
 def test_demo_with_ipfs(tmp_path: Path, ipfs_api: str) -> None:
-    report = _demo().run_demo(tmp_path, rounds=3, storage=f"ipfs:{ipfs_api}",
+    report = _demo().run_demo(tmp_path, rounds=4, storage=f"ipfs:{ipfs_api}",
                               log=lambda *_: None)
     assert report.storage == "ipfs"
     _check(report)
