@@ -25,6 +25,7 @@ from decentralml.devnode.pallets.system import BLOCK_HASH_COUNT
 from decentralml.devnode.pallets.transaction_payment import fee_parts
 from decentralml.devnode.primitives import ERA, MULTI_ADDRESS, era_birth
 from decentralml.devnode.runtime import (
+    MAX_BLOCK_REF_TIME,
     MAX_EXTRINSIC_LENGTH,
     SPEC_VERSION,
     TRANSACTION_VERSION,
@@ -62,6 +63,10 @@ EXHAUSTS = "Transaction would exhaust the block limits"
 BAD_SIGNER = "Invalid signing address"
 CALL = "Transaction call is not expected"
 CANNOT_LOOKUP = "Could not lookup information required to validate the transaction"
+
+
+#: CheckWeight: a normal extrinsic may use at most 75% of the block's ref_time.
+MAX_NORMAL_REF_TIME = MAX_BLOCK_REF_TIME * 3 // 4
 
 
 class TransactionInvalid(Exception):
@@ -233,6 +238,8 @@ def check_extensions(runtime: Runtime, xt: Extrinsic, signer: bytes, *,
     if xt.length > MAX_EXTRINSIC_LENGTH:
         raise TransactionInvalid(EXHAUSTS)
     weight, _, _ = runtime.call_info(xt.call)
+    if weight.ref_time > MAX_NORMAL_REF_TIME:
+        raise TransactionInvalid(EXHAUSTS)
     fee = sum(fee_parts(weight, xt.length)) + xt.tip
     if not runtime.balances.can_withdraw_preserving(signer, fee):
         raise TransactionInvalid(PAYMENT)

@@ -253,3 +253,23 @@ def test_dev_accounts_are_endowed(fresh_client: Client) -> None:
         assert fresh_client.free(kp) == 10**18
     assert fresh_client.total_issuance() == 6 * 10**18
     assert fresh_client.si.rpc_request("system_chainType", [])["result"] == "Development"
+
+
+@pytest.mark.slow  # substrate-interface encodes and decodes 10,923 calls client-side
+def test_batch_limit(client: Client) -> None:
+    sender = client.fund(10 * UNIT)
+    remark = client.call("System", "remark", {"remark": b""})
+    r = client.submit(sender, "Utility", "batch", {"calls": [remark] * 10_923})
+    assert error_name(r) == "TooManyCalls"
+
+
+def test_overweight_extrinsic_is_refused(client: Client) -> None:
+    from substrateinterface.exceptions import SubstrateRequestException
+
+    call = client.call("Sudo", "sudo_unchecked_weight", {
+        "call": client.call("System", "remark", {"remark": b""}),
+        "weight": {"ref_time": 10**13, "proof_size": 0}})
+    xt = client.si.create_signed_extrinsic(call, ALICE)
+    with pytest.raises(SubstrateRequestException) as info:
+        client.si.submit_extrinsic(xt, wait_for_inclusion=True)
+    assert info.value.args[0]["data"] == "Transaction would exhaust the block limits"
