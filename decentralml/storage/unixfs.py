@@ -725,3 +725,42 @@ def build_tree(items: list[TreeItem], sink: BlockSink | None = None,
         place(it, encode_directory(children[it.relpath], sink))
     assert root is not None
     return root
+
+
+def relayout(cid: bytes, get_block: BlockGetter, size: int | None = None,
+             chunk_size: int = CHUNK_SIZE, max_links: int = MAX_LINKS) -> Entry:
+    """Rebuild the DAG under ``cid`` from its leaf CIDs with *our* layout rules.
+
+    The result's CID equals ``cid`` exactly when the DAG (built elsewhere, e.g. by a daemon)
+    has the layout :class:`FileBuilder` and :func:`encode_directory` produce: raw leaves of
+    ``chunk_size`` bytes (the last may be shorter), balanced with ``max_links`` per node, plain
+    sorted directories. Only internal nodes are fetched (a few KiB per 45 MB), so this checks an
+    upload's layout without hashing its bytes again. ``size`` is a raw root's size, if known.
+    """
+    if cid_codec(cid) == RAW:
+        if size is None:
+            size = len(verify_block(cid, get_block(cid)))
+        if size > chunk_size:
+            raise StorageError(f"{cid_to_str(cid)}: a raw leaf of {size} bytes, more than the "
+                               f"{chunk_size}-byte chunks this layout uses")
+        return Entry(cid, size, size)
+    node, fs = load_node(cid, get_block)
+    if fs.type in (UnixFSType.DIRECTORY, UnixFSType.HAMT_SHARD):
+        if fs.type == UnixFSType.HAMT_SHARD:
+            raise StorageError(f"{cid_to_str(cid)} is a sharded (HAMT) directory, which this "
+                               "SDK does not write")
+        return encode_directory({validate_name(link.name): relayout(
+            link.cid, get_block, link.tsize, chunk_size, max_links) for link in node.links})
+    builder = FileBuilder(None, max_links)
+    last = chunk_size
+    for segment in iter_file_segments(cid, get_block):
+        if not isinstance(segment, RawLeaf) or segment.size is None:
+            raise StorageError(f"{cid_to_str(cid)}: leaves are not raw blocks")
+        if last != chunk_size:
+            raise StorageError(f"{cid_to_str(cid)}: a {last}-byte leaf before the end (not "
+                               f"{chunk_size}-byte chunks)")
+        builder.add_leaf(segment.cid, segment.size)
+        last = segment.size
+    if last > chunk_size:
+        raise StorageError(f"{cid_to_str(cid)}: a {last}-byte leaf (chunks are {chunk_size})")
+    return builder.finish()

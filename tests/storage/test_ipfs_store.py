@@ -212,3 +212,25 @@ def test_300mb_streams_with_bounded_rss(ipfs_api: str, tmp_path: Path) -> None:
     assert result["ok"]
     growth = int(str(result["peak"])) - int(str(result["base"]))
     assert growth < 64 * 1024 * 1024, f"RSS grew by {growth / 2**20:.1f} MiB"
+
+
+def test_rehash_mode_agrees(ipfs_api: str, local_store: LocalStore, tmp_path: Path) -> None:
+    store = IPFSStore(ipfs_api, progress=False, rehash=True)
+    src = make_tree(tmp_path / "src")
+    assert store.put(src) == local_store.put(src)
+    blob = os.urandom(700_000)
+    assert store.put_bytes(blob) == local_store.put_bytes(blob)
+
+
+def test_layout_check_catches_a_foreign_chunker(ipfs_store: IPFSStore, tmp_path: Path) -> None:
+    class OtherChunker(requests.Session):
+        def request(self, method: str | bytes, url: str | bytes, *args: Any,
+                    **kwargs: Any) -> requests.Response:
+            if str(url).endswith("/api/v0/add"):
+                kwargs["params"] = {**kwargs["params"], "chunker": "size-100000"}
+            return super().request(method, url, *args, **kwargs)
+
+    store = IPFSStore(ipfs_store.api_url, progress=False, session=OtherChunker())
+    (tmp_path / "f").write_bytes(os.urandom(300_000))
+    with pytest.raises(StorageError, match="layout"):
+        store.put(tmp_path / "f")
