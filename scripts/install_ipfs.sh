@@ -9,7 +9,8 @@
 # Why build from source: the Go module proxy reachable here refuses `@v/list` for
 # github.com/ipfs/kubo, so `go install github.com/ipfs/kubo/cmd/ipfs@vX` cannot resolve; building
 # the package from a module that requires one exact version (and a full go.sum) needs no listing.
-# A cold build (download + compile) took about 4.5 minutes on 2 cores; a warm one seconds.
+# Measured on 2 cores: ~4.5 min cold (module download + compile), ~3.7 min with the module
+# cache warm; 0.1 s when the binary is already there.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -74,9 +75,9 @@ echo "ipfs: building Kubo $VERSION with $("$GO" version) (a few minutes on a fre
 start=$SECONDS
 tmp="$(mktemp "$TOOLS/bin/.ipfs.XXXXXX")"
 trap 'rm -f "$tmp"' EXIT
-# -mod=readonly: build exactly what go.sum locks; never rewrite the lock files.
-# GOTOOLCHAIN=local: fail clearly instead of silently downloading another Go toolchain.
-(cd "$LOCK_DIR" && GOTOOLCHAIN="${GOTOOLCHAIN:-local}" GOFLAGS="-mod=readonly -buildvcs=false" \
+# -mod=readonly: build exactly what go.sum locks; never rewrite the lock files. An older Go
+# fetches the toolchain go.mod asks for by itself (GOTOOLCHAIN=auto, Go's default) where allowed.
+(cd "$LOCK_DIR" && GOFLAGS="-mod=readonly -buildvcs=false" \
     "$GO" build -trimpath -o "$tmp" github.com/ipfs/kubo/cmd/ipfs)
 chmod +x "$tmp"
 if ! have_version "$tmp"; then
