@@ -62,6 +62,9 @@ if [[ -z "$GO" ]]; then
         GO=/usr/local/go/bin/go
     fi
 fi
+if [[ -n "$GO" ]] && ! command -v "$GO" >/dev/null 2>&1; then
+    GO=""
+fi
 if [[ -z "$GO" ]]; then
     cat >&2 <<EOF
 install_ipfs.sh: Go is needed to build the IPFS daemon (Kubo $VERSION) for the tests, and none
