@@ -56,10 +56,11 @@ def _register() -> None:
     from decentralml.cli.review import federate, results, validate
     from decentralml.cli.tasks import task
     from decentralml.cli.work import accept, run, submit, work
+    from decentralml.devnode.cli import devnode_command
 
-    for command in (account, task, accept, run, submit, work, results, validate, federate, demo):
+    for command in (devnode_command, account, task, accept, run, submit, work, results, validate,
+                    federate, demo):
         cli.add_command(command)
-    cli.add_command(__import__("decentralml.devnode.cli").devnode.cli.devnode_command)
 
 
 _register()
