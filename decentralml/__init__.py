@@ -7,8 +7,9 @@ TensorFlow or opens a connection.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from decentralml._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -92,19 +93,7 @@ _SUBPACKAGES = ("fl",)
 __all__ = [*sorted(_EXPORTS), *_SUBPACKAGES, "__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _SUBPACKAGES:
-        return importlib.import_module(f"decentralml.{name}")
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'decentralml' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, _SUBPACKAGES)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
