@@ -28,8 +28,9 @@ from decentralml.storage.unixfs import (
     read_chunks,
 )
 
-#: Leaves in flight (x 256 KiB of memory).
-WINDOW = 16
+#: Bytes read at once, and batches in flight (x BATCH of memory).
+BATCH = 4 * 1024 * 1024
+WINDOW = 4
 WORKERS = 2
 
 
@@ -39,30 +40,67 @@ def _done(value: bytes) -> Future[bytes]:
     return future
 
 
+def _check_batch(leaves: list[RawLeaf], data: bytes, offsets: list[int]) -> bytes:
+    view = memoryview(data)
+    for leaf, start, end in zip(leaves, offsets, offsets[1:], strict=False):
+        check_leaf(leaf, view[start:end])  # type: ignore[arg-type]  # any buffer hashes
+    return data
+
+
 def verified_stream(segments: Iterable[RawLeaf | bytes], read: Callable[[int], bytes]
                     ) -> Iterator[bytes]:
-    """The file's bytes, read in order with ``read(n)``, each leaf yielded only once verified.
+    """The file's bytes, read in order with ``read(n)``, each piece yielded only once verified.
 
     ``segments`` comes from :func:`~decentralml.storage.unixfs.iter_file_segments`, i.e. leaf
-    CIDs and sizes already authenticated by the root. A short read or a byte that differs raises
-    :class:`IntegrityError`; nothing after the first bad leaf is yielded.
+    CIDs and sizes already authenticated by the root. Consecutive leaves are read in batches of
+    up to :data:`BATCH` bytes (fewer syscalls and allocations; one bytes object written as is)
+    and hashed on the pool, ``WINDOW`` batches ahead. A short read or a byte that differs raises
+    :class:`IntegrityError`; nothing from the first bad batch on is yielded.
     """
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="dml-verify") as pool:
         pending: deque[Future[bytes]] = deque()
+        batch: list[RawLeaf] = []
+        batch_size = 0
+
+        def flush() -> None:
+            nonlocal batch, batch_size
+            if not batch:
+                return
+            data = read(batch_size)
+            if len(data) != batch_size:
+                raise IntegrityError(f"the stream ended early ({len(data)} of {batch_size} "
+                                     "bytes of a batch of leaves)")
+            offsets = [0]
+            for leaf in batch:
+                offsets.append(offsets[-1] + (leaf.size or 0))
+            # Split the batch between the workers, so both cores hash it.
+            step = max(1, len(batch) // WORKERS)
+            futures = [pool.submit(_check_batch, batch[i:i + step], data, offsets[i:i + step + 1])
+                       for i in range(0, len(batch), step)]
+            pending.append(_gather(futures, data))
+            batch, batch_size = [], 0
+
         try:
             for segment in segments:
-                if isinstance(segment, RawLeaf):
-                    limit = MAX_BLOCK_SIZE + 1 if segment.size is None else segment.size
-                    data = read(limit)
-                    if segment.size is None and len(data) > MAX_BLOCK_SIZE:
+                if isinstance(segment, RawLeaf) and segment.size is not None:
+                    batch.append(segment)
+                    batch_size += segment.size
+                    if batch_size >= BATCH:
+                        flush()
+                elif isinstance(segment, RawLeaf):  # a raw root: size unknown, one block
+                    flush()
+                    data = read(MAX_BLOCK_SIZE + 1)
+                    if len(data) > MAX_BLOCK_SIZE:
                         raise IntegrityError(f"a raw block over {MAX_BLOCK_SIZE} bytes")
                     pending.append(pool.submit(check_leaf, segment, data))
                 else:
+                    flush()
                     if read(len(segment)) != segment:
                         raise IntegrityError("streamed bytes differ from the verified node data")
                     pending.append(_done(segment))
                 while len(pending) >= WINDOW:
                     yield pending.popleft().result()
+            flush()
             while pending:
                 yield pending.popleft().result()
         finally:
@@ -70,24 +108,60 @@ def verified_stream(segments: Iterable[RawLeaf | bytes], read: Callable[[int], b
                 future.cancel()
 
 
+def _gather(futures: list[Future[bytes]], data: bytes) -> Future[bytes]:
+    """A future for ``data`` that resolves once every check in ``futures`` passed."""
+    out: Future[bytes] = Future()
+    remaining = [len(futures)]
+
+    def done(f: Future[bytes]) -> None:
+        if out.done():
+            return
+        exc = f.exception() if not f.cancelled() else IntegrityError("verification cancelled")
+        if exc is not None:
+            out.set_exception(exc)
+            return
+        remaining[0] -= 1
+        if remaining[0] == 0:
+            out.set_result(data)
+
+    for f in futures:
+        f.add_done_callback(done)
+    return out
+
+
+def _leaf_cids(data: bytes, bounds: list[tuple[int, int]]) -> list[bytes]:
+    view = memoryview(data)
+    return [make_cid(RAW, view[start:end]) for start, end in bounds]  # type: ignore[arg-type]
+
+
 def import_stream(stream: BinaryIO, on_chunk: Callable[[bytes], object] | None,
                   sink: BlockSink | None, advance: Callable[[int], None] | None = None,
                   chunk_size: int = CHUNK_SIZE, max_links: int = MAX_LINKS) -> Entry:
-    """Chunk ``stream``, pass each chunk to ``on_chunk`` (e.g. a write) while its CID is
-    computed on a worker thread; return the built DAG (dag-pb nodes go to ``sink``)."""
+    """Chunk ``stream`` and build its DAG (dag-pb nodes go to ``sink``), handing the bytes to
+    ``on_chunk`` (e.g. a write) in batches of whole chunks while the workers hash them."""
     builder = FileBuilder(sink, max_links)
+    batch_bytes = chunk_size * max(1, BATCH // chunk_size)
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="dml-hash") as pool:
-        pending: deque[tuple[Future[bytes], int]] = deque()
-        for chunk in read_chunks(stream, chunk_size):
-            pending.append((pool.submit(make_cid, RAW, chunk), len(chunk)))
+        pending: deque[tuple[list[Future[list[bytes]]], list[int]]] = deque()
+
+        def settle() -> None:
+            futures, sizes = pending.popleft()
+            cids = [cid for future in futures for cid in future.result()]
+            for cid, size in zip(cids, sizes, strict=True):
+                builder.add_leaf(cid, size)
+
+        for data in read_chunks(stream, batch_bytes):
+            bounds = [(i, min(i + chunk_size, len(data))) for i in range(0, len(data), chunk_size)]
+            step = max(1, -(-len(bounds) // WORKERS))
+            futures = [pool.submit(_leaf_cids, data, bounds[i:i + step])
+                       for i in range(0, len(bounds), step)]
+            pending.append((futures, [end - start for start, end in bounds]))
             if on_chunk is not None:
-                on_chunk(chunk)
+                on_chunk(data)
             if advance is not None:
-                advance(len(chunk))
-            while len(pending) >= WINDOW:
-                cid, size = pending.popleft()
-                builder.add_leaf(cid.result(), size)
+                advance(len(data))
+            while len(pending) > WINDOW:
+                settle()
         while pending:
-            cid, size = pending.popleft()
-            builder.add_leaf(cid.result(), size)
+            settle()
     return builder.finish()

@@ -142,8 +142,8 @@ def cid_digest_check(cid: bytes) -> Callable[[bytes], bool]:
     code = multihash.unwrap_raw(mh)[0]
     if code == IDENTITY:
         inline = bytes(multihash.unwrap(mh))
-        return lambda data: data == inline
-    return lambda data: multihash.digest(data, code) == mh
+        return lambda data: bytes(data) == inline
+    return lambda data: multihash.digest(bytes(data), code) == mh
 
 
 def verify_block(cid: bytes, data: bytes) -> bytes:

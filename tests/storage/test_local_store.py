@@ -94,7 +94,8 @@ def test_tampered_leaf_fails_and_leaves_nothing(local_store: LocalStore, tmp_pat
     with pytest.raises(IntegrityError):
         for chunk in local_store.open(cid):
             received.append(chunk)
-    assert b"".join(received) == src.read_bytes()[:262_144]  # nothing past the bad leaf
+    got = b"".join(received)  # nothing from the bad leaf on (verified in batches: maybe less)
+    assert len(got) <= 262_144 and src.read_bytes().startswith(got)
 
 
 def test_tampered_single_block_file(local_store: LocalStore, tmp_path: Path) -> None:
