@@ -40,6 +40,22 @@ class RoundReport(BaseModel):
     refund: int
     accuracy: float | None
     seconds: float
+    #: where the round's time went: publish (pack, store, create_task), contributors (waiting
+    #: for results), validate, federate (load, aggregate, evaluate), close
+    timings: dict[str, float] = {}
+
+
+class _Laps:
+    """Time between successive calls, by name."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+        self._mark = time.monotonic()
+
+    def __call__(self, name: str) -> None:
+        now = time.monotonic()
+        self.times[name] = now - self._mark
+        self._mark = now
 
 
 class FederatedJobReport(BaseModel):
@@ -81,6 +97,7 @@ def run_federated_job(
     stopped = f"ran {rounds} rounds"
     for r in range(1, rounds + 1):
         started = time.monotonic()
+        lap = _Laps()
         round_dir = creator.workdir / "rounds" / f"round-{r}"
         if round_dir.exists():
             shutil.rmtree(round_dir)
@@ -92,23 +109,28 @@ def run_federated_job(
             round_dir, question=f"{question} (round {r}/{rounds})", reward=reward,
             task_type=TaskType.ModelContributor, max_assignments=slots,
             validation_strategy=strategy_on_chain)
+        lap("publish")
         if on_round_published is not None:
             on_round_published(r, published)
         try:
             submitted = creator.wait_for_results(published.task_id, slots, timeout=round_timeout)
         except ChainTimeout:
             submitted = creator.results(published.task_id)  # go on with whatever arrived
+        lap("contributors")
         report = creator.validate(published.task_id, policy)
+        lap("validate")
         accepted = creator.accepted_results(published.task_id)
         if accepted:
             model = creator.federate(published.task_id, model, strategy)
             accuracy = float(evaluate(model, x_test, y_test)["accuracy"])
+        lap("federate")
         closed = creator.close(published.task_id)
+        lap("close")
         reports.append(RoundReport(
             round=r, task_id=published.task_id, submitted=len(submitted),
             accepted=len(accepted), rejected=len(report.rejected),
             paid=len(accepted) * reward, refund=int(getattr(closed, "refund", 0) or 0),
-            accuracy=accuracy, seconds=time.monotonic() - started))
+            accuracy=accuracy, seconds=time.monotonic() - started, timings=lap.times))
         if target_accuracy is not None and accuracy is not None and accuracy >= target_accuracy:
             stopped = f"reached target accuracy {target_accuracy} in round {r}"
             break

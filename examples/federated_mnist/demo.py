@@ -235,6 +235,16 @@ def print_report(report: DemoReport) -> None:
                   f"{report.protocol_overhead_seconds:.1f} s")
     for name, seconds in report.steps.items():
         console.print(f"  {name}: {seconds:.1f} s")
+    phases: dict[str, float] = {}
+    for rr in report.rounds:
+        for name, seconds in rr["timings"].items():
+            phases[name] = phases.get(name, 0.0) + seconds
+    console.print("  federated job, by phase over all rounds: " + ", ".join(
+        f"{name} {seconds:.1f} s" for name, seconds in phases.items()))
+    procs = report.contributors
+    startup = sum(r.process_seconds - r.train_seconds for r in procs) / max(len(procs), 1)
+    console.print(f"  per contributor process: {startup:.1f} s outside training on average "
+                  f"(interpreter + TensorFlow start, fetch and verify, upload, submit)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
