@@ -25,6 +25,9 @@ def test_pallet_errors_are_importable_and_shared() -> None:
     from decentralml import errors
 
     cls = errors.NoSlotsLeft
-    assert cls is errors.pallet_error_class("DecentralML", "NoSlotsLeft", "docs")
+    assert cls is errors.pallet_error_class("DecentralML", "NoSlotsLeft")
+    assert issubclass(cls, decentralml.PalletError)
     assert issubclass(cls, decentralml.DecentralMLError)
-    assert cls.docs == "docs"
+    fresh = errors.pallet_error_class("TestPallet", "Oops", "what went wrong")
+    assert fresh.docs == "what went wrong" and fresh.__name__ == "Oops"
+    assert str(fresh()) == "TestPallet.Oops: what went wrong"

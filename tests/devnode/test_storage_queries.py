@@ -52,8 +52,9 @@ def test_decentralml_maps_and_double_maps(client: Client, populated: dict[str, o
     task_id = populated["task_id"]
     sids = populated["sids"]
     w1, w2 = populated["workers"]  # type: ignore[misc]
-    assert [k.value for k, _ in si.query_map("DecentralML", "TaskSubmissions", [task_id])] \
-        == sids
+    # map entries come in storage-key (hash) order, not id order
+    assert sorted(k.value for k, _ in si.query_map("DecentralML", "TaskSubmissions",
+                                                    [task_id])) == sorted(sids)
     workers = {k.value: v.value for k, v in si.query_map("DecentralML", "TaskWorkers",
                                                          [task_id])}
     assert workers == {w1.ss58_address: sids[0], w2.ss58_address: sids[1]}
