@@ -20,11 +20,16 @@ from decentralml.storage.unixfs import BlockGetter, remember_last, walk_tree
 
 #: Streams a file's verified bytes given its CID and a block getter.
 FileReader = Callable[[bytes, BlockGetter], Iterator[bytes]]
+#: Writes a file's verified bytes to a (private, staging) path itself: a backend's fast path.
+FileCopier = Callable[[bytes, BlockGetter, Path, Advance], None]
 
 
 def download(cid: bytes, dest: Path, get_block: BlockGetter, read_file: FileReader,
-             advance: Advance) -> Path:
-    """Write the file or directory ``cid`` to ``dest`` (replacing a file or an empty directory)."""
+             advance: Advance, copy_file: FileCopier | None = None) -> Path:
+    """Write the file or directory ``cid`` to ``dest`` (replacing a file or an empty directory).
+
+    ``copy_file``, if given, materialises each file instead of streaming ``read_file``.
+    """
     dest = Path(dest).expanduser().absolute()
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -38,6 +43,9 @@ def download(cid: bytes, dest: Path, get_block: BlockGetter, read_file: FileRead
             target = content / relpath
             if is_dir:
                 target.mkdir()
+                continue
+            if copy_file is not None:
+                copy_file(child, getter, target, advance)
                 continue
             with open(target, "wb") as out:
                 for chunk in read_file(child, getter):

@@ -23,6 +23,7 @@ has everything under it.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import tempfile
@@ -34,7 +35,13 @@ from typing import BinaryIO
 from decentralml.chain.types import StorageType
 from decentralml.errors import IntegrityError, StorageError
 from decentralml.storage._download import download
-from decentralml.storage._pipeline import import_stream, verified_stream
+from decentralml.storage._pipeline import (
+    copy_supported,
+    import_copy,
+    import_stream,
+    verified_stream,
+    verify_copy,
+)
 from decentralml.storage.progress import transfer_progress
 from decentralml.storage.unixfs import (
     CHUNK_SIZE,
@@ -55,6 +62,10 @@ from decentralml.storage.unixfs import (
     parse_cid,
     scan_tree,
 )
+
+#: errno values meaning "this filesystem/kernel cannot copy_file_range": fall back to streaming.
+_NO_COPY = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF,
+            errno.ETXTBSY}
 
 
 class LocalStore:
@@ -165,6 +176,68 @@ class LocalStore:
             Path(tmp).unlink(missing_ok=True)
         return entry
 
+    def _import_path(self, path: Path, advance: Callable[[int], None]) -> Entry:
+        """Import a file: copied in the kernel where possible (see ``import_copy``)."""
+        if not copy_supported():
+            with open(path, "rb") as source:
+                return self._import(source, advance)
+        self._ensure_dirs()
+        fd, tmp = tempfile.mkstemp(dir=self.root / "tmp", prefix="import.")
+        try:
+            with open(path, "rb") as source, os.fdopen(fd, "w+b") as out:
+                try:
+                    entry = import_copy(source.fileno(), out.fileno(), self._write_node,
+                                        advance, self.chunk_size, self.max_links)
+                except OSError as exc:
+                    if exc.errno not in _NO_COPY:
+                        raise
+                    out.truncate(0)  # this filesystem cannot copy_file_range: stream instead
+                    out.seek(0)
+                    source.seek(0)
+                    entry = import_stream(source, out.write, self._write_node, advance,
+                                          self.chunk_size, self.max_links)
+                if self.durable:
+                    out.flush()
+                    os.fsync(out.fileno())
+            final = self.data_path(entry.cid)
+            final.parent.mkdir(exist_ok=True)
+            os.replace(tmp, final)
+        except OSError as exc:
+            raise StorageError(f"cannot store {path} in {self.root}: {exc}") from exc
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return entry
+
+    def _copy_file(self, cid: bytes, get_block: BlockGetter, target: Path,
+                   advance: Callable[[int], None]) -> None:
+        """Materialise file ``cid`` at ``target`` (inside get()'s private staging directory):
+        copied in the kernel, then verified by reading the copy back, so what is checked is
+        exactly what gets moved into place."""
+        if not copy_supported():
+            self._stream_to(cid, get_block, target, advance)
+            return
+        try:
+            source = open(self.data_path(cid), "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            raise StorageError(f"the data of {cid_to_str(cid)} is not in the local store at "
+                               f"{self.root} (an interrupted put? put the file again)") from None
+        with source, open(target, "w+b") as out:
+            try:
+                verify_copy(iter_file_segments(cid, get_block), source.fileno(), out.fileno(),
+                            advance)
+                return
+            except OSError as exc:
+                if exc.errno not in _NO_COPY:
+                    raise
+        self._stream_to(cid, get_block, target, advance)
+
+    def _stream_to(self, cid: bytes, get_block: BlockGetter, target: Path,
+                   advance: Callable[[int], None]) -> None:
+        with open(target, "wb") as out:
+            for chunk in self._read_file(cid, get_block):
+                out.write(chunk)
+                advance(len(chunk))
+
     # -- Store protocol ---------------------------------------------------------------------
 
     def put(self, path: Path) -> str:
@@ -175,8 +248,7 @@ class LocalStore:
         with transfer_progress(f"store {Path(path).name}", total, self.progress) as advance:
 
             def import_file(item: TreeItem) -> Entry:
-                with open(item.path, "rb") as source:
-                    return self._import(source, advance)
+                return self._import_path(item.path, advance)
 
             entry = build_tree(items, self._write_node, advance, self.chunk_size,
                                self.max_links, import_file)
@@ -193,7 +265,8 @@ class LocalStore:
         self._require(root)
         with transfer_progress(f"fetch {cid[:16]}…", self._file_size(root),
                                self.progress) as advance:
-            return download(root, Path(dest), self._read_node, self._read_file, advance)
+            return download(root, Path(dest), self._read_node, self._read_file, advance,
+                            self._copy_file)
 
     def open(self, cid: str) -> Iterator[bytes]:
         """Stream a file's bytes; each 256 KiB leaf is verified before it is yielded."""

@@ -254,3 +254,21 @@ def test_progress_bar_draws_when_forced(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(os.urandom(300_000))
     cid = store.put(tmp_path / "f")
     assert store.get(cid, tmp_path / "g").read_bytes() == (tmp_path / "f").read_bytes()
+
+
+def test_streaming_fallback_without_copy_file_range(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import decentralml.storage.local as local_module
+
+    store = LocalStore(tmp_path / "store", progress=False)
+    src = make_tree(tmp_path / "src")
+    fast = store.put(src)
+    monkeypatch.setattr(local_module, "copy_supported", lambda: False)
+    slow_store = LocalStore(tmp_path / "store2", progress=False)
+    assert slow_store.put(src) == fast
+    assert snapshot(slow_store.get(fast, tmp_path / "out")) == snapshot(src)
+    big = slow_store.put(src / "sub" / "deeper" / "big.bin")
+    flip_byte(slow_store.data_path(big), 5)
+    with pytest.raises(IntegrityError):
+        slow_store.get(big, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
