@@ -28,7 +28,6 @@ ipfs:
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check decentralml tests bench examples
-	$(VENV)/bin/ruff format --check decentralml tests bench examples || true
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
