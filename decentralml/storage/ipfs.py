@@ -58,6 +58,8 @@ from decentralml.storage.unixfs import (
 )
 from decentralml.storage.unixfs import Entry as DagEntry
 
+_UPLOAD_PIECE = 4 * 1024 * 1024
+
 
 class IPFSStore:
     """A Kubo node's RPC API as a :class:`~decentralml.storage.base.Store`.
@@ -174,9 +176,11 @@ class IPFSStore:
                 if it.is_dir:
                     continue
                 builder = FileBuilder(None, self.max_links) if self.rehash else None
+                # Without rehash nothing needs chunk boundaries here: send 4 MiB per syscall.
+                piece = self.chunk_size if builder is not None else _UPLOAD_PIECE
                 try:
                     with open(it.path, "rb") as stream:
-                        for chunk in read_chunks(stream, self.chunk_size):
+                        for chunk in read_chunks(stream, piece):
                             if builder is not None:
                                 builder.add_chunk(chunk)
                             yield chunk
