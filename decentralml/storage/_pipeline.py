@@ -172,11 +172,15 @@ def import_stream(stream: BinaryIO, on_chunk: Callable[[bytes], object] | None,
 # Kernel-side copies for the local store.
 # --------------------------------------------------------------------------------------------
 
+class UnsupportedLayout(Exception):
+    """The DAG is valid but not one :func:`verify_copy` handles; use the streaming path."""
+
+
 #: Bytes copied per step before their leaves are handed to the hashing workers.
 SEGMENT = 32 * 1024 * 1024
 
 
-def _copy_range(src_fd: int, dst_fd: int, offset: int, length: int) -> int:
+def copy_range(src_fd: int, dst_fd: int, offset: int, length: int) -> int:
     """Copy ``length`` bytes at ``offset`` from ``src_fd`` to the same offset of ``dst_fd`` in
     the kernel (``copy_file_range``, what ``cp`` uses); return the bytes copied (short at EOF)."""
     done = 0
@@ -226,7 +230,7 @@ def import_copy(src_fd: int, dst_fd: int, sink: BlockSink | None,
 
         offset = 0
         while True:
-            copied = _copy_range(src_fd, dst_fd, offset, segment)
+            copied = copy_range(src_fd, dst_fd, offset, segment)
             if copied == 0:
                 break
             bounds = [(i, min(i + chunk_size, offset + copied))
@@ -247,11 +251,13 @@ def import_copy(src_fd: int, dst_fd: int, sink: BlockSink | None,
     return builder.finish()
 
 
-def verify_copy(segments: Iterable[RawLeaf | bytes], src_fd: int, dst_fd: int,
-                advance: Callable[[int], None] | None = None) -> None:
-    """Copy a file whose leaves are ``segments`` from ``src_fd`` to ``dst_fd`` in the kernel,
-    then verify every leaf by reading back ``dst_fd`` (a private staging file), so what is
-    checked is exactly what will be moved into place. Raises :class:`IntegrityError`."""
+def verify_copy(segments: Iterable[RawLeaf | bytes], copy_range: Callable[[int, int], int],
+                dst_fd: int, advance: Callable[[int], None] | None = None,
+                raw_root_size: Callable[[], int] | None = None) -> int:
+    """Write a file whose leaves are ``segments`` into ``dst_fd`` with ``copy_range(offset,
+    length) -> copied`` (a kernel copy, or a download), then verify every leaf by reading back
+    ``dst_fd`` (a private staging file) on the workers, so what is checked is exactly what will
+    be moved into place. Returns the file size; raises :class:`IntegrityError`."""
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="dml-verify") as pool:
         pending: deque[list[Future[None]]] = deque()
         group: list[tuple[RawLeaf, int]] = []
@@ -262,8 +268,8 @@ def verify_copy(segments: Iterable[RawLeaf | bytes], src_fd: int, dst_fd: int,
             if not group:
                 return
             length = offset - group_start
-            if _copy_range(src_fd, dst_fd, group_start, length) != length:
-                raise IntegrityError("the stored data is shorter than its CID says")
+            if copy_range(group_start, length) != length:
+                raise IntegrityError("the content is shorter than its CID says")
             step = max(1, -(-len(group) // WORKERS))
             pending.append([pool.submit(_check_leaves, dst_fd, group[i:i + step])
                             for i in range(0, len(group), step)])
@@ -276,10 +282,11 @@ def verify_copy(segments: Iterable[RawLeaf | bytes], src_fd: int, dst_fd: int,
 
         for seg in segments:
             if not isinstance(seg, RawLeaf):
-                raise IntegrityError("a file node with inline data; the local store only "
-                                     "writes raw leaves")
+                raise UnsupportedLayout("a file node with inline data")
             if seg.size is None:  # a raw root: the whole file is one block
-                size = os.fstat(src_fd).st_size
+                if raw_root_size is None:
+                    raise UnsupportedLayout("a raw root of unknown size")
+                size = raw_root_size()
                 if size > MAX_BLOCK_SIZE:
                     raise IntegrityError(f"a raw block over {MAX_BLOCK_SIZE} bytes")
                 seg = RawLeaf(seg.cid, size)
@@ -291,6 +298,25 @@ def verify_copy(segments: Iterable[RawLeaf | bytes], src_fd: int, dst_fd: int,
         while pending:
             for future in pending.popleft():
                 future.result()
-    if os.fstat(src_fd).st_size != offset:
-        raise IntegrityError("the stored data is longer than the file its CID names "
-                             "(tampered with or corrupt)")
+    return offset
+
+
+def stream_copier(read_into: Callable[[memoryview], int], dst_fd: int
+                  ) -> Callable[[int, int], int]:
+    """A ``copy_range`` for :func:`verify_copy` that writes the next bytes of a stream (read
+    with ``readinto`` into one reused buffer: no per-read allocation) at ``offset``."""
+    buffer = memoryview(bytearray(BATCH))
+
+    def copy_range(offset: int, length: int) -> int:
+        done = 0
+        while done < length:
+            n = read_into(buffer[:min(BATCH, length - done)])
+            if not n:
+                break
+            written = 0
+            while written < n:
+                written += os.pwrite(dst_fd, buffer[written:n], offset + done + written)
+            done += n
+        return done
+
+    return copy_range

@@ -33,7 +33,12 @@ import requests
 from decentralml.chain.types import StorageType
 from decentralml.errors import IntegrityError, StorageError
 from decentralml.storage._download import download
-from decentralml.storage._pipeline import verified_stream
+from decentralml.storage._pipeline import (
+    UnsupportedLayout,
+    stream_copier,
+    verified_stream,
+    verify_copy,
+)
 from decentralml.storage.progress import Advance, transfer_progress
 from decentralml.storage.unixfs import (
     CHUNK_SIZE,
@@ -315,13 +320,47 @@ class IPFSStore:
             if stream is not None:
                 stream.close()
 
+    def _copy_file(self, cid: bytes, get_block: BlockGetter, target: Path,
+                   advance: Advance) -> None:
+        """Download file ``cid`` into ``target`` (inside get()'s private staging directory):
+        the ``cat`` stream goes to disk through one reused buffer, and the workers verify each
+        leaf by reading the written copy back, so what is checked is what gets moved into
+        place. Other DAG shapes (a single raw block, inline data) take the streaming path."""
+        stream: BinaryIO | None = None
+
+        def read_into(buffer: memoryview) -> int:
+            nonlocal stream
+            if stream is None:
+                stream = self._open_stream("cat", {"arg": cid_to_str(cid)})
+            return stream.readinto(buffer)  # type: ignore[attr-defined]
+
+        if cid_codec(cid) != RAW:
+            try:
+                with open(target, "w+b", buffering=0) as out:
+                    verify_copy(iter_file_segments(cid, get_block),
+                                stream_copier(read_into, out.fileno()), out.fileno(), advance)
+                    if stream is not None and _read_exact(stream, 1):
+                        raise IntegrityError(f"{cid_to_str(cid)}: the daemon sent more bytes "
+                                             "than the file holds")
+                return
+            except UnsupportedLayout:
+                pass
+            finally:
+                if stream is not None:
+                    stream.close()
+        with open(target, "wb") as sink:
+            for chunk in self._read_file(cid, get_block):
+                sink.write(chunk)
+                advance(len(chunk))
+
     def get(self, cid: str, dest: Path) -> Path:
         """Fetch ``cid`` (file or directory) to ``dest``, verified; nothing is left on mismatch."""
         root = parse_cid(cid)
         getter = remember_last(self._block)
         size = self._file_size(root, getter)
         with transfer_progress(f"download {cid[:16]}…", size, self.progress) as advance:
-            return download(root, Path(dest), getter, self._read_file, advance)
+            return download(root, Path(dest), getter, self._read_file, advance,
+                            self._copy_file)
 
     def open(self, cid: str) -> Iterator[bytes]:
         """Stream a file's bytes, each 256 KiB leaf verified before it is yielded."""

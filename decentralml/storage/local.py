@@ -36,6 +36,7 @@ from decentralml.chain.types import StorageType
 from decentralml.errors import IntegrityError, StorageError
 from decentralml.storage._download import download
 from decentralml.storage._pipeline import (
+    copy_range,
     copy_supported,
     import_copy,
     import_stream,
@@ -223,8 +224,14 @@ class LocalStore:
                                f"{self.root} (an interrupted put? put the file again)") from None
         with source, open(target, "w+b") as out:
             try:
-                verify_copy(iter_file_segments(cid, get_block), source.fileno(), out.fileno(),
-                            advance)
+                src_fd, dst_fd = source.fileno(), out.fileno()
+                size = verify_copy(iter_file_segments(cid, get_block),
+                                   lambda offset, length: copy_range(src_fd, dst_fd, offset,
+                                                                     length),
+                                   dst_fd, advance, lambda: os.fstat(src_fd).st_size)
+                if os.fstat(src_fd).st_size != size:
+                    raise IntegrityError(f"{cid_to_str(cid)}: the stored data is longer than "
+                                         "the file its CID names (tampered with or corrupt)")
                 return
             except OSError as exc:
                 if exc.errno not in _NO_COPY:

@@ -115,6 +115,11 @@ class _Flipping:
         self.pos += len(data)
         return bytes(data)
 
+    def readinto(self, buffer: memoryview) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
     def close(self) -> None:
         self.stream.close()
 
