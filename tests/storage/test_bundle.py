@@ -419,7 +419,7 @@ def test_fetch_refuses_a_plain_file_or_no_manifest(store: Any, tmp_path: Path) -
 
 
 # --------------------------------------------------------------------------------------------
-# bytes flipped inside the local store's blocks
+# bytes flipped inside the local store (file data and directory nodes)
 
 
 def _flip(path: Path, offset: int) -> None:
@@ -435,15 +435,18 @@ def test_fetch_refuses_a_flipped_byte_in_the_store(local_store: Any, tmp_path: P
     src = make_task(tmp_path / "src")
     packed = pack_bundle(src, local_store, task_type=TaskType.ModelContributor)
     if target == "root":
-        block = local_store.block_path(packed.cid)
+        stored = local_store.block_path(packed.cid)  # the directory's dag-pb node
     else:
-        # a file of at most one chunk is a single raw block: the same CID put_bytes gives
-        content = {"entrypoint": (src / "start_task.sh").read_bytes(),
-                   "manifest": packed.manifest.to_json(),
-                   "big-file": (src / "model.bin").read_bytes()[: 256 * 1024]}[target]
-        block = local_store.block_path(local_store.put_bytes(content))
-    assert block.is_file()
-    _flip(block, 17)
+        # a file's bytes are kept whole under its root CID: the same CID a put of it gives
+        copy = tmp_path / "copy"
+        if target == "manifest":
+            copy.write_bytes(packed.manifest.to_json())
+        else:
+            copy.write_bytes((src / {"entrypoint": "start_task.sh",
+                                     "big-file": "model.bin"}[target]).read_bytes())
+        stored = local_store.data_path(local_store.put(copy))
+    assert stored.is_file()
+    _flip(stored, 17)
     _assert_refused(local_store, packed.cid, tmp_path / "dest", IntegrityError)
 
 
