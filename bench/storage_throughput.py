@@ -70,7 +70,13 @@ def worker(args: argparse.Namespace) -> None:
     else:
         raise SystemExit(f"unknown op {op}")
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM is this process image's own high-water mark; ru_maxrss is not: Linux carries it
+    # over exec from the parent (a forked pytest worker would report pytest's peak)
+    status = Path('/proc/self/status')
+    hwm = [line for line in (status.read_text().splitlines() if status.exists() else [])
+           if line.startswith('VmHWM:')]
+    peak = (int(hwm[0].split()[1]) * 1024 if hwm
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     print(json.dumps({"seconds": seconds, "growth": max(peak - base, 0), "child_peak": child_peak,
                       "cid": cid}))

@@ -68,7 +68,13 @@ _RSS_SCRIPT = textwrap.dedent("""
     with open(dest, "rb") as f:
         while chunk := f.read(1 << 20):
             back.update(chunk)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM is this process image's own high-water mark; ru_maxrss is not: Linux carries it
+    # over exec from the parent (a forked pytest worker would report pytest's peak)
+    status = Path('/proc/self/status')
+    hwm = [line for line in (status.read_text().splitlines() if status.exists() else [])
+           if line.startswith('VmHWM:')]
+    peak = (int(hwm[0].split()[1]) * 1024 if hwm
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     print(json.dumps({"base": base, "peak": peak, "cid": cid,
                       "ok": back.digest() == digest.digest() == streamed.digest()}))
 """)
