@@ -8,6 +8,7 @@ installs it editable) and runs it.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import click
@@ -38,6 +39,7 @@ def demo(app: App, rounds: int, storage: str | None, mnist: str | None,
     spec = importlib.util.spec_from_file_location("federated_mnist_demo", script)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # pydantic resolves the demo's annotations through it
     spec.loader.exec_module(module)
     argv = ["--rounds", str(rounds)]
     for flag, value in (("--storage", storage), ("--mnist", mnist), ("--workdir", workdir)):
