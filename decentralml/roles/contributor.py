@@ -8,6 +8,7 @@ the mechanics (journal, verification, runner, upload) are the same, so they shar
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -38,6 +39,8 @@ class WorkReport(BaseModel):
     resumed_from: Stage | None
     stages_run: list[str]
     block_number: int | None = None
+    #: seconds per stage run this time ("accepted" included when this call accepted the task)
+    timings: dict[str, float] = {}
 
 
 class Contributor:
@@ -105,8 +108,11 @@ class Contributor:
             raise InvalidInput("data_dir", f"{data_dir} is not a directory")
         entry = self.journal.for_task(task_id)
         resumed_from = entry.stage if entry is not None else None
+        timings: dict[str, float] = {}
         if entry is None:
+            started = time.perf_counter()
             entry = self.accept(task_id)
+            timings["accepted"] = time.perf_counter() - started
         stages: list[str] = []
         workdir = self.home / "work" / f"submission-{entry.submission_id}"
         for stage, step in ((Stage.FETCHED, self._fetch), (Stage.RAN, self._run),
@@ -114,7 +120,9 @@ class Contributor:
             if stop_after is not None and entry.stage >= stop_after:
                 break
             if entry.stage < stage:
+                started = time.perf_counter()
                 step(entry, workdir, data_dir, on_log)
+                timings[stage.name.lower()] = time.perf_counter() - started
                 entry.stage = stage
                 self.journal.save(entry)
                 stages.append(stage.name.lower())
@@ -122,7 +130,7 @@ class Contributor:
         return WorkReport(task_id=task_id, submission_id=entry.submission_id, status=status,
                           result_cid=entry.result_cid, num_examples=entry.num_examples,
                           metrics=entry.metrics, resumed_from=resumed_from, stages_run=stages,
-                          block_number=entry.block_number)
+                          block_number=entry.block_number, timings=timings)
 
     # --- stages -------------------------------------------------------------------------------
 

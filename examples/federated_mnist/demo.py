@@ -40,6 +40,7 @@ class ContributorRun(BaseModel):
     num_examples: int | None
     train_seconds: float
     process_seconds: float
+    stage_seconds: dict[str, float] = {}
     accuracy: float | None = None
 
 
@@ -147,7 +148,7 @@ def run_demo(workdir: Path, *, rounds: int = 3, storage: str | None = None,
                         account=a, round=r, submission_id=out["submission_id"],
                         num_examples=out.get("num_examples"),
                         train_seconds=float(out.get("metrics", {}).get("train_seconds", 0.0)),
-                        process_seconds=seconds,
+                        process_seconds=seconds, stage_seconds=out.get("timings", {}),
                         accuracy=out.get("metrics", {}).get("holdout_accuracy")))
             log(f"round {r}: {len(CONTRIBUTORS)} results submitted")
 
@@ -242,9 +243,18 @@ def print_report(report: DemoReport) -> None:
     console.print("  federated job, by phase over all rounds: " + ", ".join(
         f"{name} {seconds:.1f} s" for name, seconds in phases.items()))
     procs = report.contributors
-    startup = sum(r.process_seconds - r.train_seconds for r in procs) / max(len(procs), 1)
-    console.print(f"  per contributor process: {startup:.1f} s outside training on average "
-                  f"(interpreter + TensorFlow start, fetch and verify, upload, submit)")
+    n = max(len(procs), 1)
+    stages: dict[str, float] = {}
+    for run in procs:
+        for name, seconds in run.stage_seconds.items():
+            stages[name] = stages.get(name, 0.0) + seconds / n
+    ran = stages.get("ran", 0.0)
+    train = sum(r.train_seconds for r in procs) / n
+    cli_start = sum(r.process_seconds - sum(r.stage_seconds.values()) for r in procs) / n
+    console.print(f"  per contributor process (mean): {cli_start:.1f} s CLI start and connect, "
+                  + ", ".join(f"{k} {v:.2f} s" for k, v in stages.items() if k != "ran")
+                  + f", run {ran:.1f} s of which training {train:.1f} s (the rest: Python + "
+                  f"TensorFlow start and model load in start_task.sh)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
