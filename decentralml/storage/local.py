@@ -157,14 +157,15 @@ class LocalStore:
         except OSError as exc:
             raise StorageError(f"cannot read the local store at {self.root}: {exc}") from exc
 
-    def _import(self, source: BinaryIO, advance: Callable[[int], None] | None) -> Entry:
-        """Copy ``source`` into a temp file while its DAG is built, then move it to data/."""
+    def _import_into(self, fill: Callable[[BinaryIO], Entry], what: str) -> Entry:
+        """Let ``fill`` write a fresh temp file in tmp/ (returning its DAG entry), then move it
+        to data/<its CID>. One place for the atomic-write rule: a crash leaves a temp file at
+        worst, never a torn data file."""
         self._ensure_dirs()
         fd, tmp = tempfile.mkstemp(dir=self.root / "tmp", prefix="import.")
         try:
-            with os.fdopen(fd, "wb") as out:
-                entry = import_stream(source, out.write, self._write_node, advance,
-                                      self.chunk_size, self.max_links)
+            with os.fdopen(fd, "w+b") as out:
+                entry = fill(out)
                 if self.durable:
                     out.flush()
                     os.fsync(out.fileno())
@@ -172,42 +173,39 @@ class LocalStore:
             final.parent.mkdir(exist_ok=True)
             os.replace(tmp, final)
         except OSError as exc:
-            raise StorageError(f"cannot write to the local store at {self.root}: {exc}") from exc
+            raise StorageError(f"cannot store {what} in the local store at {self.root}: "
+                               f"{exc}") from exc
         finally:
             Path(tmp).unlink(missing_ok=True)
         return entry
+
+    def _import(self, source: BinaryIO, advance: Callable[[int], None] | None) -> Entry:
+        """Copy ``source`` into the store while its DAG is built."""
+        return self._import_into(
+            lambda out: import_stream(source, out.write, self._write_node, advance,
+                                      self.chunk_size, self.max_links), "a stream")
 
     def _import_path(self, path: Path, advance: Callable[[int], None]) -> Entry:
         """Import a file: copied in the kernel where possible (see ``import_copy``)."""
         if not copy_supported():
             with open(path, "rb") as source:
                 return self._import(source, advance)
-        self._ensure_dirs()
-        fd, tmp = tempfile.mkstemp(dir=self.root / "tmp", prefix="import.")
-        try:
-            with open(path, "rb") as source, os.fdopen(fd, "w+b") as out:
+
+        def fill(out: BinaryIO) -> Entry:
+            with open(path, "rb") as source:
                 try:
-                    entry = import_copy(source.fileno(), out.fileno(), self._write_node,
-                                        advance, self.chunk_size, self.max_links)
+                    return import_copy(source.fileno(), out.fileno(), self._write_node,
+                                       advance, self.chunk_size, self.max_links)
                 except OSError as exc:
                     if exc.errno not in _NO_COPY:
                         raise
                     out.truncate(0)  # this filesystem cannot copy_file_range: stream instead
                     out.seek(0)
                     source.seek(0)
-                    entry = import_stream(source, out.write, self._write_node, advance,
-                                          self.chunk_size, self.max_links)
-                if self.durable:
-                    out.flush()
-                    os.fsync(out.fileno())
-            final = self.data_path(entry.cid)
-            final.parent.mkdir(exist_ok=True)
-            os.replace(tmp, final)
-        except OSError as exc:
-            raise StorageError(f"cannot store {path} in {self.root}: {exc}") from exc
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        return entry
+                    return import_stream(source, out.write, self._write_node, advance,
+                                         self.chunk_size, self.max_links)
+
+        return self._import_into(fill, str(path))
 
     def _copy_file(self, cid: bytes, get_block: BlockGetter, target: Path,
                    advance: Callable[[int], None]) -> None:
