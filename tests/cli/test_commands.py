@@ -141,7 +141,7 @@ def test_devnode_command_serves_a_chain(tmp_path: Path) -> None:
         proc.wait(timeout=30)
 
 
-def test_federate_command_writes_a_model(fresh_devnode, tmp_path: Path) -> None:
+def test_validate_min_accuracy_then_federate(fresh_devnode, tmp_path: Path) -> None:
     pytest.importorskip("keras")
     from decentralml.chain.client import Client
     from decentralml.chain.types import TaskType, ValidationStrategy
@@ -160,7 +160,7 @@ def test_federate_command_writes_a_model(fresh_devnode, tmp_path: Path) -> None:
     alice = Client(fresh_devnode.url, account="//Alice", home=tmp_path / "alice")
     task = ModelCreator(alice, store, workdir=tmp_path / "c").publish(
         bundle, question="q", reward=10**12, max_assignments=1,
-        validation_strategy=ValidationStrategy.AutoAccept)
+        validation_strategy=ValidationStrategy.CustomAccept)
     bob = Client(fresh_devnode.url, account="//Bob", home=tmp_path / "bob")
     sub = bob.accept_task(task.task_id)
     save_update(model, tmp_path / "out", num_examples=10, metrics={})
@@ -168,10 +168,46 @@ def test_federate_command_writes_a_model(fresh_devnode, tmp_path: Path) -> None:
                       entrypoint=None).cid
     bob.send_task_result(sub.submission_id, {"num_examples": 10}, result_cid=cid,
                          result_storage=store.storage_type)
+    import numpy as np
+
+    from decentralml.fl import load_mnist
+
+    _train, (xt, yt), _source = load_mnist(None)
+    holdout = tmp_path / "holdout.npz"
+    np.savez(holdout, x=xt[:100], y=yt[:100])
+    base = ["--node", fresh_devnode.url, "--storage", spec, "--account", "//Alice", "--json"]
+    strict = cli([*base, "validate", str(task.task_id), "--policy", "min-accuracy=0.99",
+                  "--holdout", str(holdout), "--fail-on-reject"], home=tmp_path / "alice-cli",
+                 check=False)
+    assert strict.returncode == 8  # an untrained model scores far below 0.99: rejected
+    report = json.loads(strict.stdout)
+    assert report["rejected"] == [sub.submission_id] and report["paid"] == 0
+    assert bob.submission(sub.submission_id).status.value == "Rejected"
+
+    # the rejected slot reopens; Bob tries again and a lenient reviewer accepts
+    again = bob.accept_task(task.task_id)
+    bob.send_task_result(again.submission_id, {"num_examples": 10}, result_cid=cid,
+                         result_storage=store.storage_type)
+    lenient = json.loads(cli([*base, "validate", str(task.task_id), "--policy",
+                              "min-accuracy=0.0", "--holdout", str(holdout)],
+                             home=tmp_path / "alice-cli").stdout)
+    assert lenient["accepted"] == [again.submission_id] and lenient["paid"] == 10**12
+
     out = tmp_path / "federated.keras"
-    done = cli(["--node", fresh_devnode.url, "--storage", spec, "--json", "federate",
-                str(task.task_id), "--out", str(out)], home=tmp_path / "alice-cli")
+    done = cli([*base, "federate", str(task.task_id), "--out", str(out)],
+               home=tmp_path / "alice-cli")
     assert json.loads(done.stdout)["updates"] == 1
     assert out.is_file()
     bob.close()
     alice.close()
+
+
+@pytest.mark.slow
+def test_demo_command_runs_one_round(tmp_path: Path) -> None:
+    pytest.importorskip("keras")
+    done = cli(["--json", "demo", "--rounds", "1", "--workdir", str(tmp_path / "demo")],
+               home=tmp_path, timeout=900)
+    report = json.loads(done.stdout)
+    assert report["balances_ok"] is True
+    assert [r["accepted"] for r in report["rounds"]] == [3]
+    assert report["rewards_paid"] == 3 * 10 * 10**12
