@@ -58,7 +58,7 @@ def task() -> None:
 @click.option("--bundle-out", type=click.Path(file_okay=False, path_type=Path),
               help="Where to copy --template (default: ./NAME).")
 @click.option("--type", "task_type", type=click.Choice(sorted(_TYPES)),
-              default="model-contributor", show_default=True)
+              help="Task type [default: the template's, else model-contributor].")
 @click.option("--question", required=True, help="What the task asks (<= 2048 bytes).")
 @click.option("--reward", required=True, help="Reward per accepted result, e.g. 10 (UNIT).")
 @click.option("--slots", type=int, default=1, show_default=True, help="max_assignments")
@@ -68,7 +68,7 @@ def task() -> None:
 @click.option("--requires", multiple=True, help="Python requirement the bundle declares.")
 @pass_app
 def task_create(app: App, bundle: Path | None, template: str | None, bundle_out: Path | None,
-                task_type: str, question: str, reward: str, slots: int, validation: str,
+                task_type: str | None, question: str, reward: str, slots: int, validation: str,
                 expires_in: int, requires: tuple[str, ...]) -> None:
     """Pack a bundle, store it and put the task on chain with its reward in escrow."""
     from decentralml.roles.creator import ModelCreator
@@ -78,14 +78,16 @@ def task_create(app: App, bundle: Path | None, template: str | None, bundle_out:
     client = app.client()
     amount = parse_amount(reward, client.token_decimals)
     creator = ModelCreator(client, app.store(), workdir=app.settings.home / "creator")
-    kwargs: dict[str, Any] = dict(question=question, reward=amount, task_type=_TYPES[task_type],
-                  max_assignments=slots, validation_strategy=_STRATEGIES[validation],
-                  expires_in=expires_in, requirements=requires)
+    kwargs: dict[str, Any] = dict(question=question, reward=amount,
+                                  task_type=_TYPES[task_type] if task_type else None,
+                                  max_assignments=slots,
+                                  validation_strategy=_STRATEGIES[validation],
+                                  expires_in=expires_in, requirements=requires or None)
     if template is not None:
         published = creator.publish_template(template, bundle_out or Path(template), **kwargs)
     else:
         assert bundle is not None
-        published = creator.publish(bundle, **kwargs)
+        published = creator.publish(bundle, **{k: v for k, v in kwargs.items() if v is not None})
     app.emit(published, lambda c: c.print(
         f"task {published.task_id} created in block {published.block_number}: assets "
         f"{published.assets_cid} ({published.storage.value}), escrow "

@@ -114,14 +114,28 @@ class ModelCreator:
                              block_number=created.block_number, fee=created.fee)
 
     def publish_template(self, template: str, dest: Path, **kwargs: Any) -> PublishedTask:
-        """Copy ``asset_templates/<template>`` to ``dest`` (kept for editing) and publish it."""
+        """Copy ``asset_templates/<template>`` to ``dest`` (kept for editing) and publish it.
+
+        The template's ``template.json`` supplies the task type, requirements and outputs unless
+        ``kwargs`` give them.
+        """
         source = templates_dir() / template
         if not source.is_dir():
-            known = sorted(p.name for p in templates_dir().iterdir() if p.is_dir())
+            known = sorted(p.name for p in templates_dir().iterdir()
+                           if (p / "start_task.sh").is_file())
             raise InvalidInput("template", f"unknown template {template!r}", f"one of {known}")
         if not dest.exists():
             shutil.copytree(source, dest)
-        return self.publish(dest, **kwargs)
+        described = source / "template.json"
+        if described.is_file():
+            meta = json.loads(described.read_text(encoding="utf-8"))
+            defaults = {"task_type": TaskType(meta["task_type"]),
+                        "requirements": tuple(meta.get("requirements", ())),
+                        "outputs": tuple(meta.get("outputs", ()))}
+            for key, value in defaults.items():
+                if kwargs.get(key) is None:
+                    kwargs[key] = value
+        return self.publish(dest, **{k: v for k, v in kwargs.items() if v is not None})
 
     # --- following ----------------------------------------------------------------------------
 

@@ -211,3 +211,18 @@ def test_demo_command_runs_one_round(tmp_path: Path) -> None:
     assert report["balances_ok"] is True
     assert [r["accepted"] for r in report["rounds"]] == [3]
     assert report["rewards_paid"] == 3 * 10 * 10**12
+
+
+def test_task_from_a_template_takes_its_type_and_requirements(env: dict[str, object]) -> None:
+    tmp = env["tmp"]
+    assert isinstance(tmp, Path)
+    created = as_json(run(env, "//Alice", "task", "create", "--template", "data_annotator",
+                          "--bundle-out", str(tmp / "my_annotation_task"), "--question",
+                          "label these", "--reward", "1"))
+    assert isinstance(created, dict)
+    assert (tmp / "my_annotation_task" / "annotate.py").is_file()  # kept for editing
+    shown = as_json(run(env, "//Bob", "task", "show", str(created["task_id"])))
+    assert isinstance(shown, dict) and shown["task"]["task_type"] == "DataAnnotator"
+    unknown = run(env, "//Alice", "task", "create", "--template", "nope", "--question", "q",
+                  "--reward", "1", check=False)
+    assert unknown.returncode == 4 and "model_contributor" in unknown.stderr
