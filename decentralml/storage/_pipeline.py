@@ -12,7 +12,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from decentralml.errors import IntegrityError
 from decentralml.storage.unixfs import (
@@ -135,37 +135,55 @@ def _leaf_cids(data: bytes, bounds: list[tuple[int, int]]) -> list[bytes]:
     return [make_cid(RAW, view[start:end]) for start, end in bounds]  # type: ignore[arg-type]
 
 
+class _LeafHashing:
+    """Leaves hashed on worker threads while the caller keeps reading or copying; their CIDs go
+    to the DAG builder in file order. Shared by both import paths so the ordering and the
+    in-flight bound are written once."""
+
+    def __init__(self, pool: ThreadPoolExecutor, builder: FileBuilder) -> None:
+        self.pool = pool
+        self.builder = builder
+        self.pending: deque[tuple[list[Future[list[bytes]]], list[int]]] = deque()
+
+    def add(self, hash_fn: Callable[[Any, list[tuple[int, int]]], list[bytes]], source: Any,
+            bounds: list[tuple[int, int]]) -> None:
+        """Queue the leaves ``bounds`` of ``source``, split evenly across the workers."""
+        step = max(1, -(-len(bounds) // WORKERS))
+        futures = [self.pool.submit(hash_fn, source, bounds[i:i + step])
+                   for i in range(0, len(bounds), step)]
+        self.pending.append((futures, [end - start for start, end in bounds]))
+
+    def settle(self, keep: int = 0) -> None:
+        """Hand finished batches to the builder until at most ``keep`` are in flight."""
+        while len(self.pending) > keep:
+            futures, sizes = self.pending.popleft()
+            cids = [cid for future in futures for cid in future.result()]
+            for cid, size in zip(cids, sizes, strict=True):
+                self.builder.add_leaf(cid, size)
+
+    def finish(self) -> Entry:
+        self.settle()
+        return self.builder.finish()
+
+
 def import_stream(stream: BinaryIO, on_chunk: Callable[[bytes], object] | None,
                   sink: BlockSink | None, advance: Callable[[int], None] | None = None,
                   chunk_size: int = CHUNK_SIZE, max_links: int = MAX_LINKS) -> Entry:
     """Chunk ``stream`` and build its DAG (dag-pb nodes go to ``sink``), handing the bytes to
     ``on_chunk`` (e.g. a write) in batches of whole chunks while the workers hash them."""
-    builder = FileBuilder(sink, max_links)
     batch_bytes = chunk_size * max(1, BATCH // chunk_size)
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="dml-hash") as pool:
-        pending: deque[tuple[list[Future[list[bytes]]], list[int]]] = deque()
-
-        def settle() -> None:
-            futures, sizes = pending.popleft()
-            cids = [cid for future in futures for cid in future.result()]
-            for cid, size in zip(cids, sizes, strict=True):
-                builder.add_leaf(cid, size)
-
+        leaves = _LeafHashing(pool, FileBuilder(sink, max_links))
         for data in read_chunks(stream, batch_bytes):
-            bounds = [(i, min(i + chunk_size, len(data))) for i in range(0, len(data), chunk_size)]
-            step = max(1, -(-len(bounds) // WORKERS))
-            futures = [pool.submit(_leaf_cids, data, bounds[i:i + step])
-                       for i in range(0, len(bounds), step)]
-            pending.append((futures, [end - start for start, end in bounds]))
+            leaves.add(_leaf_cids, data,
+                       [(i, min(i + chunk_size, len(data))) for i in range(0, len(data),
+                                                                            chunk_size)])
             if on_chunk is not None:
                 on_chunk(data)
             if advance is not None:
                 advance(len(data))
-            while len(pending) > WINDOW:
-                settle()
-        while pending:
-            settle()
-    return builder.finish()
+            leaves.settle(keep=WINDOW)
+        return leaves.finish()
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,38 +235,24 @@ def import_copy(src_fd: int, dst_fd: int, sink: BlockSink | None,
     a local put near ``cp`` speed. Raises ``OSError`` if the filesystem refuses the copy; the
     caller then falls back to :func:`import_stream`.
     """
-    builder = FileBuilder(sink, max_links)
     segment = chunk_size * max(1, SEGMENT // chunk_size)
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="dml-hash") as pool:
-        pending: deque[tuple[list[Future[list[bytes]]], list[int]]] = deque()
-
-        def settle() -> None:
-            futures, sizes = pending.popleft()
-            cids = [cid for future in futures for cid in future.result()]
-            for cid, size in zip(cids, sizes, strict=True):
-                builder.add_leaf(cid, size)
-
+        leaves = _LeafHashing(pool, FileBuilder(sink, max_links))
         offset = 0
         while True:
             copied = copy_range(src_fd, dst_fd, offset, segment)
             if copied == 0:
                 break
-            bounds = [(i, min(i + chunk_size, offset + copied))
-                      for i in range(offset, offset + copied, chunk_size)]
-            step = max(1, -(-len(bounds) // WORKERS))
-            futures = [pool.submit(_hash_leaves, dst_fd, bounds[i:i + step])
-                       for i in range(0, len(bounds), step)]
-            pending.append((futures, [end - start for start, end in bounds]))
+            leaves.add(_hash_leaves, dst_fd,
+                       [(i, min(i + chunk_size, offset + copied))
+                        for i in range(offset, offset + copied, chunk_size)])
             if advance is not None:
                 advance(copied)
             offset += copied
-            while len(pending) > 2:
-                settle()
+            leaves.settle(keep=2)
             if copied < segment:
                 break
-        while pending:
-            settle()
-    return builder.finish()
+        return leaves.finish()
 
 
 def verify_copy(segments: Iterable[RawLeaf | bytes], copy_range: Callable[[int, int], int],
