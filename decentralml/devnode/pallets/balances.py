@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from decentralml.chain.types import U128_MAX
 from decentralml.devnode.pallet import (
     ConstantDef,
     DispatchFailure,
@@ -25,7 +26,6 @@ from decentralml.devnode.primitives import ACCOUNT_ID, MULTI_ADDRESS, Weight
 from decentralml.devnode.scale import BOOL, COMPACT_U128, U32, U128, Field, simple_enum
 
 EXISTENTIAL_DEPOSIT = 1_000_000_000
-U128_MAX = 2**128 - 1
 
 _BALANCE_STATUS = simple_enum("frame_support::traits::tokens::misc::BalanceStatus",
                               ["Free", "Reserved"])
