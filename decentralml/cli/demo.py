@@ -10,16 +10,24 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import click
 
 from decentralml.cli.app import App, ExitCode, pass_app
 
 
-def demo_script() -> Path | None:
-    """``examples/federated_mnist/demo.py`` next to the package, if this is a source checkout."""
+def load_demo() -> ModuleType | None:
+    """``examples/federated_mnist/demo.py`` as a module, if this is a source checkout."""
     path = Path(__file__).resolve().parents[2] / "examples" / "federated_mnist" / "demo.py"
-    return path if path.is_file() else None
+    if not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("federated_mnist_demo", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # pydantic resolves the demo's annotations through it
+    spec.loader.exec_module(module)
+    return module
 
 
 @click.command()
@@ -32,15 +40,10 @@ def demo_script() -> Path | None:
 def demo(app: App, rounds: int, storage: str | None, mnist: str | None,
          workdir: str | None) -> None:
     """Run the whole marketplace on this machine: devnode, creator, 3 contributors, federation."""
-    script = demo_script()
-    if script is None:
+    module = load_demo()
+    if module is None:
         app.fail("the demo lives in examples/federated_mnist/ of the source checkout; clone the "
                  "repository and run `make demo`", ExitCode.CONFIG)
-    spec = importlib.util.spec_from_file_location("federated_mnist_demo", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # pydantic resolves the demo's annotations through it
-    spec.loader.exec_module(module)
     argv = ["--rounds", str(rounds)]
     for flag, value in (("--storage", storage), ("--mnist", mnist), ("--workdir", workdir)):
         if value:

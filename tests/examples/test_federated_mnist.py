@@ -3,12 +3,12 @@ the creator's notebook executed as a user would run it."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from decentralml.cli.demo import load_demo
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "federated_mnist"
 
@@ -16,11 +16,8 @@ pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
 
 def _demo() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("federated_mnist_demo", EXAMPLE / "demo.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = load_demo()
+    assert module is not None, f"no demo in {EXAMPLE}"
     return module
 
 
