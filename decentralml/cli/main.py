@@ -68,11 +68,11 @@ def _register() -> None:
     from decentralml.cli.demo import demo
     from decentralml.cli.review import federate, results, validate
     from decentralml.cli.tasks import task
-    from decentralml.cli.work import accept, run, submit, work
+    from decentralml.cli.work import abandon, accept, run, submit, work
     from decentralml.devnode.cli import devnode_command
 
-    for command in (devnode_command, account, task, accept, run, submit, work, results, validate,
-                    federate, demo):
+    for command in (devnode_command, account, task, accept, run, submit, work, abandon, results,
+                    validate, federate, demo):
         cli.add_command(command)
 
 
