@@ -194,3 +194,18 @@ def test_env_password_is_not_visible_to_a_task(fresh_devnode: DevNode, tmp_path:
     assert metrics["parent_vars"] == 1, "the task could not read its parent's environment"
     assert metrics["scanned"] >= 2  # itself and the CLI, at least
     assert metrics["found"] == 0, "the keystore password is visible to the task"
+
+
+def test_os_keyring_is_an_explicit_opt_in(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    backend = {"PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring"}
+    created = out(dml(["--keyring", "os", "--json", "account", "new", "olga"], home=home,
+                      env=backend))
+    assert not (home / "keystore").exists()
+    index = json.loads((home / "accounts.json").read_text())
+    assert [a["keyring"] for a in index["accounts"]] == ["os"]
+    # read back from where the account says, without the opt-in or any password
+    exported = tmp_path / "olga.json"
+    dml(["account", "export", "olga", "--out", str(exported), "--password", "x"], home=home,
+        env=backend)
+    assert json.loads(exported.read_text())["address"] == created["address"]
