@@ -126,8 +126,9 @@ class ServerOptimizer(Aggregator):
         delta = self._pseudo_gradient(updates, layout, current)
         new: Weights = []
         for i, x in enumerate(current):
-            step = self._update(i, delta[i])
-            out = np.add(x, step, dtype=np.float64)
+            with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+                step = self._update(i, delta[i])
+                out = np.asarray(np.add(x, step, dtype=np.float64))  # 0-d stays an array
             if not bool(np.isfinite(out).all()):
                 raise ModelError(f"{type(self).__name__}: array {i} of the new model is not "
                                  "finite (learning rate too large?)")
