@@ -52,12 +52,14 @@ def _prox_adam_class() -> type:
         def set_anchors(self, model: Any) -> None:
             anchors = self._anchors.by_id
             for v in model.trainable_variables:
+                # a numpy copy: a variable initialised from ``v.value`` would read ``v`` itself
+                start = keras.ops.convert_to_numpy(v)
                 a = anchors.get(id(v))
                 if a is None:
-                    anchors[id(v)] = keras.Variable(v.value, trainable=False,
+                    anchors[id(v)] = keras.Variable(start, trainable=False,
                                                     name="fedprox_anchor")
                 else:
-                    a.assign(v.value)
+                    a.assign(start)
 
         def apply(self, grads: Any, trainable_variables: Any = None) -> Any:
             variables = (self._trainable_variables if trainable_variables is None
