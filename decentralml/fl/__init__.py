@@ -46,6 +46,7 @@ _EXPORTS: dict[str, str] = {
     "ClientDP": "decentralml.fl.task_options",
     "read_task_options": "decentralml.fl.task_options",
     "write_task_options": "decentralml.fl.task_options",
+    "apply_client_dp": "decentralml.fl.task_options",
     # exchange (numpy only)
     "UPDATE_FILE": "decentralml.fl.exchange",
     "SIDECAR_FILE": "decentralml.fl.exchange",
@@ -113,6 +114,7 @@ __all__ = [
     "TrimmedMean",
     "Update",
     "WeightSpec",
+    "apply_client_dp",
     "clone_model",
     "dirichlet_indices",
     "dp_epsilon",
@@ -214,6 +216,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from decentralml.fl.task_options import (
         ClientDP,
         TaskOptions,
+        apply_client_dp,
         read_task_options,
         write_task_options,
     )

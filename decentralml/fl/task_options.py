@@ -14,10 +14,11 @@ and a contributor's bundle refuses one before training rather than silently igno
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from decentralml.errors import InvalidInput
@@ -111,3 +112,38 @@ def write_task_options(bundle_dir: Path, options: TaskOptions) -> Path:
         config["dp"] = options.dp.model_dump()
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path
+
+
+def apply_client_dp(trained: Any, start: Sequence[np.ndarray], dp: ClientDP,
+                    rng: np.random.Generator | None = None) -> Any:
+    """Clip and noise a contributor's trained model (or list of weights) against ``start``.
+
+    ``start`` is the global model's weights as the task shipped them (taken before training).
+    A Keras model gets the privatized weights set in place and is returned, so ``save_update``
+    still names the arrays as the creator's model does; a list of arrays comes back as a list.
+    Metrics computed on the data before this (training loss, accuracy) are *not* covered by the
+    guarantee: a bundle using client-side DP should not report them.
+    """
+    from decentralml.fl.privacy import privatize_update
+
+    private = privatize_update(weights_of(trained), start, clipping_norm=dp.clipping_norm,
+                               noise_multiplier=dp.noise_multiplier, rng=rng)
+    if _is_model(trained):
+        from decentralml.fl.keras import set_weights
+
+        set_weights(trained, private)
+        return trained
+    return private
+
+
+def weights_of(model_or_weights: Any) -> list[np.ndarray]:
+    """A copy of the weights of a Keras model, or of a sequence of arrays."""
+    if _is_model(model_or_weights):
+        from decentralml.fl.keras import get_weights
+
+        return get_weights(model_or_weights)
+    return [np.array(w, copy=True) for w in model_or_weights]
+
+
+def _is_model(obj: Any) -> bool:
+    return hasattr(obj, "get_weights") and hasattr(obj, "set_weights")
