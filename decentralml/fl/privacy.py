@@ -44,6 +44,8 @@ Accountant = Literal["pld", "rdp"]
 #: slower and, for the Gaussian jobs here, changes epsilon by less than 1e-6 (relative); the
 #: discretization is pessimistic either way (epsilon is never under-reported).
 PLD_DISCRETIZATION = 1e-3
+#: Below this noise multiplier epsilon is in the thousands and the PLD grid grows without bound.
+MIN_ACCOUNTED_NOISE = 0.05
 Adjacency = Literal["zero-out", "replace-one"]
 ADJACENCY_NOTE = {
     "zero-out": "zero-out: one contributor's clipped update replaced by zero (user-level)",
@@ -169,6 +171,10 @@ def dp_epsilon(noise_multiplier: float, rounds: int, delta: float, *,
     sigma = effective_noise_multiplier(noise_multiplier, adjacency)
     if sigma == 0:
         return math.inf
+    if sigma < MIN_ACCOUNTED_NOISE:
+        raise InvalidInput("noise_multiplier", f"{noise_multiplier} gives no meaningful guarantee"
+                           " (epsilon in the thousands) and is too costly to account",
+                           f">= {MIN_ACCOUNTED_NOISE} (relative to the sensitivity)")
     dp_accounting = _require_dp_accounting()
     acc = _fresh(dp_accounting, accountant)
     acc.compose(_event(dp_accounting, sigma, rounds, sampling_probability))
@@ -195,7 +201,7 @@ def noise_multiplier_for(epsilon: float, rounds: int, delta: float, *,
         lo, hi = hi, hi * 2
         if hi > 1e6:
             raise InvalidInput("epsilon", f"{epsilon} needs a noise multiplier above 1e6")
-    while lo == hi or (eps(lo) <= epsilon and lo > 0.05):
+    while lo == hi or (lo >= 0.1 and eps(lo) <= epsilon):
         hi, lo = lo, lo / 2
     sigma = dp_accounting.calibrate_dp_mechanism(
         lambda: _fresh(dp_accounting, accountant),
