@@ -40,7 +40,7 @@ from decentralml.devnode.hashing import blake2_256
 from decentralml.devnode.metadata import encode_metadata
 from decentralml.devnode.pallets.system import DIGEST
 from decentralml.devnode.pool import Pool, PoolTx
-from decentralml.devnode.runtime import SPEC_VERSION, Runtime
+from decentralml.devnode.runtime import MAX_EXTRINSIC_LENGTH, SPEC_VERSION, Runtime
 from decentralml.devnode.runtime_api import call_runtime_api
 from decentralml.devnode.scale import (
     Bytes,
@@ -56,6 +56,9 @@ log = logging.getLogger(__name__)
 
 BODY = Vec(Bytes())
 MAX_BLOCK_EXTRINSICS = 2_000
+#: Bytes of extrinsics a block takes from the pool: the normal class's share of the block length
+#: (what remains waits for the next block).
+MAX_BLOCK_BODY_BYTES = MAX_EXTRINSIC_LENGTH
 #: Blocks kept in memory for ``chain_getBlock`` on recent hashes (receipts read their block).
 RECENT_BLOCKS = 256
 
@@ -325,7 +328,7 @@ class Chain:
         rt = self.runtime
         parent = self.best
         number = parent.number + 1
-        txs = self.pool.take_ready(MAX_BLOCK_EXTRINSICS)
+        txs = self.pool.take_ready(MAX_BLOCK_EXTRINSICS, MAX_BLOCK_BODY_BYTES)
         included: list[PoolTx] = []
         invalid: list[PoolTx] = []
         try:

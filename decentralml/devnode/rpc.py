@@ -257,6 +257,10 @@ class RpcApi:
     def new_id(self) -> str:
         return f"{next(self._ids):016x}"
 
+    def live_subscriptions(self) -> int:
+        """Head and storage subscriptions currently fed by new blocks (all connections)."""
+        return len(self._block_subs) + len(self._final_subs)
+
     def _room_for_subscription(self, s: Session) -> None:
         """Refuse a new subscription on a connection that holds the maximum (before any work)."""
         if len(s.subscriptions) >= self.max_subscriptions:
