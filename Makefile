@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS ?= tf-cpu,dev
+EXTRAS ?= tf-cpu,dev,dp
 
 .PHONY: demo test install ipfs lint typecheck check clean
 

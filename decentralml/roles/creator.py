@@ -189,13 +189,20 @@ class ModelCreator:
                                        on_error=on_error)
 
     def federate(self, task_id: int, model: Any, strategy: Any = None) -> Any:
-        """Load the task's accepted updates and return ``model`` with the aggregated weights."""
-        from decentralml.fl import FedAvg, federated_contributors_model
+        """Load the task's accepted updates and return ``model`` with the aggregated weights.
 
+        ``strategy`` is an aggregator or a registry name (``"fedadam"``, see
+        :func:`decentralml.fl.strategy_from_name`); default FedAvg. Pass the same strategy object
+        every round of a job: server optimizers keep their state in it.
+        """
+        from decentralml.fl import federated_contributors_model
+        from decentralml.fl.federate import resolve_strategy
+
+        chosen = resolve_strategy(strategy)  # a bad name fails before anything is fetched
         updates = self.load_contributor_models(self.accepted_results(task_id), like=model)
         if not updates:
             raise InvalidInput("task_id", f"task {task_id} has no accepted results to federate")
-        return federated_contributors_model(model, updates, strategy or FedAvg())
+        return federated_contributors_model(model, updates, chosen)
 
     def close(self, task_id: int) -> Any:
         return self.client.close_task(task_id)
