@@ -209,3 +209,58 @@ def test_os_keyring_is_an_explicit_opt_in(tmp_path: Path) -> None:
     dml(["account", "export", "olga", "--out", str(exported), "--password", "x"], home=home,
         env=backend)
     assert json.loads(exported.read_text())["address"] == created["address"]
+
+
+def _on_a_terminal(args: list[str], home: Path, answers: list[tuple[bytes, bytes]]) -> str:
+    """Run the CLI on a pseudo-terminal, answering each prompt (marker, reply) in turn."""
+    import pty
+    import select
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DECENTRALML_")}
+    env["DECENTRALML_HOME"] = str(home)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: become the CLI
+        os.execve(sys.executable, [sys.executable, "-m", "decentralml.cli.main", *args], env)
+    seen = b""
+    pending = list(answers)
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:
+            if pending and pending[0][0] in seen:
+                marker, reply = pending.pop(0)
+                seen = seen.replace(marker, b"<answered>", 1)
+                os.write(fd, reply)
+            ready, _, _ = select.select([fd], [], [], 1.0)
+            if ready:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:  # the CLI exited and closed the terminal
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, seen.decode(errors="replace")
+    assert not pending, f"never asked {pending}: {seen.decode(errors='replace')}"
+    return seen.decode(errors="replace")
+
+
+def test_prompt_on_a_terminal_once_per_command(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    shown = _on_a_terminal(["account", "new", "pat"], home, [
+        (b"new password for the keystore", b"typed-pass\n"),
+        (b"Repeat for confirmation", b"typed-pass\n")])
+    assert "shown only this once" in shown  # a terminal gets the mnemonic
+    # a second account in the same keystore: asked once (no confirmation), and checked
+    _on_a_terminal(["account", "new", "quinn"], home, [
+        (b"password of the keystore", b"typed-pass\n")])
+    exported = tmp_path / "pat.json"
+    text = _on_a_terminal(["account", "export", "pat", "--out", str(exported), "--password", "x"],
+                          home, [(b"password of the keystore", b"typed-pass\n")])
+    # asked exactly once (answered prompts are marked, any further prompt would remain)
+    assert text.count("<answered>") == 1 and "password of the keystore" not in text
+    assert json.loads(exported.read_text())["address"] == out(
+        dml(["--json", "account", "list"], home=home))[0]["address"]
