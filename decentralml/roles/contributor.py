@@ -49,6 +49,8 @@ class WorkReport(BaseModel):
     stale: list[str] = []
     #: True when ``reset`` discarded local progress for this task
     reset: bool = False
+    #: the run's output directory (what was, or will be, packed and uploaded)
+    output_dir: str | None = None
 
 
 class AcceptReport(BaseModel):
@@ -264,7 +266,8 @@ class Contributor:
                               num_examples=entry.num_examples, metrics=entry.metrics,
                               resumed_from=resumed_from, stages_run=stages,
                               block_number=entry.block_number, timings=timings,
-                              result_sent=sent, stale=stale, reset=reset)
+                              result_sent=sent, stale=stale, reset=reset,
+                              output_dir=entry.output_dir)
 
     def abandon(self, task_id: int) -> AbandonReport:
         """Give back the slot this account holds on ``task_id`` (``abandon_task``), and discard

@@ -190,7 +190,8 @@ def _score_update(workdir: Path, run: ContributorRun, evaluation: tuple[Any, Any
     from decentralml.fl import evaluate, load_model, load_update
 
     home = workdir / f"home-{run.account.strip('/').lower()}"
-    updates = list(home.glob(f"work/submission-{run.submission_id}/run/output/update.npz"))
+    # work directories are named by the submission id and its assigning block's hash
+    updates = list(home.glob(f"work/submission-{run.submission_id}-*/run/output/update.npz"))
     models = sorted((workdir / "creator" / "rounds").glob(f"round-{run.round}/model.keras"))
     if not updates or not models:
         return None
