@@ -10,9 +10,11 @@ EXTRAS ?= tf-cpu,dev,dp
 .PHONY: demo test install ipfs lint typecheck check clean
 
 demo: $(STAMP)
+	bash scripts/install_bwrap.sh
 	$(PY) -m decentralml.cli.main demo
 
 test: $(STAMP) ipfs
+	bash scripts/install_bwrap.sh
 	bash scripts/with_ipfs.sh $(PY) -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+import warnings
 from pathlib import Path
 
 import click
@@ -16,10 +18,28 @@ _ROLES = {"model-contributor": TaskType.ModelContributor,
           "data-annotator": TaskType.DataAnnotator}
 
 
-def _contributor(app: App, timeout: float):  # type: ignore[no-untyped-def]
+def _contributor(app: App, timeout: float, no_sandbox: bool = False,  # type: ignore[no-untyped-def]
+                 allow_network: bool = False):
     from decentralml.roles.contributor import Contributor
+    from decentralml.storage.runner import SandboxWarning
+    from decentralml.storage.sandbox import NO_SANDBOX_RISK
 
-    return Contributor(app.client(), app.store(), home=app.settings.home, timeout=timeout)
+    if no_sandbox:
+        app.err.print(f"[bold yellow]warning:[/] --no-sandbox: {NO_SANDBOX_RISK}", highlight=False)
+        warnings.simplefilter("ignore", SandboxWarning)  # said once, above
+    limits = {name: int(os.environ[env]) for name, env in
+              (("max_output_bytes", "DECENTRALML_MAX_OUTPUT_BYTES"),
+               ("max_processes", "DECENTRALML_MAX_PROCESSES")) if os.environ.get(env)}
+    return Contributor(app.client(), app.store(), home=app.settings.home, timeout=timeout,
+                       sandbox="none" if no_sandbox else "auto", allow_network=allow_network,
+                       **limits)
+
+
+def _sandbox_options(f):  # type: ignore[no-untyped-def]
+    f = click.option("--allow-network", is_flag=True,
+                     help="Give the network to a task whose manifest declares it needs it.")(f)
+    return click.option("--no-sandbox", is_flag=True,
+                        help="Run the task unconfined, with your user's rights (unsafe).")(f)
 
 
 def _data_option(f, required: bool = True):  # type: ignore[no-untyped-def]
@@ -73,11 +93,13 @@ def accept(app: App, task_id: int) -> None:
 @_data_option
 @_timeout_option
 @_reset_option
+@_sandbox_options
 @pass_app
-def run(app: App, task_id: int, data_dir: Path, timeout: float, reset: bool) -> None:
+def run(app: App, task_id: int, data_dir: Path, timeout: float, reset: bool,
+        no_sandbox: bool, allow_network: bool) -> None:
     """Fetch and verify TASK_ID's bundle and run it on your data (no upload, no submit)."""
-    report = _contributor(app, timeout).work(task_id, data_dir, on_log=_log_sink(app),
-                                             stop_after=Stage.RAN, reset=reset)
+    report = _contributor(app, timeout, no_sandbox, allow_network).work(
+        task_id, data_dir, on_log=_log_sink(app), stop_after=Stage.RAN, reset=reset)
     _warn_stale(app, report.stale)
     if report.status is not SubmissionStatus.Assigned:
         message = (f"nothing to run: your result for task {task_id} was already sent "
@@ -87,7 +109,8 @@ def run(app: App, task_id: int, data_dir: Path, timeout: float, reset: bool) -> 
                    f"{report.num_examples} examples, metrics {report.metrics}; `submit "
                    f"{task_id}` next, or `run {task_id} --reset` to run it again")
     else:
-        message = (f"ran task {task_id}: {report.num_examples} examples, metrics "
+        message = (f"ran task {task_id} (sandbox: {report.sandbox}): "
+                   f"{report.num_examples} examples, metrics "
                    f"{report.metrics}; `submit {task_id}` next")
     app.emit(report, lambda c: c.print(message, highlight=False))
 
@@ -130,11 +153,12 @@ def abandon(app: App, task_id: int) -> None:
 @click.option("--role", type=click.Choice(sorted(_ROLES)), default="model-contributor",
               show_default=True, help="Which tasks to pick when TASK_ID is not given.")
 @_reset_option
+@_sandbox_options
 @pass_app
 def work(app: App, task_id: int | None, data_dir: Path, timeout: float, role: str,
-         reset: bool) -> None:
+         reset: bool, no_sandbox: bool, allow_network: bool) -> None:
     """Accept, fetch, verify, run, upload and submit in one go; resumes where it stopped."""
-    contributor = _contributor(app, timeout)
+    contributor = _contributor(app, timeout, no_sandbox, allow_network)
     if task_id is None:
         candidates = [t for t in contributor.browse() if t.task_type is _ROLES[role]]
         if not candidates:
@@ -147,5 +171,6 @@ def work(app: App, task_id: int | None, data_dir: Path, timeout: float, role: st
             else "nothing sent, the result was already on chain")
     app.emit(report, lambda c: c.print(
         f"task {task_id}, submission {report.submission_id}: {report.status.value} "
-        f"(stages run: {', '.join(report.stages_run) or 'none, already done'}; {sent})"))
+        f"(stages run: {', '.join(report.stages_run) or 'none, already done'}; {sent}; "
+        f"sandbox: {report.sandbox})"))
 

@@ -22,6 +22,7 @@ from decentralml.roles.journal import Journal, JournalEntry, Stage
 if TYPE_CHECKING:
     from decentralml.chain.client import Client
     from decentralml.storage.base import Store
+    from decentralml.storage.sandbox import SandboxMode
 
 #: Submissions in these statuses hold the worker's place on a task.
 _HELD = (SubmissionStatus.Assigned, SubmissionStatus.PendingValidation, SubmissionStatus.Accepted)
@@ -51,6 +52,8 @@ class WorkReport(BaseModel):
     reset: bool = False
     #: the run's output directory (what was, or will be, packed and uploaded)
     output_dir: str | None = None
+    #: which sandbox ran the task (``bubblewrap``, or ``none`` when opted out); None before
+    sandbox: str | None = None
 
 
 class AcceptReport(BaseModel):
@@ -82,7 +85,9 @@ class Contributor:
     task_type: ClassVar[TaskType | None] = None
 
     def __init__(self, client: Client, store: Store, *, home: Path, timeout: float = 3600.0,
-                 cpu_seconds: int | None = None, memory_bytes: int | None = None) -> None:
+                 cpu_seconds: int | None = None, memory_bytes: int | None = None,
+                 sandbox: SandboxMode = "auto", allow_network: bool = False,
+                 max_output_bytes: int | None = None, max_processes: int | None = None) -> None:
         if timeout <= 0:
             raise InvalidInput("timeout", f"is {timeout}", "> 0 seconds")
         self.client = client
@@ -91,6 +96,12 @@ class Contributor:
         self.timeout = timeout
         self.cpu_seconds = cpu_seconds
         self.memory_bytes = memory_bytes
+        #: ``auto`` (bubblewrap, refused where unavailable) or ``none`` (unconfined: see
+        #: docs/security.md); ``allow_network`` lets a bundle that declares it use the network.
+        self.sandbox: SandboxMode = sandbox
+        self.allow_network = allow_network
+        self.max_output_bytes = max_output_bytes
+        self.max_processes = max_processes
 
     @property
     def address(self) -> str:
@@ -267,7 +278,7 @@ class Contributor:
                               resumed_from=resumed_from, stages_run=stages,
                               block_number=entry.block_number, timings=timings,
                               result_sent=sent, stale=stale, reset=reset,
-                              output_dir=entry.output_dir)
+                              output_dir=entry.output_dir, sandbox=entry.sandbox)
 
     def abandon(self, task_id: int) -> AbandonReport:
         """Give back the slot this account holds on ``task_id`` (``abandon_task``), and discard
@@ -319,7 +330,11 @@ class Contributor:
     def _run(self, entry: JournalEntry, workdir: Path, data_dir: Path | None,
              on_log: Callable[[str], None] | None) -> None:
         from decentralml.storage.bundle import load_bundle
-        from decentralml.storage.runner import run_bundle
+        from decentralml.storage.runner import (
+            DEFAULT_MAX_OUTPUT_BYTES,
+            DEFAULT_MAX_PROCESSES,
+            run_bundle,
+        )
 
         if data_dir is None:
             raise InvalidInput("data_dir", "the task has not run yet: give your data directory")
@@ -334,7 +349,11 @@ class Contributor:
         result = run_bundle(bundle, task_id=entry.task_id, submission_id=entry.submission_id,
                             data_dir=data_dir, workdir=run_dir, timeout=self.timeout,
                             cpu_seconds=self.cpu_seconds, memory_bytes=self.memory_bytes,
-                            on_log=on_log)
+                            on_log=on_log, sandbox=self.sandbox,
+                            allow_network=self.allow_network,
+                            max_output_bytes=self.max_output_bytes or DEFAULT_MAX_OUTPUT_BYTES,
+                            max_processes=self.max_processes or DEFAULT_MAX_PROCESSES)
+        entry.sandbox = result.sandbox
         entry.output_dir = str(result.output_dir)
         entry.num_examples = result.num_examples
         entry.metrics = dict(result.metrics or {})

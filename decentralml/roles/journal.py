@@ -68,6 +68,8 @@ class JournalEntry(BaseModel):
     result_cid: str | None = None
     extrinsic_hash: str | None = None
     block_number: int | None = None
+    #: Which sandbox ran the task (``bubblewrap`` or ``none``), once it ran.
+    sandbox: str | None = None
 
     @property
     def key(self) -> str:
