@@ -115,8 +115,8 @@ def test_fund_is_refused_on_a_live_chain(monkeypatch: pytest.MonkeyPatch,
     from decentralml.devnode.rpc import RpcApi
 
     class LiveRpc(RpcApi):
-        def __init__(self, chain: Any) -> None:
-            super().__init__(chain)
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
             self.table["system_chainType"] = lambda s, p: "Live"
 
     monkeypatch.setattr(node_module, "RpcApi", LiveRpc)
