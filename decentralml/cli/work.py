@@ -167,10 +167,11 @@ def work(app: App, task_id: int | None, data_dir: Path, timeout: float, role: st
         app.info(f"picked task {task_id}: {candidates[0].question}")
     report = contributor.work(task_id, data_dir, on_log=_log_sink(app), reset=reset)
     _warn_stale(app, report.stale)
-    sent = ("result sent" if report.result_sent
-            else "nothing sent, the result was already on chain")
+    # "nothing sent" only when it is news: the result was on chain before this run
+    unsent = "" if report.result_sent or report.status is SubmissionStatus.Assigned else \
+        "; nothing sent, the result was already on chain"
     app.emit(report, lambda c: c.print(
         f"task {task_id}, submission {report.submission_id}: {report.status.value} "
-        f"(stages run: {', '.join(report.stages_run) or 'none, already done'}; {sent}; "
-        f"sandbox: {report.sandbox})"))
+        f"(stages run: {', '.join(report.stages_run) or 'none, already done'}; "
+        f"sandbox: {report.sandbox}){unsent}"))
 
