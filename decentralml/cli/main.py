@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from decentralml.cli.handover import (
+    ENV_KEYRING_PASSWORD,
+    hand_over_env_password,
+    take_handed_over_password,
+)
+
+if __name__ == "__main__":  # `python -m decentralml.cli.main`: re-exec before the imports below
+    hand_over_env_password()
+
 import click
 
 from decentralml.cli.app import App, ExitCode, exit_code_for
-from decentralml.cli.password import hand_over_env_password, take_handed_over_password
 from decentralml.errors import DecentralMLError
 from decentralml.keystore import Password
 
@@ -80,10 +88,14 @@ _register()
 
 
 def main() -> None:
-    """The ``decentralml`` entry point. First of all it takes ``DECENTRALML_KEYRING_PASSWORD``
-    out of its environment (re-executing itself without it), so no task it runs can read it."""
+    """Run the CLI. First of all ``DECENTRALML_KEYRING_PASSWORD`` leaves the environment
+    (re-executing without it; the console script does that before importing this module), so
+    no task the CLI runs can read it."""
     hand_over_env_password()
-    cli(prog_name="decentralml", obj=take_handed_over_password())
+    handed_over = take_handed_over_password()
+    cli(prog_name="decentralml",
+        obj=None if handed_over is None else Password(
+            handed_over, f"{ENV_KEYRING_PASSWORD} (taken out of the environment at start)"))
 
 
 if __name__ == "__main__":

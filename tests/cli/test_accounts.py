@@ -264,3 +264,28 @@ def test_prompt_on_a_terminal_once_per_command(tmp_path: Path) -> None:
     assert text.count("<answered>") == 1 and "password of the keystore" not in text
     assert json.loads(exported.read_text())["address"] == out(
         dml(["--json", "account", "list"], home=home))[0]["address"]
+
+
+def test_handover_clears_the_kernel_view_of_the_environment(tmp_path: Path) -> None:
+    """The mechanism on its own, as the console script runs it: after the re-exec (same pid),
+    /proc/self/environ has no password, and the value arrived through the pipe."""
+    script = tmp_path / "entry.py"
+    script.write_text(
+        "import os, sys\n"
+        "from decentralml.cli.handover import hand_over_env_password, take_handed_over_password\n"
+        "print('pid', os.getpid(), flush=True)\n"
+        "hand_over_env_password()\n"
+        "value = take_handed_over_password()\n"
+        "environ = open('/proc/self/environ', 'rb').read()\n"
+        "names = [v.split(b'=')[0] for v in environ.split(b'\\0')]\n"
+        "print('environ-has-it', b'pipe-secret' in environ,\n"
+        "      b'DECENTRALML_KEYRING_PASSWORD' in names)\n"
+        "print('got', value, sys.argv[1:])\n")
+    env = {**os.environ, "DECENTRALML_KEYRING_PASSWORD": "pipe-secret"}
+    done = subprocess.run([sys.executable, str(script), "a", "b c"], env=env,
+                          capture_output=True, text=True, check=True, timeout=120)
+    lines = done.stdout.splitlines()
+    pids = [line for line in lines if line.startswith("pid")]
+    assert len(pids) == 2 and pids[0] == pids[1]  # it re-executed itself, in place
+    assert "environ-has-it False False" in lines
+    assert "got pipe-secret ['a', 'b c']" in lines  # the value and the arguments came through
