@@ -10,9 +10,10 @@ Two parts, each against ``python -m decentralml.devnode`` in its own process:
    attack's frames counted and the node's RSS sampled every 20 ms. Attacks: 6 MB unsigned
    ``Utility.batch`` frames (beyond the block length), 3.6 MB unsigned batches (within it, the
    frame that used to take seconds to decode), batches nested 10,000 deep, a 16,384-call batch
-   signed with a dev key, 64 subscribers that never read (and ask for metadata they never read),
-   and a flood of 300 connections. Honest latency is reported as p50/p99 and as a ratio to the
-   honest-only run of the same invocation.
+   signed with a (public) dev key, a batch of 65 batches of 64 calls (the most decoding a
+   refused frame can cost), 64 subscribers that never read (and ask for metadata they never
+   read), and a flood of 300 connections; each attack runs in a process of its own. Honest
+   latency is reported as p50/p99 and as a ratio to the honest-only run of the same invocation.
 
 Usage: ``python bench/devnode_abuse.py [--kills 50] [--seconds 5] [--skip-crash]
 [--code DIR]`` (``--code`` runs the devnode of another checkout, e.g. the code before a change;
@@ -22,6 +23,7 @@ the clients stay this checkout's).
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import statistics
 import sys
@@ -31,6 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 from substrateinterface import Keypair
@@ -38,6 +41,7 @@ from websockets.exceptions import ConnectionClosed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from decentralml.devnode.scale import encode_compact
 from tests.devnode.crash import crash_rounds
 from tests.devnode.rawrpc import (
     NodeProcess,
@@ -46,7 +50,9 @@ from tests.devnode.rawrpc import (
     Signer,
     SlowReader,
     account_id,
+    call_index,
     nested_batch,
+    remark,
     remark_batch,
     transfer_call,
     unsigned,
@@ -178,53 +184,84 @@ def connection_flood(url: str, count: int, phase: Phase, stop: threading.Event) 
         c.close()
 
 
+def _evasive_batch() -> bytes:
+    """A batch of 65 batches of 64 remarks: no single length prefix is over the call limit, so
+    the node decodes up to the limit before refusing it (the costliest refused frame)."""
+    inner = call_index("Utility", "batch") + encode_compact(64) + remark() * 64
+    return call_index("Utility", "batch") + encode_compact(65) + inner * 65
+
+
+ATTACKS = ("honest alone", "6 MB unsigned batch x4", "3.6 MB unsigned batch x4",
+           "nested 10,000 deep x4", "nested, fee query x4", "signed 16,384 calls x1",
+           "signed 65x64 calls x1", "64 slow readers", "300 connections")
+
+
+def attack(name: str, url: str, stop: Any, results: Any) -> None:
+    """Run attack ``name`` until ``stop`` is set, in a process of its own (the attackers' CPU
+    and GIL are then not the honest client's); put its Phase on ``results``."""
+    phase = Phase(name)
+    setup = RawClient(url)
+    signer = Signer.of(setup)
+    setup.close()
+    alice = Keypair.create_from_uri("//Alice")
+
+    def signed(call: bytes) -> Callable[[RawClient], bytes]:
+        def frame(client: RawClient) -> bytes:
+            nonce = int(client.call("system_accountNextIndex", [alice.ss58_address]))
+            return signer.sign(alice, call, nonce)
+        return frame
+
+    big_unsigned = unsigned(remark_batch(2_000_000))
+    within_unsigned = unsigned(remark_batch(1_200_000))
+    deep_unsigned = unsigned(nested_batch(10_000))
+    plans: dict[str, Callable[[], None]] = {
+        "honest alone": lambda: stop.wait(),
+        "6 MB unsigned batch x4": lambda: _parallel(
+            4, lambda: frames_attack(url, lambda c: big_unsigned, phase, stop)),
+        "3.6 MB unsigned batch x4": lambda: _parallel(
+            4, lambda: frames_attack(url, lambda c: within_unsigned, phase, stop)),
+        "nested 10,000 deep x4": lambda: _parallel(
+            4, lambda: frames_attack(url, lambda c: deep_unsigned, phase, stop)),
+        "nested, fee query x4": lambda: _parallel(
+            4, lambda: frames_attack(url, lambda c: deep_unsigned, phase, stop,
+                                     "payment_queryInfo")),
+        "signed 16,384 calls x1": lambda: frames_attack(
+            url, signed(remark_batch(16_384)), phase, stop),
+        "signed 65x64 calls x1": lambda: frames_attack(url, signed(_evasive_batch()), phase,
+                                                       stop),
+        "64 slow readers": lambda: slow_readers_attack(url, 64, phase, stop),
+        "300 connections": lambda: connection_flood(url, 300, phase, stop),
+    }
+    plans[name]()
+    results.put(phase)
+
+
 def run_abuse(node: NodeProcess, seconds: float) -> list[Phase]:
     setup = RawClient(node.url)
     signer = Signer.of(setup)
     setup.close()
     honest_kp = Keypair.create_from_uri("//Bob")
     dest = account_id(Keypair.create_from_uri("//AbuseDest"))
-    alice = Keypair.create_from_uri("//Alice")
-
-    def signed_count_batch(client: RawClient) -> bytes:
-        nonce = int(client.call("system_accountNextIndex", [alice.ss58_address]))
-        return signer.sign(alice, remark_batch(16_384), nonce)
-
-    big_unsigned = unsigned(remark_batch(2_000_000))
-    within_unsigned = unsigned(remark_batch(1_200_000))
-    deep_unsigned = unsigned(nested_batch(10_000))
-    attacks: list[tuple[str, Callable[[threading.Event, Phase], None]]] = [
-        ("honest alone", lambda stop, ph: None),
-        ("6 MB unsigned batch x4", lambda stop, ph: _parallel(
-            4, lambda: frames_attack(node.url, lambda c: big_unsigned, ph, stop))),
-        ("3.6 MB unsigned batch x4", lambda stop, ph: _parallel(
-            4, lambda: frames_attack(node.url, lambda c: within_unsigned, ph, stop))),
-        ("nested 10,000 deep x4", lambda stop, ph: _parallel(
-            4, lambda: frames_attack(node.url, lambda c: deep_unsigned, ph, stop))),
-        ("nested, fee query x4", lambda stop, ph: _parallel(
-            4, lambda: frames_attack(node.url, lambda c: deep_unsigned, ph, stop,
-                                     "payment_queryInfo"))),
-        ("signed 16,384 calls x1", lambda stop, ph: frames_attack(
-            node.url, signed_count_batch, ph, stop)),
-        ("64 slow readers", lambda stop, ph: slow_readers_attack(node.url, 64, ph, stop)),
-        ("300 connections", lambda stop, ph: connection_flood(node.url, 300, ph, stop)),
-    ]
+    ctx = multiprocessing.get_context("spawn")
     phases = []
-    for name, attack in attacks:
-        phase = Phase(name)
-        stop = threading.Event()
+    for name in ATTACKS:
+        stop = ctx.Event()
+        results = ctx.Queue()
+        client = RawClient(node.url, timeout=120)
+        attacker = ctx.Process(target=attack, args=(name, node.url, stop, results), daemon=True)
+        attacker.start()
+        time.sleep(3)  # let the attacker process start and begin
         sampler = Sampler(node.pid)
         sampler.start()
-        client = RawClient(node.url, timeout=120)
-        attacker = threading.Thread(target=attack, args=(stop, phase), daemon=True)
-        attacker.start()
-        time.sleep(0.5)  # let the attack start
-        honest(client, signer, honest_kp, dest, seconds, phase)
+        mine = Phase(name)
+        honest(client, signer, honest_kp, dest, seconds, mine)
         stop.set()
-        attacker.join(120)
+        phase: Phase = results.get(timeout=300)
+        attacker.join(60)
         sampler.stop.set()
         sampler.join()
-        phase.peak_rss = sampler.peak
+        phase.honest_ops, phase.latencies = mine.honest_ops, mine.latencies
+        phase.honest_errors, phase.peak_rss = mine.honest_errors, sampler.peak
         phases.append(phase)
         print_phase(phase, phases[0], flush=True)
     return phases
