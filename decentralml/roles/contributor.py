@@ -120,6 +120,10 @@ class Contributor:
         entry = self.journal.for_task(task_id)
         resumed_from = entry.stage if entry is not None else None
         timings: dict[str, float] = {}
+        if (entry is None or entry.stage < Stage.RAN) and stop_after is not Stage.FETCHED:
+            from decentralml.storage.sandbox import resolve
+
+            resolve(self.sandbox)  # no sandbox here: refuse before taking a slot
         if entry is None:
             started = time.perf_counter()
             entry = self.accept(task_id)

@@ -544,11 +544,19 @@ def run_bundle(bundle: Bundle, *, task_id: int | str, submission_id: int | str,
         raise
     bash = shutil.which("bash", path=env["PATH"]) or "/bin/bash"
     argv = [bash, str(in_task / manifest.entrypoint)]
+    pass_fds: tuple[int, ...] = ()
     if backend == "bubblewrap":
         assert bwrap is not None
-        argv = sb.bwrap_command(bwrap, ["/bin/bash", str(in_task / manifest.entrypoint)],
+        full = sb.bwrap_command(bwrap, ["/bin/bash", str(in_task / manifest.entrypoint)],
                                 layout, network=manifest.network and allow_network,
                                 as_root=sb.runs_as_root(), setpriv=setpriv)
+        # The arguments go through a pipe (--args), not argv: the sandbox's init is bwrap, and
+        # its /proc/1/cmdline would otherwise show the task every host path that was bound.
+        # (bwrap takes only options that way; the command, all sandbox paths, stays in argv.)
+        split = full.index("--")
+        args_fd = sb.args_pipe(full[1:split])
+        pass_fds = (args_fd,)
+        argv = [full[0], "--args", str(args_fd), *full[split:]]
     preexec = _limits(cpu_seconds, memory_bytes, _nproc_limit(max_processes, backend),
                       max_output_bytes)
 
@@ -560,10 +568,13 @@ def run_bundle(bundle: Bundle, *, task_id: int | str, submission_id: int | str,
             proc = subprocess.Popen(
                 argv, cwd=task_dir, env=env,
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True, preexec_fn=preexec,
+                start_new_session=True, close_fds=True, preexec_fn=preexec, pass_fds=pass_fds,
             )
         except OSError as exc:
             raise RunnerError(f"could not start {manifest.entrypoint}: {exc}") from exc
+        finally:
+            for fd in pass_fds:
+                os.close(fd)
         assert proc.stdout is not None
         pump = threading.Thread(target=_pump, args=(proc.stdout, log, on_log),
                                 name="decentralml-task-log", daemon=True)
