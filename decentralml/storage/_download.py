@@ -9,13 +9,13 @@ that something could later load or run.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 from decentralml.errors import FetchLimitExceeded, StorageError
+from decentralml.storage._fs import remove_tree_quietly
 from decentralml.storage.base import FetchLimits
 from decentralml.storage.progress import Advance
 from decentralml.storage.unixfs import (
@@ -142,5 +142,5 @@ def download(cid: bytes, dest: Path, get_block: BlockGetter, read_file: FileRead
                                "(a non-empty directory or a file of the other kind is there)"
                                ) from exc
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_tree_quietly(staging)
     return dest

@@ -40,6 +40,7 @@ from packaging.utils import canonicalize_name
 from decentralml.chain.types import TaskType
 from decentralml.errors import BundleError, IntegrityError, InvalidInput, RunnerError
 from decentralml.storage import sandbox as sb
+from decentralml.storage._fs import remove_tree_quietly
 from decentralml.storage._quota import DiskWatch, measure, over_limit
 from decentralml.storage.base import Store
 from decentralml.storage.bundle import (
@@ -537,10 +538,10 @@ def run_bundle(bundle: Bundle, *, task_id: int | str, submission_id: int | str,
     except BaseException:
         # A bundle that no longer matches its manifest leaves nothing that could be run later.
         if created:
-            shutil.rmtree(workdir, ignore_errors=True)
+            remove_tree_quietly(workdir)
         else:
             for child in workdir.iterdir():
-                shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+                remove_tree_quietly(child)
         raise
     bash = shutil.which("bash", path=env["PATH"]) or "/bin/bash"
     argv = [bash, str(in_task / manifest.entrypoint)]
@@ -621,10 +622,10 @@ def run_bundle(bundle: Bundle, *, task_id: int | str, submission_id: int | str,
             sb.reclaim(output_dir)
     if exceeded is not None:
         # Nothing over the limit is ever packed: the output goes, an empty dir stays.
-        shutil.rmtree(output_dir, ignore_errors=True)
+        remove_tree_quietly(output_dir)
         output_dir.mkdir(exist_ok=True)
         for directory in (home, tmpdir):
-            shutil.rmtree(directory, ignore_errors=True)
+            remove_tree_quietly(directory)
 
     num_examples, metrics = (None, {}) if exceeded else _read_sidecar(output_dir)[:2]
     result = RunResult(returncode=proc.returncode, output_dir=output_dir, log_path=log_path,
