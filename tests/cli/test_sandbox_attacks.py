@@ -380,3 +380,34 @@ def test_the_runner_is_root_and_the_task_is_not(world: World) -> None:
     assert int((out / "nproc").read_text()) > 0
     # what the task wrote is the runner's again before it is packed
     assert all(p.stat().st_uid == 0 for p in out.rglob("*"))
+
+
+# --------------------------------------------------------------------------------------------
+# hostile DAGs as a task's assets
+
+
+@pytest.mark.parametrize("shape", ["deep-tree", "file-bomb"])
+def test_hostile_asset_dags_are_clean_errors_in_work(world: World, shape: str) -> None:
+    from decentralml.storage.local import LocalStore
+    from decentralml.storage.unixfs import Entry, encode_directory, parse_cid
+
+    store = LocalStore(world.store, progress=False)
+    leaf_cid = store.put_bytes(b"x" * 1024 * 1024)
+    leaf = Entry(parse_cid(leaf_cid), 1024 * 1024, 1024 * 1024)
+    if shape == "deep-tree":
+        root = encode_directory({"start_task.sh": leaf}, store._write_node)
+        for _ in range(3000):  # deeper than Python's recursion limit
+            root = encode_directory({"d": root}, store._write_node)
+        expected = "nested more than 256 levels"
+    else:  # 1 MiB stored, named 20 000 times: 20 GB, over the 16 GiB bundle default
+        root = encode_directory({f"f{i:05d}": leaf for i in range(5000)}, store._write_node)
+        root = encode_directory({f"d{i}": root for i in range(4)}, store._write_node)
+        expected = "expands to more than"
+    alice = Client(world.url, account="//Alice", home=world.tmp / "alice")
+    task_id = alice.create_task("ModelContributor", "hostile assets", REWARD, 1,
+                                root.cid_str, assets_storage="Local").task_id
+    alice.close()
+    done = world.work(task_id)
+    assert done.returncode == EXIT_STORAGE, done.stderr
+    assert expected in done.stderr and "Traceback" not in done.stderr
+    assert not list(world.home.glob("work/*/bundle"))  # nothing of it was kept
