@@ -304,8 +304,9 @@ bash -c ':(){{ :|:& }};:' 2>/dev/null
 """
     done = world.work(world.publish(world.script(body)), "--timeout", "20",
                       env={"DECENTRALML_MAX_PROCESSES": "64"})
-    # the shell bomb keeps the task busy until its timeout; then everything is killed
-    assert done.returncode == EXIT_RUNNER and "timed out" in done.stderr
+    # Either the task ends (the shell bomb runs in the background) or its timeout ends it;
+    # both ways every forked process is killed with it.
+    assert done.returncode in (0, EXIT_RUNNER) and "Traceback" not in done.stderr, done.stderr
     text = (world.home.glob("work/*/run/output/bomb.txt").__next__()).read_text()
     assert text.startswith("forks ") and int(text.split()[1]) <= 64, text
     assert _gone(marker), _marked_processes(marker)
