@@ -11,6 +11,7 @@ import click
 
 from decentralml.chain.types import SubmissionStatus, TaskType
 from decentralml.cli.app import App, ExitCode, pass_app
+from decentralml.errors import InvalidInput
 from decentralml.roles.journal import Stage
 
 _ROLES = {"model-contributor": TaskType.ModelContributor,
@@ -27,9 +28,13 @@ def _contributor(app: App, timeout: float, no_sandbox: bool = False,  # type: ig
     if no_sandbox:
         app.err.print(f"[bold yellow]warning:[/] --no-sandbox: {NO_SANDBOX_RISK}", highlight=False)
         warnings.simplefilter("ignore", SandboxWarning)  # said once, above
-    limits = {name: int(os.environ[env]) for name, env in
-              (("max_output_bytes", "DECENTRALML_MAX_OUTPUT_BYTES"),
-               ("max_processes", "DECENTRALML_MAX_PROCESSES")) if os.environ.get(env)}
+    limits: dict[str, int] = {}
+    for name, env in (("max_output_bytes", "DECENTRALML_MAX_OUTPUT_BYTES"),
+                      ("max_processes", "DECENTRALML_MAX_PROCESSES")):
+        if os.environ.get(env):
+            if not os.environ[env].isdigit() or int(os.environ[env]) <= 0:
+                raise InvalidInput(env, f"{os.environ[env]!r} is not a positive integer")
+            limits[name] = int(os.environ[env])
     return Contributor(app.client(), app.store(), home=app.settings.home, timeout=timeout,
                        sandbox="none" if no_sandbox else "auto", allow_network=allow_network,
                        **limits)
