@@ -27,7 +27,7 @@ for arg in "$@"; do
     --no-test) RUN_TESTS=0 ;;
     --lint | --clippy) LINT=1 ;;
     -h | --help)
-      sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+      awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"
       exit 0
       ;;
     *)
