@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from decentralml.chain.types import TaskType
-from decentralml.cli.app import App, ExitCode, pass_app
+from decentralml.cli.app import App, ExitCode, format_metrics, pass_app
 from decentralml.roles.journal import Stage
 
 _ROLES = {"model-contributor": TaskType.ModelContributor,
@@ -33,9 +34,20 @@ def _timeout_option(f):  # type: ignore[no-untyped-def]
                         help="Wall-clock limit for start_task.sh, seconds.")(f)
 
 
-def _log_sink(app: App):  # type: ignore[no-untyped-def]
-    return None if app.as_json else (lambda line: app.err.print(line, highlight=False,
-                                                                markup=False, end=""))
+def _log_sink(app: App) -> Callable[[str], None] | None:
+    """The task's output, one line at a time, on stderr as it arrives (not with ``--json``).
+
+    The runner hands over lines without their line ending; each is printed as a line of its own,
+    as is (no markup, no highlighting, no wrapping into the table width), so a following
+    progress bar or message starts on a fresh line instead of overwriting the last one.
+    """
+    if app.as_json:
+        return None
+
+    def sink(line: str) -> None:
+        app.err.print(line, highlight=False, markup=False, soft_wrap=True)
+
+    return sink
 
 
 @click.command("accept")
@@ -58,7 +70,8 @@ def run(app: App, task_id: int, data_dir: Path, timeout: float) -> None:
     report = _contributor(app, timeout).work(task_id, data_dir, on_log=_log_sink(app),
                                              stop_after=Stage.RAN)
     app.emit(report, lambda c: c.print(f"ran task {task_id}: {report.num_examples} examples, "
-                                       f"metrics {report.metrics}; `submit {task_id}` next"))
+                                       f"{format_metrics(report.metrics)}; "
+                                       f"`submit {task_id}` next"))
 
 
 @click.command("submit")

@@ -60,6 +60,9 @@ _EXPORTS: dict[str, str] = {
     "iid_indices": "decentralml.fl.data",
     "dirichlet_indices": "decentralml.fl.data",
     "label_indices": "decentralml.fl.data",
+    # the digits example's files (creator's model, holdout, contributor shards)
+    "DigitsExample": "decentralml.fl.example",
+    "write_digits_example": "decentralml.fl.example",
 }
 
 __all__ = [
@@ -67,6 +70,7 @@ __all__ = [
     "UPDATE_FILE",
     "Aggregator",
     "Dataset",
+    "DigitsExample",
     "FedAvg",
     "HoldoutScorer",
     "Krum",
@@ -104,6 +108,7 @@ __all__ = [
     "save_update",
     "set_weights",
     "train_local",
+    "write_digits_example",
 ]
 
 
@@ -123,6 +128,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         partition_dirichlet,
         partition_iid,
     )
+    from decentralml.fl.example import DigitsExample, write_digits_example
     from decentralml.fl.exchange import (
         SIDECAR_FILE,
         UPDATE_FILE,
