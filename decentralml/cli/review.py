@@ -65,6 +65,9 @@ def validate(app: App, task_id: int, policy_spec: str, model_path: Path | None,
     from decentralml.roles.creator import ModelCreator
 
     kind, threshold = parse_policy(policy_spec)
+    if kind == "manual" and not app.interactive:
+        app.fail("--policy manual needs a terminal to ask you; use --policy auto or "
+                 "min-accuracy=X with --yes/--json", code=ExitCode.USAGE, kind="UsageError")
     client = app.client()
     # A closed task has nothing left to judge: say so before loading any model or holdout.
     info = client.task(task_id)
@@ -76,9 +79,6 @@ def validate(app: App, task_id: int, policy_spec: str, model_path: Path | None,
     if kind == "auto":
         policy = AutoAccept()
     elif kind == "manual":
-        if not app.interactive:
-            app.fail("--policy manual needs a terminal to ask you; use --policy auto or "
-                     "min-accuracy=X with --yes/--json", code=ExitCode.USAGE)
         policy = Manual(lambda s: _ask(app, s))
     else:
         policy = _accuracy_policy(app, creator, task_id, model_path, holdout, threshold)
