@@ -30,6 +30,11 @@ class DigitsExample(BaseModel):
     shards: list[Path]
     shard_examples: list[int]
 
+    def holdout_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(x, y)`` of ``holdout.npz`` (read without pickles)."""
+        with np.load(self.holdout, allow_pickle=False) as data:
+            return data["x"], data["y"]
+
 
 def write_digits_example(out: Path, *, shards: int = 3, seed: int = 0) -> DigitsExample:
     """Write ``model.keras``, ``holdout.npz`` and ``shard-1/data.npz``... into ``out``.
