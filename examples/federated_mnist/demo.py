@@ -191,10 +191,9 @@ def run_demo(workdir: Path, *, rounds: int = 3, storage: str | None = None,
 
         def validation(r: int) -> tuple[ValidationStrategy, Any]:
             if r == 1:
-                policies[r] = "AutoAccept (on chain, at submission)"
+                policies[r] = "AutoAccept on chain"
                 return ValidationStrategy.AutoAccept, AutoAccept()
-            policies[r] = (f"holdout min-accuracy {min_accuracy:g} "
-                           f"({len(holdout[1])} examples)")
+            policies[r] = f"holdout min-accuracy {min_accuracy:g}"
             return (ValidationStrategy.CustomAccept,
                     _TimedPolicy(holdout_policy(creator, model, holdout[0], holdout[1],
                                                 min_accuracy=min_accuracy), ledger))
@@ -316,7 +315,7 @@ def print_report(report: DemoReport) -> None:
     from rich.table import Table
 
     console = Console()
-    console.width = max(console.width, 100)  # tables stay readable in logs and CI
+    console.width = max(console.width, 110)  # tables stay readable in logs and CI
     t = Table(title=f"federated digits demo ({report.data_source}, {report.storage} store): "
               f"every accuracy on the same {report.evaluation_examples} evaluation examples",
               title_justify="left")

@@ -33,3 +33,15 @@ def test_metrics_read_as_text() -> None:
     assert format_metrics({"accuracy": 0.97772, "loss": 0.1, "train_seconds": 3.27,
                            "lines": 2}) == "accuracy 0.978, loss 0.100, train_seconds 3.3, lines 2"
     assert format_metrics({}) == "" and format_metrics(None) == ""
+
+
+def test_shell_completion_as_documented() -> None:
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "decentralml.cli.main"], capture_output=True,
+                          text=True, timeout=120, check=False,
+                          env={**os.environ, "_DECENTRALML_COMPLETE": "bash_complete",
+                               "COMP_WORDS": "decentralml ta", "COMP_CWORD": "1"})
+    assert "plain,task" in done.stdout.splitlines()
