@@ -5,12 +5,13 @@ from __future__ import annotations
 import functools
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from decentralml.chain.types import SubmissionStatus, TaskType
-from decentralml.cli.app import App, ExitCode, pass_app
+from decentralml.cli.app import App, ExitCode, format_metrics, pass_app
 from decentralml.errors import InvalidInput
 from decentralml.roles.journal import Stage
 
@@ -72,9 +73,20 @@ def _timeout_option(f):  # type: ignore[no-untyped-def]
                         help="Wall-clock limit for start_task.sh, seconds.")(f)
 
 
-def _log_sink(app: App):  # type: ignore[no-untyped-def]
-    return None if app.as_json else (lambda line: app.err.print(line, highlight=False,
-                                                                markup=False, end=""))
+def _log_sink(app: App) -> Callable[[str], None] | None:
+    """The task's output, one line at a time, on stderr as it arrives (not with ``--json``).
+
+    The runner hands over lines without their line ending; each is printed as a line of its own,
+    as is (no markup, no highlighting, no wrapping into the table width), so a following
+    progress bar or message starts on a fresh line instead of overwriting the last one.
+    """
+    if app.as_json:
+        return None
+
+    def sink(line: str) -> None:
+        app.err.print(line, highlight=False, markup=False, soft_wrap=True)
+
+    return sink
 
 
 @click.command("accept")
@@ -111,12 +123,12 @@ def run(app: App, task_id: int, data_dir: Path, timeout: float, reset: bool,
                    f"(submission {report.submission_id} is {report.status.value})")
     elif "ran" not in report.stages_run:
         message = (f"task {task_id} already ran (submission {report.submission_id}): "
-                   f"{report.num_examples} examples, metrics {report.metrics}; `submit "
+                   f"{report.num_examples} examples, {format_metrics(report.metrics)}; `submit "
                    f"{task_id}` next, or `run {task_id} --reset` to run it again")
     else:
         message = (f"ran task {task_id} (sandbox: {report.sandbox}): "
-                   f"{report.num_examples} examples, metrics "
-                   f"{report.metrics}; `submit {task_id}` next")
+                   f"{report.num_examples} examples, "
+                   f"{format_metrics(report.metrics)}; `submit {task_id}` next")
     app.emit(report, lambda c: c.print(message, highlight=False))
 
 
