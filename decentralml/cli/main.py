@@ -53,13 +53,14 @@ def _register() -> None:
     """Attach the subcommand modules (each imports its heavy parts only when it runs)."""
     from decentralml.cli.accounts import account
     from decentralml.cli.demo import demo
+    from decentralml.cli.node import node_command
     from decentralml.cli.review import federate, results, validate
     from decentralml.cli.tasks import task
     from decentralml.cli.work import accept, run, submit, work
     from decentralml.devnode.cli import devnode_command
 
     for command in (devnode_command, account, task, accept, run, submit, work, results, validate,
-                    federate, demo):
+                    federate, demo, node_command):
         cli.add_command(command)
 
 
