@@ -1,8 +1,11 @@
 """Conformance: the full protocol of docs/protocol.md through the client, balances to the unit.
 
-Runs against any node with the DecentralML pallet: ``DECENTRALML_NODE_URL`` if set, else the
-devnode fixture. Every balance check is exact: escrow in, rewards out, refunds, and every fee as
-reported by ``TransactionPayment.TransactionFeePaid``.
+Runs once per chain (tests/fixtures/chains.py): the devnode, and the Rust runtime served by
+Chopsticks (or only ``DECENTRALML_NODE_URL`` if set). Every balance check is exact: escrow in,
+rewards out, refunds, and every fee as reported by ``TransactionPayment.TransactionFeePaid``.
+What legitimately differs between chains (fees, weights, error texts) is read from the chain under
+test, never assumed: fees from events, limits from the metadata's constants, error docs from its
+error variants.
 """
 
 from __future__ import annotations
@@ -13,12 +16,10 @@ from typing import Any
 import pytest
 
 from decentralml import errors
+from decentralml.chain import types as protocol
 from decentralml.chain.client import Client
 from decentralml.chain.policies import AutoAccept, Decision, Manual, Threshold
 from decentralml.chain.types import (
-    MAX_CID_LENGTH,
-    MAX_QUESTION_LENGTH,
-    MAX_RESULT_LENGTH,
     StorageType,
     Submission,
     SubmissionStatus,
@@ -35,6 +36,11 @@ CID = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
 
 def result(accuracy: float, n: int = 100) -> dict[str, Any]:
     return {"num_examples": n, "metrics": {"accuracy": accuracy}}
+
+
+def limit(client: Client, name: str) -> int:
+    """A protocol bound as the chain under test declares it (a metadata constant)."""
+    return int(client.constant(name))
 
 
 def assert_escrow(client: Client, task_id: int) -> None:
@@ -374,7 +380,7 @@ def _error_cases() -> dict[str, Callable[[Callable[..., Client]], None]]:
 
     def result_too_long(f: Callable[..., Client]) -> None:
         _, worker, _, sid = assigned(f)
-        send(worker, sid, result=b"x" * (MAX_RESULT_LENGTH + 1))
+        send(worker, sid, result=b"x" * (limit(worker, "MaxResultLength") + 1))
 
     def invalid_result_cid(f: Callable[..., Client]) -> None:
         _, worker, _, sid = assigned(f)
@@ -402,11 +408,14 @@ def _error_cases() -> dict[str, Callable[[Callable[..., Client]], None]]:
         "PendingValidations": pending_validations,
         "ZeroReward": lambda f: create(f(), reward=0),
         "RewardTooLow": lambda f: create(c := f(), reward=c.min_reward - 1),
-        "InvalidQuestion": lambda f: create(f(), question=b"q" * (MAX_QUESTION_LENGTH + 1)),
-        "InvalidMaxAssignments": lambda f: create(f(), max_assignments=0),
+        "InvalidQuestion": lambda f: create(
+            c := f(), question=b"q" * (limit(c, "MaxQuestionLength") + 1)),
+        "InvalidMaxAssignments": lambda f: create(
+            c := f(), max_assignments=limit(c, "MaxAssignments") + 1),
         "ExpirationInPast": lambda f: create(c := f(), expiration_block=c.block_number()),
         "EmptyAssets": lambda f: create(f(), assets_cid=b""),
-        "AssetsCidTooLong": lambda f: create(f(), assets_cid=b"b" * (MAX_CID_LENGTH + 1)),
+        "AssetsCidTooLong": lambda f: create(
+            c := f(), assets_cid=b"b" * (limit(c, "MaxCidLength") + 1)),
         "EmptyResult": empty_result,
         "ResultTooLong": result_too_long,
         "InvalidResultCid": invalid_result_cid,
@@ -417,6 +426,19 @@ def _error_cases() -> dict[str, Callable[[Callable[..., Client]], None]]:
 
 
 ERROR_CASES = _error_cases()
+
+
+@pytest.mark.parametrize(("name", "sdk_value"), [
+    ("MaxAssignments", protocol.MAX_ASSIGNMENTS),
+    ("MaxQuestionLength", protocol.MAX_QUESTION_LENGTH),
+    ("MaxCidLength", protocol.MAX_CID_LENGTH),
+    ("MaxResultLength", protocol.MAX_RESULT_LENGTH)])
+def test_the_sdk_checks_the_bounds_the_chain_declares(alice: Client, name: str,
+                                                      sdk_value: int) -> None:
+    """The client refuses bad input before sending with its own copy of the bounds: it must be
+    the chain's (MinReward is read from the chain at run time)."""
+    assert limit(alice, name) == sdk_value
+    assert alice.min_reward == int(alice.constant("ExistentialDeposit", "Balances"))
 
 
 def test_every_pallet_error_has_a_case() -> None:
