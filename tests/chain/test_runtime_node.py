@@ -39,7 +39,7 @@ def _group_alive(pgid: int) -> bool:
 
 
 def test_missing_chain_spec_says_how_to_build_it(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="build_runtime.sh"):
+    with pytest.raises(ConfigurationError, match=r"build_runtime\.sh"):
         RuntimeNode(tmp_path / "nope.json").start()
 
 
