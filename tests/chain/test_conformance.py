@@ -172,25 +172,89 @@ def test_lifecycle_custom_threshold(funded: Callable[..., Client], task_type: Ta
     assert creator.escrow_balance(task.task_id) == 0
 
 
+def _weights(client: Client, receipt: Any, pallet: str, function: str,
+             params: dict[str, Any]) -> tuple[int, int]:
+    """(declared, reported) ref_time of an included call: what ``query_info`` charges for before
+    dispatch, and what ``ExtrinsicSuccess.dispatch_info`` reports after (FRAME reports the actual
+    call weight plus the extrinsic base weight)."""
+    keypair = client._signer()
+
+    def declared(si: Any) -> Any:
+        if pallet == "Utility":
+            call = si.compose_call("Utility", function, {"calls": [
+                si.compose_call(p, f, a).value for p, f, a in params["calls"]]})
+        else:
+            call = si.compose_call(pallet, function, params)
+        return si.get_payment_info(call, keypair)["weight"]
+    info = next(e.attributes["dispatch_info"] for e in receipt.events
+                if (e.pallet, e.name) == ("System", "ExtrinsicSuccess"))
+    return int(client._conn.run(declared)["ref_time"]), int(info["weight"]["ref_time"])
+
+
+class FeeCheck:
+    """The fee paid (``TransactionFeePaid``) is the estimate, unless the call reported a lower
+    actual weight after dispatch (FRAME refunds the difference): then it is less. Which calls do
+    is the runtime's business (e.g. ``close_task`` is charged for ``MaxAssignments`` workers and
+    refunded down to the task's), so the check asks the chain instead of assuming.
+
+    The extrinsic base weight (in every reported weight) is learnt from a ``System.remark``,
+    whose actual weight is its declared weight on any FRAME chain.
+    """
+
+    def __init__(self, client: Client) -> None:
+        estimate = client.estimate_fee("System.remark", params={"remark": b"hello"})
+        remark = client.submit_call("System", "remark", {"remark": b"hello"})
+        assert remark.fee == estimate
+        declared, reported = _weights(client, remark, "System", "remark", {"remark": b"hello"})
+        self.base = reported - declared
+        assert self.base >= 0
+
+    def check(self, client: Client, estimate: int, receipt: Any, pallet: str, function: str,
+              params: dict[str, Any]) -> None:
+        declared, reported = _weights(client, receipt, pallet, function, params)
+        actual = reported - self.base
+        assert actual <= declared, (function, actual, declared)
+        if actual == declared:
+            assert receipt.fee == estimate, (function, receipt.fee, estimate)
+        else:
+            assert 0 < receipt.fee < estimate, (function, receipt.fee, estimate)
+
+
 def test_fee_estimates_match_fees_paid(funded: Callable[..., Client]) -> None:
     creator, worker = funded(), funded()
+    assert_fee = FeeCheck(creator).check
     kwargs: dict[str, Any] = dict(task_type=TaskType.ModelContributor, question="q",
                                   reward=REWARD, max_assignments=1, assets_cid=CID,
                                   expiration_block=creator.block_number() + 400)
+    raw_create = {"task_type": "ModelContributor", "question": b"q", "reward": REWARD,
+                  "max_assignments": 1, "validation_strategy": "ManualAccept",
+                  "assets_cid": CID.encode(), "assets_storage": "Ipfs",
+                  "expiration_block": kwargs["expiration_block"]}
     estimate = creator.estimate_fee("create_task", **kwargs)
     task = creator.create_task(**kwargs)
-    assert task.fee == estimate
+    assert_fee(creator, estimate, task, "DecentralML", "create_task", raw_create)
     est = worker.estimate_fee("accept_task", task_id=task.task_id)
     acc = worker.accept_task(task.task_id)
-    assert acc.fee == est
+    assert_fee(worker, est, acc, "DecentralML", "accept_task", {"task_id": task.task_id})
     est = worker.estimate_fee("send_task_result", submission_id=acc.submission_id, result="r")
-    assert worker.send_task_result(acc.submission_id, "r").fee == est
+    sent = worker.send_task_result(acc.submission_id, "r")
+    assert_fee(worker, est, sent, "DecentralML", "send_task_result",
+               {"submission_id": acc.submission_id, "result": b"r", "result_cid": None,
+                "result_storage": None})
     est = creator.estimate_fee("validate_task_result", decisions={acc.submission_id: True})
-    assert creator.validate_task_result(task.task_id).fee == est
-    assert creator.estimate_fee("close_task", task_id=task.task_id) == \
-        creator.close_task(task.task_id).fee
-    raw = creator.estimate_fee("System.remark", params={"remark": b"hello"})
-    assert raw == creator.submit_call("System", "remark", {"remark": b"hello"}).fee
+    report = creator.validate_task_result(task.task_id)
+    assert report.extrinsic is not None
+    assert_fee(creator, est, report.extrinsic, "Utility", "batch_all", {"calls": [
+        ("DecentralML", "validate_task_result",
+         {"submission_id": acc.submission_id, "accept": True})]})
+    est = creator.estimate_fee("close_task", task_id=task.task_id)
+    closed = creator.close_task(task.task_id)
+    assert_fee(creator, est, closed, "DecentralML", "close_task", {"task_id": task.task_id})
+    est = worker.estimate_fee("Balances.transfer_keep_alive",
+                              params={"dest": creator.address, "value": REWARD})
+    sent_back = worker.transfer(str(creator.address), REWARD)
+    assert_fee(worker, est, sent_back, "Balances", "transfer_keep_alive",
+               {"dest": creator.address, "value": REWARD})
 
 
 def test_validation_with_nothing_pending_sends_nothing(funded: Callable[..., Client]) -> None:
