@@ -61,6 +61,14 @@ def _register() -> None:
     for command in (devnode_command, account, task, accept, run, submit, work, results, validate,
                     federate, demo):
         cli.add_command(command)
+    _register_market()
+
+
+def _register_market() -> None:
+    """The long-running marketplace commands (worker, job, dashboard), one line each."""
+    from decentralml.cli.worker import worker
+
+    cli.add_command(worker)
 
 
 _register()
