@@ -49,6 +49,7 @@ _EXPORTS: dict[str, str] = {
     "AcceptTaskResult": "decentralml.chain.results",
     "SendResultResult": "decentralml.chain.results",
     "CloseTaskResult": "decentralml.chain.results",
+    "AbandonTaskResult": "decentralml.chain.results",
     "ValidationReport": "decentralml.chain.results",
     "MarketEvent": "decentralml.chain.events",
     "AutoAccept": "decentralml.chain.policies",
@@ -116,6 +117,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         Threshold,
     )
     from decentralml.chain.results import (
+        AbandonTaskResult,
         AcceptTaskResult,
         CloseTaskResult,
         CreateTaskResult,

@@ -35,6 +35,7 @@ from decentralml.chain.events import (
     EventSubscription,
     MarketEvent,
     ResultAcceptedEvent,
+    SubmissionAbandonedEvent,
     TaskAcceptedEvent,
     TaskClosedEvent,
     TaskCreatedEvent,
@@ -43,6 +44,7 @@ from decentralml.chain.events import (
 )
 from decentralml.chain.policies import AutoAccept, Decision, ValidationPolicy, Verdict, as_policy
 from decentralml.chain.results import (
+    AbandonTaskResult,
     AcceptTaskResult,
     CloseTaskResult,
     CreateTaskResult,
@@ -53,6 +55,7 @@ from decentralml.chain.results import (
 from decentralml.chain.submit import Inclusion, Submitter
 from decentralml.chain.types import (
     PALLET,
+    AbandonTaskArgs,
     AcceptTaskArgs,
     CloseTaskArgs,
     CreateTaskArgs,
@@ -101,7 +104,12 @@ class AccountBalance(BaseModel):
 
 
 class Escrow(BaseModel):
-    """A task's escrow account, what it holds and what the protocol says it must hold."""
+    """A task's escrow account, what it holds and what the protocol says it must hold.
+
+    ``expected`` is the unpaid rewards (0 once closed). While the task is open the escrow may
+    hold more than that: anyone can transfer into it, and ``close_task`` refunds the surplus to
+    the creator (docs/protocol.md, "Third-party deposits"); it may never hold less.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -111,8 +119,13 @@ class Escrow(BaseModel):
     expected: int
 
     @property
+    def surplus(self) -> int:
+        """Third-party deposits held on top of the unpaid rewards (refunded on close)."""
+        return max(0, self.balance - self.expected)
+
+    @property
     def consistent(self) -> bool:
-        return self.balance == self.expected
+        return self.balance >= self.expected
 
 
 class Client:
@@ -472,6 +485,16 @@ class Client:
         return CloseTaskResult(**self._receipt(inc), task_id=task_id, refund=event.refund,
                                abandoned=event.abandoned)
 
+    def abandon_task(self, submission_id: int, *, timeout: float | None = None
+                     ) -> AbandonTaskResult:
+        """Give an ``Assigned`` slot back (a run that failed): the slot reopens for others and
+        the worker may accept the task again later. Only the submission's worker can do this."""
+        args = build(AbandonTaskArgs, submission_id=submission_id)
+        inc = self._send(PALLET, "abandon_task", args.call_params(), timeout)
+        event = self._one(inc, SubmissionAbandonedEvent)
+        return AbandonTaskResult(**self._receipt(inc), task_id=event.task_id,
+                                 submission_id=submission_id)
+
     # -- fee estimates ----------------------------------------------------------------------------
 
     def estimate_fee(self, call: str, **params: Any) -> int:
@@ -487,6 +510,7 @@ class Client:
             return self._payment(lambda si: si.compose_call(pallet, function, args))
         simple: dict[str, type[BaseModel]] = {
             "accept_task": AcceptTaskArgs, "close_task": CloseTaskArgs,
+            "abandon_task": AbandonTaskArgs,
             "send_task_result": SendTaskResultArgs}
         if call in simple:
             pallet, function = PALLET, call
@@ -506,7 +530,7 @@ class Client:
             return self._payment(lambda si: si.compose_call(pallet, function, raw))
         raise InvalidInput("call", f"unknown call {call!r}",
                            "create_task, accept_task, send_task_result, validate_task_result, "
-                           "close_task or 'Pallet.call'")
+                           "close_task, abandon_task or 'Pallet.call'")
 
     def _payment(self, compose: Callable[[SubstrateInterface], GenericCall]) -> int:
         keypair = self._signer()

@@ -100,9 +100,14 @@ class TaskClosedEvent(MarketEvent):
     abandoned: int
 
 
+class SubmissionAbandonedEvent(_WorkerEvent):
+    kind: ClassVar[str] = "SubmissionAbandoned"
+
+
 EVENT_TYPES: dict[str, type[MarketEvent]] = {
     cls.kind: cls for cls in (TaskCreatedEvent, TaskAcceptedEvent, ResultSubmittedEvent,
-                              ResultAcceptedEvent, ResultRejectedEvent, TaskClosedEvent)
+                              ResultAcceptedEvent, ResultRejectedEvent, TaskClosedEvent,
+                              SubmissionAbandonedEvent)
 }
 
 

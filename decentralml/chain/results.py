@@ -63,6 +63,11 @@ class CloseTaskResult(ExtrinsicResult):
     abandoned: int
 
 
+class AbandonTaskResult(ExtrinsicResult):
+    task_id: int
+    submission_id: int
+
+
 class ValidationReport(BaseModel):
     """What ``validate_task_result`` decided and what the chain did about it.
 

@@ -225,6 +225,15 @@ class CloseTaskArgs(AcceptTaskArgs):
     """Arguments of ``DecentralML.close_task``."""
 
 
+class AbandonTaskArgs(_Args):
+    """Arguments of ``DecentralML.abandon_task``."""
+
+    submission_id: U32
+
+    def call_params(self) -> dict[str, Any]:
+        return {"submission_id": self.submission_id}
+
+
 M = TypeVar("M", bound=BaseModel)
 
 

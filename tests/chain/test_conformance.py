@@ -250,6 +250,50 @@ def test_queries_filters_and_paging(funded: Callable[..., Client]) -> None:
     assert escrow.consistent and escrow.balance == 2 * REWARD
 
 
+def test_abandon_task_gives_the_slot_back(funded: Callable[..., Client]) -> None:
+    creator, w1, w2 = funded(), funded(), funded()
+    task = creator.create_task(TaskType.ModelContributor, "train", REWARD, 1, CID)
+    sub = w1.accept_task(task.task_id)
+    with pytest.raises(errors.NoSlotsLeft):
+        w2.accept_task(task.task_id)
+    b0 = w1.balance()
+    gave_back = w1.abandon_task(sub.submission_id)
+    assert (gave_back.task_id, gave_back.submission_id) == (task.task_id, sub.submission_id)
+    assert w1.balance() == b0 - gave_back.fee  # only the fee moves
+    assert creator.submission(sub.submission_id).status is SubmissionStatus.Abandoned
+    assert creator.task(task.task_id).active_assignments == 0
+    assert_escrow(creator, task.task_id)
+    again = w2.accept_task(task.task_id)
+    with pytest.raises(errors.InvalidStatus):
+        w1.abandon_task(sub.submission_id)
+    with pytest.raises(errors.NotSubmissionWorker):
+        w1.abandon_task(again.submission_id)
+    w2.send_task_result(again.submission_id, result(0.9))
+    with pytest.raises(errors.InvalidStatus):  # a sent result cannot be withdrawn
+        w2.abandon_task(again.submission_id)
+    with pytest.raises(InvalidInput, match="submission_id"):
+        w2.abandon_task(-1)
+
+
+def test_third_party_deposit_is_refunded_on_close(funded: Callable[..., Client]) -> None:
+    creator, worker, donor = funded(), funded(), funded()
+    task = creator.create_task(TaskType.ModelContributor, "train", REWARD, 2, CID,
+                               validation_strategy=ValidationStrategy.AutoAccept)
+    gift = 3 * REWARD
+    donor.transfer(creator.escrow_address(task.task_id), gift)
+    escrow = creator.escrow(task.task_id)
+    assert escrow.consistent and escrow.surplus == gift and escrow.balance == 2 * REWARD + gift
+    sub = worker.accept_task(task.task_id)
+    w0 = worker.balance()
+    paid = worker.send_task_result(sub.submission_id, result(0.9))
+    assert paid.reward_paid == REWARD and worker.balance() == w0 + REWARD - paid.fee
+    c0 = creator.balance()
+    closed = creator.close_task(task.task_id)
+    assert closed.refund == REWARD + gift
+    assert creator.balance() == c0 + REWARD + gift - closed.fee
+    assert creator.escrow_balance(task.task_id) == 0
+
+
 # -- errors ------------------------------------------------------------------------------------
 
 

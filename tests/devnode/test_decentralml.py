@@ -328,6 +328,82 @@ def test_close_task_errors(client: Client, creator: Keypair, worker: Keypair) ->
     assert error_name(r) == "TaskClosed"
 
 
+def test_close_task_refunds_third_party_deposits(client: Client, creator: Keypair,
+                                                 worker: Keypair) -> None:
+    # money sent into an open task's escrow belongs to its creator: close_task refunds it all
+    task_id = _task(client, creator, max_assignments=2, reward=UNIT)
+    escrow = escrow_address(client.si, task_id)
+    r = client.submit(worker, "Balances", "transfer_keep_alive", {"dest": escrow,
+                                                                  "value": 5 * UNIT})
+    assert r.is_success, r.error_message
+    assert client.free(escrow) == 7 * UNIT
+    sid = _accept(client, worker, task_id)
+    _send(client, worker, sid)
+    client.submit(creator, "DecentralML", "validate_task_result",
+                  {"submission_id": sid, "accept": True})
+    assert client.free(escrow) == 6 * UNIT  # rewards come out of the escrowed part only
+    before = client.free(creator)
+    r = client.submit(creator, "DecentralML", "close_task", {"task_id": task_id})
+    assert r.is_success, r.error_message
+    assert event(r, "DecentralML", "TaskClosed")["refund"] == 6 * UNIT
+    assert client.free(creator) == before + 6 * UNIT - r.total_fee_amount
+    assert client.free(escrow) == 0
+
+
+# -- abandon_task ----------------------------------------------------------------------------
+
+
+def test_abandon_task_reopens_the_slot(client: Client, creator: Keypair,
+                                       worker: Keypair) -> None:
+    task_id = _task(client, creator, max_assignments=1, reward=UNIT)
+    sid = _accept(client, worker, task_id)
+    other = client.fund(10 * UNIT)
+    r = client.submit(other, "DecentralML", "accept_task", {"task_id": task_id})
+    assert error_name(r) == "NoSlotsLeft"
+    escrow_before = client.free(escrow_address(client.si, task_id))
+    r = client.submit(worker, "DecentralML", "abandon_task", {"submission_id": sid})
+    assert r.is_success, r.error_message
+    assert event(r, "DecentralML", "SubmissionAbandoned") == {
+        "task_id": task_id, "submission_id": sid, "worker": worker.ss58_address}
+    assert client.si.query("DecentralML", "Submissions", [sid]).value["status"] == "Abandoned"
+    assert client.si.query("DecentralML", "TaskWorkers", [task_id, worker.ss58_address]).value \
+        is None
+    task = client.si.query("DecentralML", "Tasks", [task_id]).value
+    assert task["active_assignments"] == 0
+    assert client.free(escrow_address(client.si, task_id)) == escrow_before  # no money moves
+    # the slot is free again, and the worker itself may come back later
+    assert _accept(client, other, task_id) > sid
+    r = client.submit(other, "DecentralML", "abandon_task", {"submission_id": sid + 1})
+    assert r.is_success, r.error_message
+    assert _accept(client, worker, task_id) > sid + 1
+
+
+def test_abandon_task_errors(client: Client, creator: Keypair, worker: Keypair) -> None:
+    r = client.submit(worker, "DecentralML", "abandon_task", {"submission_id": 4_000_000})
+    assert error_name(r) == "SubmissionNotFound"
+    task_id = _task(client, creator)
+    sid = _accept(client, worker, task_id)
+    r = client.submit(creator, "DecentralML", "abandon_task", {"submission_id": sid})
+    assert error_name(r) == "NotSubmissionWorker"
+    _send(client, worker, sid)
+    r = client.submit(worker, "DecentralML", "abandon_task", {"submission_id": sid})
+    assert error_name(r) == "InvalidStatus"  # a sent result cannot be withdrawn
+    # after close_task an assigned submission is already Abandoned
+    task2 = _task(client, creator)
+    sid2 = _accept(client, worker, task2)
+    assert client.submit(creator, "DecentralML", "close_task", {"task_id": task2}).is_success
+    r = client.submit(worker, "DecentralML", "abandon_task", {"submission_id": sid2})
+    assert error_name(r) == "InvalidStatus"
+
+
+def test_abandon_task_after_expiry(client: Client, creator: Keypair, worker: Keypair) -> None:
+    task_id = _task(client, creator, expiration_block=client.block_number() + 3)
+    sid = _accept(client, worker, task_id)
+    client.new_blocks(3)
+    r = client.submit(worker, "DecentralML", "abandon_task", {"submission_id": sid})
+    assert r.is_success, r.error_message
+
+
 def test_expired_task_can_still_be_validated_and_closed(client: Client, creator: Keypair,
                                                         worker: Keypair) -> None:
     task_id = _task(client, creator, expiration_block=client.block_number() + 4)

@@ -138,7 +138,9 @@ class DecentralML(Pallet):
                  "A result was rejected; the slot is open again."),
         EventDef("TaskClosed", (_TASK_ID, Field("refund", U128, "BalanceOf<T>"),
                                 Field("abandoned", U32, "u32")),
-                 "A task was closed and its unspent escrow refunded."),
+                 "A task was closed and its escrow's whole balance refunded."),
+        EventDef("SubmissionAbandoned", (_TASK_ID, _SUBMISSION_ID, _WORKER),
+                 "A worker gave its slot back; the slot is open again."),
     )
     ERRORS = (
         ErrorDef("TaskNotFound", "No task with that id."),
@@ -357,7 +359,7 @@ class DecentralML(Pallet):
 
     @call(4, _TASK_ID, weight=Weight(150_000_000, 20_000))
     def close_task(self, origin: Origin, task_id: int) -> None:
-        """Close a task: abandon assigned submissions, refund the unspent escrow."""
+        """Close a task: abandon assigned submissions, refund the escrow's balance."""
         who = origin.ensure_signed()
         task = self._task(task_id)
         if task["creator"] != who:
@@ -375,10 +377,33 @@ class DecentralML(Pallet):
                 self.Submissions.set(self.state, sid, sub)
                 self.TaskWorkers.remove(self.state, task_id, sub["worker"])
                 abandoned += 1
-        refund = task["reward"] * (task["max_assignments"] - task["accepted_results"])
-        self.rt.balances.transfer(escrow_account_id(task_id), who, refund, keep_alive=False)
+        # The whole free balance, not just the unspent rewards: a third party's transfer into
+        # the escrow while the task was open belongs to the creator (docs/protocol.md).
+        escrow = escrow_account_id(task_id)
+        refund = self.rt.balances.free(escrow)
+        if refund:
+            self.rt.balances.transfer(escrow, who, refund, keep_alive=False)
         task["active_assignments"] = 0
         task["status"] = "Closed"
         self.Tasks.set(self.state, task_id, task)
         self.OpenTasks.remove(self.state, task_id)
         self.deposit_event("TaskClosed", task_id=task_id, refund=refund, abandoned=abandoned)
+
+    @call(5, _SUBMISSION_ID, weight=Weight(50_000_000, 7_000))
+    def abandon_task(self, origin: Origin, submission_id: int) -> None:
+        """Give an assigned slot back (the worker only); the slot reopens at once."""
+        who = origin.ensure_signed()
+        sub = self._submission(submission_id)
+        if sub["worker"] != who:
+            raise self.error("NotSubmissionWorker")
+        if sub["status"] != "Assigned":
+            raise self.error("InvalidStatus")
+        task_id = sub["task_id"]
+        task = self._task(task_id)
+        sub["status"] = "Abandoned"
+        task["active_assignments"] -= 1
+        self.Submissions.set(self.state, submission_id, sub)
+        self.Tasks.set(self.state, task_id, task)
+        self.TaskWorkers.remove(self.state, task_id, who)
+        self.deposit_event("SubmissionAbandoned", task_id=task_id, submission_id=submission_id,
+                           worker=who)
