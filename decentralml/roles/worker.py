@@ -443,15 +443,10 @@ class Worker:
 
     def _abandon(self, task_id: int, sid: int) -> None:
         """Give the slot back so others can take it (only while it is still ``Assigned``)."""
-        abandon = getattr(self.client, "abandon_task", None)
-        if abandon is None:
-            self._emit("kept", task_id, sid, "this client has no abandon_task; the slot stays "
-                       "held until the task closes")
-            return
         try:
             if self.client.submission(sid).status is not SubmissionStatus.Assigned:
                 return
-            abandon(sid)
+            self.client.abandon_task(sid)
         except DecentralMLError as exc:
             self._emit("abandon-failed", task_id, sid, f"could not abandon submission {sid}: "
                        f"{type(exc).__name__}: {exc}", error=type(exc).__name__)
