@@ -7,6 +7,7 @@ what the job recorded next to what the chain says.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,11 @@ def _units(app: App, planck: int) -> str:
 
 
 def _progress(app: App):  # type: ignore[no-untyped-def]
+    """Live per-round lines on stderr: text for people, JSON lines with ``--json``."""
     def show(event: str, data: dict[str, Any]) -> None:
+        if app.as_json:
+            click.echo(json.dumps({"event": event, **data}, sort_keys=True), err=True)
+            return
         r = data.get("round")
         if event == "round-published":
             app.info(f"round {r}/{data['rounds']}: task {data['task_id']} published; waiting "

@@ -48,7 +48,7 @@ def _env(home: Path) -> dict[str, str]:
 
 def _spawn(args: list[str], home: Path, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "decentralml.cli.main", *args],
-                            env=_env(home), stdout=open(log, "wb"),  # noqa: SIM115
+                            env=_env(home), stdout=open(log, "wb"),
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -124,7 +124,11 @@ def test_job_killed_between_rounds_resumes_without_paying_twice(
         resumed = cli(job_args(f, "--json", "job", "resume", "digits"), home=home, timeout=900)
         final = json.loads(resumed.stdout)
         assert final["status"] == "done" and len(final["rounds"]) == 3
-        assert "round 1: resuming task" in resumed.stderr
+        progress = [json.loads(line) for line in resumed.stderr.splitlines()
+                    if line.startswith("{")]
+        assert {"event": "round-resumed", "round": 1, "phase": "closed"}.items() <= \
+            progress[0].items()
+        assert [p["round"] for p in progress if p["event"] == "round-closed"][-1] == 3
     finally:
         stop_workers(workers)
 
