@@ -66,11 +66,13 @@ def _register() -> None:
 
 def _register_market() -> None:
     """The long-running marketplace commands (worker, job, dashboard), one line each."""
+    from decentralml.cli.dashboard import dashboard
     from decentralml.cli.job import job
     from decentralml.cli.worker import worker
 
     cli.add_command(worker)
     cli.add_command(job)
+    cli.add_command(dashboard)
 
 
 _register()
