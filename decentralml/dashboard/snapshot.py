@@ -162,7 +162,7 @@ def chart_svg(job: JobCurve, *, width: int = 420, height: int = 220) -> dict[str
                           "points": [{"x": x(r), "y": y(a), "label": f"{name} round {r}: {a:.3f}"}
                                      for r, a in pts]}
                          for i, (name, pts) in enumerate(sorted(job.contributors.items()))],
-        "yticks": [{"y": y(v), "label": f"{v:.1f}"} for v in (0.0, 0.25, 0.5, 0.75, 1.0)],
+        "yticks": [{"y": y(v), "label": f"{v:g}"} for v in (0.0, 0.25, 0.5, 0.75, 1.0)],
         "xticks": [{"x": x(r), "label": str(r)} for r in range(0, span + 1)],
         "target": None if job.target_accuracy is None else y(job.target_accuracy),
         "left": pad_l, "right": width - pad_r, "top": pad_t, "bottom": height - pad_b,
