@@ -7,12 +7,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS ?= tf-cpu,dev
 
-.PHONY: demo test install ipfs lint typecheck check clean
+.PHONY: demo test install ipfs chromium lint typecheck check clean
 
 demo: $(STAMP)
 	$(PY) -m decentralml.cli.main demo
 
-test: $(STAMP) ipfs
+test: $(STAMP) ipfs chromium
 	bash scripts/with_ipfs.sh $(PY) -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)
@@ -25,6 +25,10 @@ $(STAMP): pyproject.toml
 
 ipfs:
 	bash scripts/install_ipfs.sh
+
+# Debian's chromium + chromedriver for the dashboard's browser test (apt-get, as root)
+chromium:
+	bash scripts/install_chromium.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check decentralml tests bench examples
