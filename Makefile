@@ -5,14 +5,16 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS ?= tf-cpu,dev
+EXTRAS ?= tf-cpu,dev,dp
 
 .PHONY: demo test install ipfs chromium lint typecheck check clean
 
 demo: $(STAMP)
+	bash scripts/install_bwrap.sh
 	$(PY) -m decentralml.cli.main demo
 
 test: $(STAMP) ipfs chromium
+	bash scripts/install_bwrap.sh
 	bash scripts/with_ipfs.sh $(PY) -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)

@@ -14,7 +14,11 @@ its own connection, and the run has three phases:
 3. end to end: a ``--seconds`` loop of build+submit+wait as a notebook does it; here the node
    also serves the ~11 RPCs substrate-interface makes to build each extrinsic.
 
-Usage: ``python bench/devnode_tps.py [--per-client 300] [--seconds 5] [--clients 1 4]``
+With ``--base-path DIR`` the node keeps its chain on disk (a block is final once fsynced), the
+mode where durability costs something; without it the chain is in memory.
+
+Usage: ``python bench/devnode_tps.py [--per-client 300] [--seconds 5] [--clients 1 4]
+[--base-path DIR]``
 """
 
 from __future__ import annotations
@@ -44,8 +48,9 @@ class ThreadStats:
     built: list[Any] = field(default_factory=list)
 
 
-def start_node() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "decentralml.devnode", "--port", "0"],
+def start_node(base_path: str | None = None) -> tuple[subprocess.Popen[str], str]:
+    where = ["--base-path", base_path] if base_path else []
+    proc = subprocess.Popen([sys.executable, "-m", "decentralml.devnode", "--port", "0", *where],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -97,6 +102,8 @@ def run(url: str, node: psutil.Process, workload: str, clients: int, per_client:
     keys = fund(url, clients)
     stats = [ThreadStats() for _ in range(clients)]
     conns = [SubstrateInterface(url=url) for _ in range(clients)]
+    for si in conns:  # one at a time: scalecodec's type registry is not thread-safe to build
+        si.init_runtime()
 
     def build(i: int) -> None:
         si, st, kp = conns[i], stats[i], keys[i]
@@ -166,12 +173,15 @@ def main() -> None:
                         help="duration of the end-to-end (build+submit) phase")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--workloads", nargs="+", default=["transfer", "create_task"])
+    parser.add_argument("--base-path", default=None,
+                        help="keep the node's chain in this (fresh) directory, not in memory")
     args = parser.parse_args()
-    proc, url = start_node()
+    proc, url = start_node(args.base_path)
     try:
         node = psutil.Process(proc.pid)
         print(f"devnode {url}; {psutil.cpu_count()} CPUs, load average "
-              f"{' '.join(f'{x:.1f}' for x in psutil.getloadavg())}; {args.per_client} "
+              f"{' '.join(f'{x:.1f}' for x in psutil.getloadavg())}; chain "
+              f"{args.base_path or 'in memory'}; {args.per_client} "
               f"pre-signed extrinsics per client, then {args.seconds:g}s build+submit loop")
         print(f"{'workload':<12}{'clients':>8}{'tx/s':>8}{'p50 ms':>8}{'p99 ms':>8}"
               f"{'node CPU ms/xt':>16}{'client build CPU ms/xt':>24}{'node/client':>13}"

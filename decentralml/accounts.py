@@ -1,14 +1,21 @@
-"""Local signing accounts: secrets in the OS keyring, a secret-free index on disk.
+"""Local signing accounts: secrets in an encrypted keystore, a secret-free index on disk.
 
 An account is a name, an SS58 address and a crypto type, listed in
 ``<home>/accounts.json`` (``home`` is :func:`decentralml.config.home_dir`). Its secret (the
-mnemonic, or the private key of an imported polkadot.js JSON) lives only in the keyring under the
-service name ``decentralml``, is never logged, never sent anywhere, and never part of a ``repr``.
+mnemonic, or the private key of an imported polkadot.js JSON) is never logged, never sent
+anywhere, and never part of a ``repr``. It lives in one of two places, recorded per account:
 
-Backends, in order: the one passed to :class:`Accounts`; the encrypted-file fallback when
-``DECENTRALML_KEYRING_PASSWORD`` is set (``<home>/keyring.cfg``, AES with a PBKDF2 key, via
-``keyrings.alt``); else the OS keyring ``keyring`` picks. A machine with no usable backend gets
-:class:`KeyringUnavailable`, whose message says how to configure one.
+* ``file`` (the default): the encrypted keystore under ``<home>/keystore`` (see
+  :mod:`decentralml.keystore`), opened with one password per process. Works the same on a laptop
+  and on a headless server, and moves with ``$DECENTRALML_HOME``.
+* ``os``: the OS keyring through ``keyring`` (service name ``decentralml``), an explicit opt-in
+  (``keyring = "os"`` in config.toml, ``DECENTRALML_KEYRING=os`` or ``--keyring os``).
+
+The keystore password comes from the ``password`` given to :class:`Accounts` (the CLI passes one
+that reads a file, its handed-over environment value or a prompt); by default from the file named
+by ``keyring_password_file`` / ``DECENTRALML_KEYRING_PASSWORD_FILE``, else from
+``DECENTRALML_KEYRING_PASSWORD``. It is asked for only when a secret is read or written: listing
+accounts or resolving a name to an address never needs it.
 
 Dev accounts (``//Alice`` ... ``//Ferdie``) are well known and therefore only allowed on chains
 whose ``system_chainType`` is Development or Local, unless explicitly forced.
@@ -26,8 +33,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from decentralml.config import home_dir
+from decentralml.config import ENV_KEYRING, home_dir, load_settings
 from decentralml.errors import ConfigurationError, DecentralMLError, InvalidInput
+from decentralml.keystore import (
+    Keystore,
+    KeystoreLocked,
+    Password,
+    PasswordSource,
+    read_password_file,
+)
 
 SERVICE = "decentralml"
 ENV_KEYRING_PASSWORD = "DECENTRALML_KEYRING_PASSWORD"
@@ -36,16 +50,35 @@ DEV_CHAIN_TYPES = ("Development", "Local")
 
 CryptoType = Literal["sr25519", "ed25519"]
 Source = Literal["created", "mnemonic", "json"]
+KeyringKind = Literal["file", "os"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 KEYRING_HELP = (
-    "no usable keyring backend for storing account secrets. Either install and unlock an OS "
-    "keyring (Secret Service/GNOME Keyring or KWallet on Linux, Keychain on macOS, Credential "
-    "Locker on Windows), or on a headless machine use the encrypted-file fallback: "
-    "`pip install keyrings.alt pycryptodome` and set DECENTRALML_KEYRING_PASSWORD (secrets go to "
-    "<home>/keyring.cfg, encrypted with that password). You can also pick any keyring backend "
-    "with PYTHON_KEYRING_BACKEND, e.g. keyrings.alt.file.EncryptedKeyring."
+    "the OS keyring was chosen (keyring = \"os\", DECENTRALML_KEYRING=os or --keyring os) but "
+    "it has no usable backend here: unlock or configure one (Secret Service/GNOME Keyring or "
+    "KWallet on Linux, Keychain on macOS, Credential Locker on Windows, or any backend named in "
+    "PYTHON_KEYRING_BACKEND), or use the default encrypted keystore under $DECENTRALML_HOME "
+    "(drop the keyring setting; its password comes from DECENTRALML_KEYRING_PASSWORD_FILE, "
+    "DECENTRALML_KEYRING_PASSWORD or a prompt)"
 )
+
+
+def password_from_settings(home: str | Path | None = None) -> PasswordSource:
+    """The library's default password source: the configured password file, else the
+    ``DECENTRALML_KEYRING_PASSWORD`` environment variable (the CLI removes that variable from
+    its environment at start and uses its own source; see ``decentralml.cli.password``)."""
+    root = home_dir(home)
+
+    def source(new: bool) -> Password:
+        path = load_settings(home).keyring_password_file
+        if path:
+            return read_password_file(path)
+        value = os.environ.get(ENV_KEYRING_PASSWORD)
+        if value:
+            return Password(value, ENV_KEYRING_PASSWORD)
+        raise KeystoreLocked(root / "keystore")
+
+    return source
 
 
 class KeyringUnavailable(ConfigurationError):
@@ -71,6 +104,8 @@ class Account(BaseModel):
     address: str
     crypto_type: CryptoType
     source: Source
+    #: where its secret is; indexes written before the keystore existed used the OS keyring
+    keyring: KeyringKind = "os"
 
 
 def _crypto_type_id(crypto_type: str) -> int:
@@ -103,48 +138,31 @@ def dev_keypair(uri: str, *, chain_type: str, force: bool = False, ss58_format: 
     return Keypair.create_from_uri(uri, ss58_format=ss58_format)
 
 
-def _file_fallback(home: Path, password: str) -> Any:
-    """keyrings.alt's EncryptedKeyring at ``home/keyring.cfg`` unlocked with ``password``."""
-    try:
-        from keyrings.alt.file import EncryptedKeyring
-    except ImportError as exc:
-        raise KeyringUnavailable("the encrypted-file fallback needs `keyrings.alt`") from exc
-
-    class _PasswordFileKeyring(EncryptedKeyring):
-        """EncryptedKeyring that takes its password from the environment instead of a prompt."""
-
-        def _get_new_password(self) -> str:
-            return password
-
-        def _unlock(self) -> None:
-            self.keyring_key = password
-            try:
-                ref = self.get_password("keyring-setting", "password reference")
-            except Exception as exc:
-                raise ConfigurationError(
-                    f"{ENV_KEYRING_PASSWORD} does not unlock {self.file_path}") from exc
-            if ref != "password reference value":
-                raise ConfigurationError(
-                    f"{ENV_KEYRING_PASSWORD} does not unlock {self.file_path}")
-
-    try:
-        backend = _PasswordFileKeyring()
-    except (ImportError, RuntimeError) as exc:
-        raise KeyringUnavailable(f"encrypted-file fallback: {exc}") from exc
-    backend.file_path = str(home / "keyring.cfg")
-    return backend
-
-
 class Accounts:
     """Create, import, export, list and delete local accounts.
 
-    ``backend`` is a ``keyring.backend.KeyringBackend`` (tests pass a file backend in a temp dir);
-    by default see the module docstring.
+    ``keyring`` picks where new secrets go (``"file"``, the default, or ``"os"``; default from the
+    settings, see the module docstring); secrets are always read from where their account says.
+    ``password`` opens the file keystore (a :data:`~decentralml.keystore.PasswordSource`, or the
+    password itself); it is asked for at most once per ``Accounts``. ``backend`` is a
+    ``keyring.backend.KeyringBackend`` used for ``os`` accounts (tests pass a file backend in a
+    temp dir) and implies ``keyring="os"``.
     """
 
-    def __init__(self, home: str | Path | None = None, backend: Any = None) -> None:
+    def __init__(self, home: str | Path | None = None, backend: Any = None, *,
+                 keyring: KeyringKind | None = None,
+                 password: PasswordSource | str | None = None) -> None:
         self.home = home_dir(home)
+        self._explicit_home = home
         self._backend = backend
+        self._kind: KeyringKind | None = keyring if keyring is not None else (
+            "os" if backend is not None else None)
+        if isinstance(password, str):
+            fixed = Password(password, "the password given to Accounts")
+            self._password: PasswordSource = lambda new: fixed
+        else:
+            self._password = password or password_from_settings(home)
+        self._keystore: Keystore | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -156,13 +174,28 @@ class Accounts:
     def index_path(self) -> Path:
         return self.home / "accounts.json"
 
-    def _keyring(self) -> Any:
+    @property
+    def keystore_path(self) -> Path:
+        return self.home / "keystore"
+
+    @property
+    def keyring_kind(self) -> KeyringKind:
+        """Where new secrets go: the settings' ``keyring`` (``file`` unless set to ``os``)."""
+        if self._kind is None:
+            chosen = load_settings(self._explicit_home).keyring or "file"
+            if chosen not in ("file", "os"):
+                raise ConfigurationError(f"keyring: {chosen!r} is not a keyring (set {ENV_KEYRING}"
+                                         f" or `keyring` in config.toml to \"file\" or \"os\")")
+            self._kind = "file" if chosen == "file" else "os"
+        return self._kind
+
+    def _file_store(self) -> Keystore:
+        if self._keystore is None:
+            self._keystore = Keystore(self.keystore_path, self._password)
+        return self._keystore
+
+    def _os_keyring(self) -> Any:
         if self._backend is not None:
-            return self._backend
-        password = os.environ.get(ENV_KEYRING_PASSWORD)
-        if password:
-            self.home.mkdir(parents=True, exist_ok=True)
-            self._backend = _file_fallback(self.home, password)
             return self._backend
         import keyring
         from keyring.backends import chainer, fail
@@ -174,9 +207,20 @@ class Accounts:
         self._backend = backend
         return backend
 
-    def _secret_op(self, op: str, name: str, value: str | None = None) -> str | None:
+    def _secret_op(self, kind: KeyringKind, op: str, name: str,
+                   value: str | None = None) -> str | None:
+        if kind == "file":
+            store = self._file_store()
+            if op == "get":
+                return store.get(name)
+            if op == "set":
+                assert value is not None
+                store.set(name, value)
+            else:
+                store.delete(name)
+            return None
         import keyring.errors
-        backend = self._keyring()
+        backend = self._os_keyring()
         try:
             if op == "get":
                 value = backend.get_password(SERVICE, name)
@@ -221,8 +265,11 @@ class Accounts:
                 raise InvalidInput("name", f"an account named {name!r} already exists")
             account = Account(name=name, address=keypair.ss58_address,
                               crypto_type=_crypto_type_name(keypair.crypto_type),
-                              source=source)
-            self._secret_op("set", name, json.dumps(secret))
+                              source=source, keyring=self.keyring_kind)
+            previous = index.get(name)
+            self._secret_op(account.keyring, "set", name, json.dumps(secret))
+            if previous is not None and previous.keyring != account.keyring:
+                self._secret_op(previous.keyring, "delete", name)
             index[name] = account
             self._write_index(index)
         return account
@@ -304,7 +351,7 @@ class Accounts:
             index = self._read_index()
             if name not in index:
                 raise AccountNotFound(f"no account named {name!r} in {self.index_path}")
-            self._secret_op("delete", name)
+            self._secret_op(index[name].keyring, "delete", name)
             del index[name]
             self._write_index(index)
 
@@ -312,10 +359,11 @@ class Accounts:
         """The signing keypair of a stored account (secret read from the keyring)."""
         from substrateinterface import Keypair
         account = self.get(name)
-        raw = self._secret_op("get", name)
+        raw = self._secret_op(account.keyring, "get", name)
         if raw is None:
-            raise AccountNotFound(f"account {name!r} is listed but its secret is not in the "
-                                  f"keyring ({type(self._keyring()).__name__})")
+            where = (str(self.keystore_path) if account.keyring == "file"
+                     else f"the OS keyring ({type(self._os_keyring()).__name__})")
+            raise AccountNotFound(f"account {name!r} is listed but its secret is not in {where}")
         secret = json.loads(raw)
         type_id = _crypto_type_id(secret["crypto_type"])
         if secret["kind"] == "mnemonic":

@@ -23,12 +23,19 @@ ENV_HOME = "DECENTRALML_HOME"
 ENV_NODE_URL = "DECENTRALML_NODE_URL"
 ENV_STORAGE = "DECENTRALML_STORAGE"
 ENV_ACCOUNT = "DECENTRALML_ACCOUNT"
+ENV_KEYRING = "DECENTRALML_KEYRING"
+ENV_KEYRING_PASSWORD_FILE = "DECENTRALML_KEYRING_PASSWORD_FILE"
 
 #: setting -> (env var, CLI option)
 SOURCES: dict[str, tuple[str, str]] = {
     "node_url": (ENV_NODE_URL, "--node"),
     "storage": (ENV_STORAGE, "--storage"),
     "account": (ENV_ACCOUNT, "--account"),
+    # where account secrets live: "file" (the encrypted keystore under home, the default) or
+    # "os" (the OS keyring, an explicit opt-in)
+    "keyring": (ENV_KEYRING, "--keyring"),
+    # a file holding the keystore's password (never the password itself in config or argv)
+    "keyring_password_file": (ENV_KEYRING_PASSWORD_FILE, "--keyring-password-file"),
 }
 
 
@@ -47,6 +54,8 @@ class Settings(BaseModel):
     node_url: str | None = None
     storage: str | None = None
     account: str | None = None
+    keyring: str | None = None
+    keyring_password_file: str | None = None
 
     def require(self, name: str) -> str:
         """The setting ``name``, or an error that says how to set it."""

@@ -103,6 +103,10 @@ class IntegrityError(StorageError):
     """Downloaded content does not match its CID or manifest; nothing was kept."""
 
 
+class FetchLimitExceeded(StorageError):
+    """A fetch went over its size, entry-count, depth or time limit; nothing was kept."""
+
+
 class BundleError(DecentralMLError):
     """A task bundle is malformed or unsafe (paths outside, undeclared files, bad manifest)."""
 

@@ -7,7 +7,9 @@ The decentralml runner executes ``start_task.sh`` (which runs this file) with:
 * ``DECENTRALML_OUTPUT_DIR`` where ``update.npz`` (weights only, never data) and ``update.json``
   (``num_examples`` and metrics) are written by :func:`decentralml.fl.save_update`;
 * ``DECENTRALML_TASK_DIR``   this bundle; ``model.keras`` there is the current global model when
-  the creator ships one (a federated round does).
+  the creator ships one (a federated round does), and an optional ``config.json`` carries the
+  federated options (``proximal_mu`` for FedProx, ``dp`` for client-side differential privacy;
+  docs/fl.md), applied by the default ``train_model`` and by ``main``.
 
 The creator edits the hooks between the markers and nothing else: ``main`` below is the contract
 with the runner. TensorFlow/Keras are imported only inside the default hooks, so hooks that do
@@ -64,9 +66,37 @@ def train_model(model: Any, x: Any, y: Any) -> tuple[Any, dict[str, float]]:
     """Train on ``(x, y)``; return the trained model (or its weights) and final metrics."""
     from decentralml.fl import train_local
 
-    history = train_local(model, x, y, epochs=EPOCHS, batch_size=BATCH_SIZE)
+    history = train_local(model, x, y, epochs=EPOCHS, batch_size=BATCH_SIZE,
+                          proximal_mu=task_options().proximal_mu)
     return model, {name: float(values[-1]) for name, values in history.items()}
 # --- hooks: end ---
+
+
+# --- federated options (FedProx, client-side DP): begin ---
+def task_options() -> Any:
+    """The task's ``config.json`` options (FedProx ``proximal_mu``, client-side ``dp``), checked."""
+    from decentralml.fl import read_task_options
+
+    task_dir = Path(os.environ.get("DECENTRALML_TASK_DIR", Path(__file__).resolve().parent))
+    return read_task_options(task_dir / "config.json")
+
+
+def privatize(trained: Any, start: Any, metrics: dict[str, float]) -> tuple[Any, dict[str, float]]:
+    """With client-side DP: clip and noise the update before upload, drop data metrics."""
+    options = task_options()
+    if options.dp is None:
+        return trained, metrics
+    from decentralml.fl import apply_client_dp
+
+    return apply_client_dp(trained, start, options.dp), {}
+
+
+def snapshot(model: Any) -> Any:
+    """The global weights before training (what client-side DP clips the update against)."""
+    from decentralml.fl.task_options import weights_of
+
+    return weights_of(model) if task_options().dp is not None else None
+# --- federated options (FedProx, client-side DP): end ---
 
 
 def main() -> int:
@@ -83,7 +113,9 @@ def main() -> int:
     x, y = load_data(data_dir)
     print(f"loaded {len(x)} examples from {data_dir}")
     model = load_model(task_dir, x, y)
+    start = snapshot(model)
     trained, metrics = train_model(model, x, y)
+    trained, metrics = privatize(trained, start, metrics)
 
     from decentralml.fl import save_update
 

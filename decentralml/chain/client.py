@@ -18,10 +18,11 @@ One synchronous API, safe to share between threads::
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 from scalecodec.types import GenericCall
@@ -81,6 +82,9 @@ from decentralml.errors import (
     pallet_error_class,
 )
 
+if TYPE_CHECKING:
+    from decentralml.accounts import Accounts
+
 T = TypeVar("T")
 
 #: A signer: a Keypair, a dev URI (``//Alice``, dev chains only) or the name of a stored account.
@@ -135,12 +139,14 @@ class Client:
     to the configured account (``DECENTRALML_ACCOUNT``). Dev URIs like ``//Alice`` are refused
     unless the chain's ``system_chainType`` is Development or Local, or ``allow_dev_accounts``.
     ``account`` is the same as a string ``signer`` (a stored account's name, from the account
-    store under ``home``). ``timeout`` bounds every wait (inclusion, conditions);
-    ``request_timeout`` every RPC.
+    store under ``home``, or ``accounts`` when given). A stored account's secret is read only
+    when the client first signs, so a read-only use never needs the keystore's password.
+    ``timeout`` bounds every wait (inclusion, conditions); ``request_timeout`` every RPC.
     """
 
     def __init__(self, url: str | None = None, signer: Signer | None = None, *,
                  account: str | None = None, home: str | Path | None = None,
+                 accounts: Accounts | None = None,
                  timeout: float = 60.0, request_timeout: float = 30.0,
                  allow_dev_accounts: bool = False, poll_interval: float = 0.05,
                  _shared: Client | None = None) -> None:
@@ -148,6 +154,9 @@ class Client:
             raise InvalidInput("account", "give signer or account, not both")
         signer = signer if signer is not None else account
         self.home: str | Path | None = home if _shared is None else _shared.home
+        self._accounts: Accounts | None = accounts if _shared is None else _shared._accounts
+        self._stored: tuple[str, str] | None = None  # (name, address) until first signing
+        self._signer_lock = threading.Lock()
         self.timeout = timeout
         self.poll_interval = poll_interval
         self.allow_dev_accounts = allow_dev_accounts
@@ -201,22 +210,31 @@ class Client:
     @property
     def address(self) -> str | None:
         """The signer's SS58 address (None without a signer)."""
-        return None if self._keypair is None else str(self._keypair.ss58_address)
+        if self._keypair is None:
+            return None if self._stored is None else self._stored[1]
+        return str(self._keypair.ss58_address)
 
     @property
     def reconnects(self) -> int:
         """How many times the websocket was re-established (for diagnostics)."""
         return self._conn.reconnects
 
-    def _resolve_signer(self, signer: Signer) -> Keypair:
+    def _account_store(self) -> Accounts:
+        if self._accounts is None:
+            from decentralml.accounts import Accounts
+            self._accounts = Accounts(self.home)
+        return self._accounts
+
+    def _resolve_signer(self, signer: Signer) -> Keypair | None:
+        """The keypair now, or None for a stored account (its secret is read on first use)."""
         if isinstance(signer, Keypair):
             return signer
         if signer.startswith("//"):
             from decentralml.accounts import dev_keypair
             return dev_keypair(signer, chain_type=self._conn.chain_type,
                                force=self.allow_dev_accounts, ss58_format=self._ss58_format())
-        from decentralml.accounts import Accounts
-        return Accounts(self.home).keypair(signer)
+        self._stored = (signer, self._account_store().get(signer).address)
+        return None
 
     def resolve_address(self, who: str) -> str:
         """An SS58 address, a dev URI (``//Bob``) or a stored account's name, as an address."""
@@ -224,10 +242,13 @@ class Client:
             return who
         if who.startswith("//"):
             return str(Keypair.create_from_uri(who, ss58_format=self._ss58_format()).ss58_address)
-        from decentralml.accounts import Accounts
-        return Accounts(self.home).get(who).address
+        return self._account_store().get(who).address
 
     def _signer(self) -> Keypair:
+        if self._keypair is None and self._stored is not None:
+            with self._signer_lock:
+                if self._keypair is None:
+                    self._keypair = self._account_store().keypair(self._stored[0])
         if self._keypair is None:
             raise MissingConfiguration("signing account", env_var="DECENTRALML_ACCOUNT",
                                        option="signer= (or Client.with_signer)")
@@ -265,6 +286,12 @@ class Client:
     def block_number(self) -> int:
         """The best block's number."""
         return self._conn.head_number()
+
+    def block_hash(self, number: int) -> str | None:
+        """The hash of block ``number`` on this chain (None past the head). With the genesis hash
+        it names a point in one chain's history: after a restart from the same genesis, the same
+        number has another hash."""
+        return self._conn.block_hash(number)
 
     def constant(self, name: str, pallet: str = PALLET) -> Any:
         """A runtime constant by name (e.g. ``MinReward``, ``MaxAssignments``)."""

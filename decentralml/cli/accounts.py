@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -17,9 +17,7 @@ if TYPE_CHECKING:
 
 
 def _accounts(app: App) -> Accounts:
-    from decentralml.accounts import Accounts
-
-    return Accounts(home=app.settings.home)
+    return app.accounts()
 
 
 @click.group("account")
@@ -123,3 +121,141 @@ def account_balance(app: App, who: str | None) -> None:
 def _print_balance(c: Console, address: str, free: int, symbol: str, decimals: int) -> None:
     c.print(f"{address}: {free / 10**decimals:,.4f} {symbol} ({free} planck)")
 
+
+
+def _amount(text: str, decimals: int) -> int:
+    from decentralml.cli.tasks import parse_amount
+    from decentralml.errors import InvalidInput
+
+    try:
+        value = parse_amount(text, decimals)
+    except InvalidInput:
+        raise InvalidInput("amount", f"{text!r} is not an amount",
+                           f"a number of UNIT with at most {decimals} decimals, or "
+                           f"NNNplanck") from None
+    if value <= 0:
+        raise InvalidInput("amount", f"{text!r}", "more than 0")
+    return value
+
+
+def _units(planck: int, decimals: int) -> str:
+    from decimal import Decimal
+
+    text = f"{Decimal(planck) / (Decimal(10) ** decimals):f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _name_of(app: App, address: str) -> str | None:
+    """The local account name for ``address`` (from the index; no secret is read)."""
+    return next((a.name for a in app.accounts().list() if a.address == address), None)
+
+
+@account.command("transfer")
+@click.argument("to")
+@click.argument("amount")
+@click.option("--allow-death", is_flag=True,
+              help="Allow the sender's balance to drop below the existential deposit (the "
+                   "account is then reaped); by default the transfer keeps it alive.")
+@pass_app
+def account_transfer(app: App, to: str, amount: str, allow_death: bool) -> None:
+    """Send AMOUNT (UNIT, or NNNplanck) from --account to TO (a name, address or //Dev URI)."""
+    client = app.client()
+    dest = client.resolve_address(to)
+    planck = _amount(amount, client.token_decimals)
+    sent = client.transfer(dest, planck, keep_alive=not allow_death)
+    _emit_transfer(app, client.address or "", dest, planck, sent.fee, sent.block_number,
+                   sent.extrinsic_hash, client.token_symbol, client.token_decimals)
+
+
+def _emit_transfer(app: App, source: str, dest: str, planck: int, fee: int, block: int,
+                   extrinsic: str, symbol: str, decimals: int) -> None:
+    data = {"from": source, "to": dest, "amount": planck, "fee": fee, "block_number": block,
+            "extrinsic_hash": extrinsic}
+    shown = _name_of(app, dest) or dest
+    app.emit(data, lambda c: c.print(
+        f"sent {_units(planck, decimals)} {symbol} to {shown} in block {block} (fee "
+        f"{_units(fee, decimals)} {symbol})", highlight=False))
+
+
+@account.command("fund")
+@click.argument("who")
+@click.option("--amount", default="100", show_default=True,
+              help="How much to send (UNIT, or NNNplanck).")
+@pass_app
+def account_fund(app: App, who: str, amount: str) -> None:
+    """On a dev chain, send AMOUNT from //Alice to WHO (a name or address) to get started.
+
+    Refused on any chain whose type is not Development or Local: //Alice's key is public.
+    """
+    from decentralml.accounts import DEV_CHAIN_TYPES
+
+    client = app.client(need_account=False)
+    if client.chain_type not in DEV_CHAIN_TYPES:
+        app.fail(f"`account fund` works only on dev chains (chain type Development or Local); "
+                 f"this chain's type is {client.chain_type!r}. Ask someone with funds, or use "
+                 f"`account transfer` from a funded account", ExitCode.CONFIG)
+    dest = client.resolve_address(who)
+    planck = _amount(amount, client.token_decimals)
+    alice = client.with_signer("//Alice")
+    sent = alice.transfer(dest, planck)
+    _emit_transfer(app, alice.address or "", dest, planck, sent.fee, sent.block_number,
+                   sent.extrinsic_hash, client.token_symbol, client.token_decimals)
+
+
+@account.command("overview")
+@click.argument("who", required=False)
+@pass_app
+def account_overview(app: App, who: str | None) -> None:
+    """What WHO (default: --account) did on this chain: tasks created, results submitted,
+    accepted, pending, rejected, and rewards earned and paid, all read from the chain."""
+    from decentralml.chain.types import SubmissionStatus, TaskStatus
+
+    client = app.client(need_account=who is None)
+    address = client.resolve_address(who) if who else client.address
+    if address is None:
+        app.fail("no account: pass --account or set DECENTRALML_ACCOUNT", ExitCode.CONFIG)
+    created = client.tasks(creator=address)
+    subs = client.worker_submissions(address)
+    tasks = {t.task_id: t for t in created}
+    for task_id in {s.task_id for s in subs} - set(tasks):
+        tasks[task_id] = client.task(task_id)
+
+    def count(status: SubmissionStatus) -> int:
+        return sum(1 for s in subs if s.status is status)
+
+    data = {
+        "address": address, "name": _name_of(app, address), "free": client.balance(address),
+        "tasks_created": len(created),
+        "tasks_open": sum(1 for t in created if t.status is TaskStatus.Open),
+        "escrow_locked": sum(t.unpaid_escrow for t in created),
+        "rewards_paid": sum(t.reward * t.accepted_results for t in created),
+        "submissions": len(subs),
+        "results_submitted": sum(1 for s in subs if s.submitted_block is not None),
+        "assigned": count(SubmissionStatus.Assigned),
+        "pending": count(SubmissionStatus.PendingValidation),
+        "accepted": count(SubmissionStatus.Accepted),
+        "rejected": count(SubmissionStatus.Rejected),
+        "abandoned": count(SubmissionStatus.Abandoned),
+        "rewards_earned": sum(tasks[s.task_id].reward for s in subs
+                              if s.status is SubmissionStatus.Accepted),
+    }
+    symbol, decimals = client.token_symbol, client.token_decimals
+
+    def render(c: Console) -> None:
+        def money(key: str) -> str:
+            return f"{_units(int(data[key] or 0), decimals)} {symbol}"
+
+        rows: list[list[Any]] = [["balance", money("free")],
+                ["tasks created", f"{data['tasks_created']} ({data['tasks_open']} open)"],
+                ["escrow locked in open tasks", money("escrow_locked")],
+                ["rewards paid to workers", money("rewards_paid")],
+                ["results submitted", data["results_submitted"]],
+                ["  accepted", data["accepted"]], ["  pending validation", data["pending"]],
+                ["  rejected", data["rejected"]],
+                ["slots held, no result yet", data["assigned"]],
+                ["slots abandoned", data["abandoned"]],
+                ["rewards earned", money("rewards_earned")]]
+        c.print(table(f"{data['name'] or address} ({address})" if data["name"] else address,
+                      ["", ""], rows))
+
+    app.emit(data, render)

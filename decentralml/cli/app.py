@@ -32,7 +32,9 @@ from decentralml.errors import (
 )
 
 if TYPE_CHECKING:
+    from decentralml.accounts import Accounts
     from decentralml.chain.client import Client
+    from decentralml.keystore import Password
     from decentralml.storage.base import Store
 
 
@@ -96,7 +98,10 @@ class App:
     debug: bool = False
     console: Console = field(default_factory=lambda: Console(stderr=False))
     err: Console = field(default_factory=lambda: Console(stderr=True))
+    #: the keystore password taken out of the environment at start (see cli.password)
+    handed_over_password: Password | None = None
     _settings: Settings | None = None
+    _accounts: Accounts | None = None
     _client: Client | None = None
     _store: Store | None = None
 
@@ -110,14 +115,34 @@ class App:
     def interactive(self) -> bool:
         return not self.yes and not self.as_json and sys.stdin.isatty()
 
+    def accounts(self) -> Accounts:
+        """The account store, its keystore opened (once) only if a command reads a secret."""
+        if self._accounts is None:
+            from decentralml.accounts import Accounts
+            from decentralml.cli.password import cli_password_source
+
+            home = self.settings.home
+            source = cli_password_source(
+                password_file=self.settings.keyring_password_file,
+                handed_over=self.handed_over_password, may_prompt=not self.yes,
+                keystore=str(home / "keystore"))
+            kind = self.settings.keyring
+            if kind not in (None, "file", "os"):
+                raise ConfigurationError(f"keyring: {kind!r} is not a keyring (\"file\" or "
+                                         f"\"os\")")
+            self._accounts = Accounts(home, keyring=kind, password=source)  # type: ignore[arg-type]
+        return self._accounts
+
     def client(self, *, need_account: bool = True) -> Client:
-        """The chain client, connected on first use with the configured node and account."""
+        """The chain client, connected on first use with the configured node and account. A
+        stored account's secret is read only when the client first signs."""
         if self._client is None:
             from decentralml.chain.client import Client
 
             url = self.settings.require("node_url")
             account = self.settings.require("account") if need_account else self.settings.account
-            self._client = Client(url, account=account, home=self.settings.home)
+            self._client = Client(url, account=account, home=self.settings.home,
+                                  accounts=self.accounts())
         return self._client
 
     def store(self) -> Store:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 from decentralml.cli.app import App, ExitCode, exit_code_for
+from decentralml.cli.password import hand_over_env_password, take_handed_over_password
 from decentralml.errors import DecentralMLError
+from decentralml.keystore import Password
 
 
 class _Root(click.Group):
@@ -35,16 +37,27 @@ class _Root(click.Group):
               "dev URI on a dev chain [env DECENTRALML_ACCOUNT].")
 @click.option("--home", envvar="DECENTRALML_HOME", help="Home directory (accounts index, "
               "local store, journals) [env DECENTRALML_HOME, default ~/.decentralml].")
+@click.option("--keyring", type=click.Choice(["file", "os"]), envvar="DECENTRALML_KEYRING",
+              help="Where new account secrets go: the encrypted keystore under home (file, the "
+              "default) or the OS keyring (os) [env DECENTRALML_KEYRING].")
+@click.option("--keyring-password-file", envvar="DECENTRALML_KEYRING_PASSWORD_FILE",
+              type=click.Path(dir_okay=False), help="File holding the keystore's password "
+              "[env DECENTRALML_KEYRING_PASSWORD_FILE]; else DECENTRALML_KEYRING_PASSWORD or a "
+              "prompt.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 @click.option("--yes", "-y", is_flag=True, help="Never prompt; take the non-interactive default.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(package_name="decentralml")
 @click.pass_context
 def cli(ctx: click.Context, node: str | None, storage: str | None, account: str | None,
-        home: str | None, as_json: bool, yes: bool, debug: bool) -> None:
+        home: str | None, keyring: str | None, keyring_password_file: str | None,
+        as_json: bool, yes: bool, debug: bool) -> None:
     """decentralml: a machine-learning task marketplace on a Substrate chain."""
-    app = App(overrides={"node_url": node, "storage": storage, "account": account}, home=home,
-              as_json=as_json, yes=yes, debug=debug)
+    # main() hands over the keystore password it took out of the environment as ctx.obj
+    handed_over = ctx.obj if isinstance(ctx.obj, Password) else None
+    app = App(overrides={"node_url": node, "storage": storage, "account": account,
+                         "keyring": keyring, "keyring_password_file": keyring_password_file},
+              home=home, as_json=as_json, yes=yes, debug=debug, handed_over_password=handed_over)
     ctx.obj = app
     ctx.call_on_close(app.close)
 
@@ -55,11 +68,11 @@ def _register() -> None:
     from decentralml.cli.demo import demo
     from decentralml.cli.review import federate, results, validate
     from decentralml.cli.tasks import task
-    from decentralml.cli.work import accept, run, submit, work
+    from decentralml.cli.work import abandon, accept, run, submit, work
     from decentralml.devnode.cli import devnode_command
 
-    for command in (devnode_command, account, task, accept, run, submit, work, results, validate,
-                    federate, demo):
+    for command in (devnode_command, account, task, accept, run, submit, work, abandon, results,
+                    validate, federate, demo):
         cli.add_command(command)
     _register_market()
 
@@ -79,7 +92,10 @@ _register()
 
 
 def main() -> None:
-    cli(prog_name="decentralml")
+    """The ``decentralml`` entry point. First of all it takes ``DECENTRALML_KEYRING_PASSWORD``
+    out of its environment (re-executing itself without it), so no task it runs can read it."""
+    hand_over_env_password()
+    cli(prog_name="decentralml", obj=take_handed_over_password())
 
 
 if __name__ == "__main__":

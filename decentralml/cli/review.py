@@ -10,6 +10,7 @@ import click
 from decentralml.chain.types import Submission, SubmissionStatus
 from decentralml.cli.app import App, ExitCode, pass_app, table
 from decentralml.errors import InvalidInput
+from decentralml.fl.registry import strategy_names
 
 
 def _rows(subs: list[Submission]) -> list[list[object]]:
@@ -112,8 +113,9 @@ def _accuracy_policy(app: App, creator: Any, task_id: int, model_path: Path | No
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False,
                                                        path_type=Path),
               help="The task's .keras model (default: from the task bundle).")
-@click.option("--strategy", type=click.Choice(["fedavg", "median", "trimmed-mean", "krum"]),
-              default="fedavg", show_default=True)
+@click.option("--strategy", default="fedavg", show_default=True,
+              help="NAME[:key=value,...], NAME one of " + ", ".join(strategy_names())
+                   + " (e.g. fedadam:eta=0.01 or dp-fedavg:clipping_norm=1,noise_multiplier=1).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Where to save the federated .keras model.")
 @click.option("--holdout", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -124,15 +126,15 @@ def federate(app: App, task_id: int, model_path: Path | None, strategy: str, out
     """Aggregate TASK_ID's accepted updates into one model."""
     import numpy as np
 
-    from decentralml.fl import FedAvg, Krum, Median, TrimmedMean, evaluate, load_model, save_model
+    from decentralml.fl import evaluate, load_model, save_model
+    from decentralml.fl.registry import strategy_from_spec
     from decentralml.roles.creator import ModelCreator
 
+    chosen = strategy_from_spec(strategy)  # a bad name or parameter fails before any I/O
     creator = ModelCreator(app.client(need_account=False), app.store(),
                            workdir=app.settings.home / "creator")
     model = load_model(model_path) if model_path else creator.task_model(task_id)
-    strategies = {"fedavg": FedAvg, "median": Median, "trimmed-mean": TrimmedMean,
-                  "krum": Krum}
-    federated = creator.federate(task_id, model, strategies[strategy]())
+    federated = creator.federate(task_id, model, chosen)
     save_model(federated, out)
     data: dict[str, Any] = {"task_id": task_id, "strategy": strategy, "out": str(out),
                             "updates": len(creator.accepted_results(task_id))}

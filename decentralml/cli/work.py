@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import warnings
 from pathlib import Path
 
 import click
 
-from decentralml.chain.types import TaskType
+from decentralml.chain.types import SubmissionStatus, TaskType
 from decentralml.cli.app import App, ExitCode, pass_app
 from decentralml.roles.journal import Stage
 
@@ -15,17 +18,48 @@ _ROLES = {"model-contributor": TaskType.ModelContributor,
           "data-annotator": TaskType.DataAnnotator}
 
 
-def _contributor(app: App, timeout: float):  # type: ignore[no-untyped-def]
+def _contributor(app: App, timeout: float, no_sandbox: bool = False,  # type: ignore[no-untyped-def]
+                 allow_network: bool = False):
     from decentralml.roles.contributor import Contributor
+    from decentralml.storage.runner import SandboxWarning
+    from decentralml.storage.sandbox import NO_SANDBOX_RISK
 
-    return Contributor(app.client(), app.store(), home=app.settings.home, timeout=timeout)
+    if no_sandbox:
+        app.err.print(f"[bold yellow]warning:[/] --no-sandbox: {NO_SANDBOX_RISK}", highlight=False)
+        warnings.simplefilter("ignore", SandboxWarning)  # said once, above
+    limits = {name: int(os.environ[env]) for name, env in
+              (("max_output_bytes", "DECENTRALML_MAX_OUTPUT_BYTES"),
+               ("max_processes", "DECENTRALML_MAX_PROCESSES")) if os.environ.get(env)}
+    return Contributor(app.client(), app.store(), home=app.settings.home, timeout=timeout,
+                       sandbox="none" if no_sandbox else "auto", allow_network=allow_network,
+                       **limits)
 
 
-def _data_option(f):  # type: ignore[no-untyped-def]
-    return click.option("--data", "data_dir", required=True,
+def _sandbox_options(f):  # type: ignore[no-untyped-def]
+    f = click.option("--allow-network", is_flag=True,
+                     help="Give the network to a task whose manifest declares it needs it.")(f)
+    return click.option("--no-sandbox", is_flag=True,
+                        help="Run the task unconfined, with your user's rights (unsafe).")(f)
+
+
+def _data_option(f, required: bool = True):  # type: ignore[no-untyped-def]
+    return click.option("--data", "data_dir", required=required,
                         type=click.Path(exists=True, file_okay=False, path_type=Path),
                         help="Your local data directory, given to the task as "
-                             "DECENTRALML_DATA_DIR.")(f)
+                             "DECENTRALML_DATA_DIR." + ("" if required else
+                                                        " Only needed if it has not run yet."))(f)
+
+
+def _reset_option(f):  # type: ignore[no-untyped-def]
+    return click.option("--reset", is_flag=True,
+                        help="Forget this task's local progress (journal entry and work "
+                             "directory) and start again from fetching; a slot held on chain "
+                             "is kept.")(f)
+
+
+def _warn_stale(app: App, stale: list[str]) -> None:
+    for line in stale:
+        app.err.print(f"[yellow]warning:[/] {line}", highlight=False)
 
 
 def _timeout_option(f):  # type: ignore[no-untyped-def]
@@ -43,33 +77,73 @@ def _log_sink(app: App):  # type: ignore[no-untyped-def]
 @pass_app
 def accept(app: App, task_id: int) -> None:
     """Accept TASK_ID: take a slot (recorded in your local journal)."""
-    entry = _contributor(app, 3600.0).accept(task_id)
-    app.emit(entry, lambda c: c.print(f"accepted task {task_id}: submission "
-                                      f"{entry.submission_id}"))
+    report = _contributor(app, 3600.0).accept(task_id)
+    _warn_stale(app, report.stale)
+    if report.sent:
+        message = (f"accepted task {task_id}: submission {report.submission_id} (block "
+                   f"{report.block_number})")
+    else:
+        message = (f"nothing sent: you already hold submission {report.submission_id} on task "
+                   f"{task_id} ({report.status.value})")
+    app.emit(report, lambda c: c.print(message, highlight=False))
 
 
 @click.command("run")
 @click.argument("task_id", type=int)
 @_data_option
 @_timeout_option
+@_reset_option
+@_sandbox_options
 @pass_app
-def run(app: App, task_id: int, data_dir: Path, timeout: float) -> None:
+def run(app: App, task_id: int, data_dir: Path, timeout: float, reset: bool,
+        no_sandbox: bool, allow_network: bool) -> None:
     """Fetch and verify TASK_ID's bundle and run it on your data (no upload, no submit)."""
-    report = _contributor(app, timeout).work(task_id, data_dir, on_log=_log_sink(app),
-                                             stop_after=Stage.RAN)
-    app.emit(report, lambda c: c.print(f"ran task {task_id}: {report.num_examples} examples, "
-                                       f"metrics {report.metrics}; `submit {task_id}` next"))
+    report = _contributor(app, timeout, no_sandbox, allow_network).work(
+        task_id, data_dir, on_log=_log_sink(app), stop_after=Stage.RAN, reset=reset)
+    _warn_stale(app, report.stale)
+    if report.status is not SubmissionStatus.Assigned:
+        message = (f"nothing to run: your result for task {task_id} was already sent "
+                   f"(submission {report.submission_id} is {report.status.value})")
+    elif "ran" not in report.stages_run:
+        message = (f"task {task_id} already ran (submission {report.submission_id}): "
+                   f"{report.num_examples} examples, metrics {report.metrics}; `submit "
+                   f"{task_id}` next, or `run {task_id} --reset` to run it again")
+    else:
+        message = (f"ran task {task_id} (sandbox: {report.sandbox}): "
+                   f"{report.num_examples} examples, metrics "
+                   f"{report.metrics}; `submit {task_id}` next")
+    app.emit(report, lambda c: c.print(message, highlight=False))
 
 
 @click.command("submit")
 @click.argument("task_id", type=int)
-@_data_option
+@functools.partial(_data_option, required=False)
 @pass_app
-def submit(app: App, task_id: int, data_dir: Path) -> None:
+def submit(app: App, task_id: int, data_dir: Path | None) -> None:
     """Upload the result of a finished `run` and send it on chain."""
-    report = _contributor(app, 3600.0).work(task_id, data_dir)
-    app.emit(report, lambda c: c.print(f"submitted task {task_id} (submission "
-                                       f"{report.submission_id}): {report.status.value}"))
+    report = _contributor(app, 3600.0).work(task_id, data_dir, accept=False)
+    _warn_stale(app, report.stale)
+    if report.result_sent:
+        message = (f"submitted task {task_id} (submission {report.submission_id}) in block "
+                   f"{report.block_number}: {report.status.value}")
+    else:
+        message = (f"nothing sent: the result for task {task_id} (submission "
+                   f"{report.submission_id}) was already on chain: {report.status.value}")
+    app.emit(report, lambda c: c.print(message, highlight=False))
+
+
+@click.command("abandon")
+@click.argument("task_id", type=int)
+@pass_app
+def abandon(app: App, task_id: int) -> None:
+    """Give back your slot on TASK_ID (only before its result is sent); the slot reopens."""
+    if app.interactive and not click.confirm(f"give back your slot on task {task_id}?",
+                                             err=True):
+        app.fail("not abandoned", code=ExitCode.FAILURE)
+    report = _contributor(app, 3600.0).abandon(task_id)
+    app.emit(report, lambda c: c.print(
+        f"abandoned submission {report.submission_id} on task {task_id} in block "
+        f"{report.block_number}; local progress discarded", highlight=False))
 
 
 @click.command("work")
@@ -78,18 +152,25 @@ def submit(app: App, task_id: int, data_dir: Path) -> None:
 @_timeout_option
 @click.option("--role", type=click.Choice(sorted(_ROLES)), default="model-contributor",
               show_default=True, help="Which tasks to pick when TASK_ID is not given.")
+@_reset_option
+@_sandbox_options
 @pass_app
-def work(app: App, task_id: int | None, data_dir: Path, timeout: float, role: str) -> None:
+def work(app: App, task_id: int | None, data_dir: Path, timeout: float, role: str,
+         reset: bool, no_sandbox: bool, allow_network: bool) -> None:
     """Accept, fetch, verify, run, upload and submit in one go; resumes where it stopped."""
-    contributor = _contributor(app, timeout)
+    contributor = _contributor(app, timeout, no_sandbox, allow_network)
     if task_id is None:
         candidates = [t for t in contributor.browse() if t.task_type is _ROLES[role]]
         if not candidates:
             app.fail(f"no open {role} task with free slots", code=ExitCode.FAILURE)
         task_id = candidates[0].task_id
         app.info(f"picked task {task_id}: {candidates[0].question}")
-    report = contributor.work(task_id, data_dir, on_log=_log_sink(app))
+    report = contributor.work(task_id, data_dir, on_log=_log_sink(app), reset=reset)
+    _warn_stale(app, report.stale)
+    sent = ("result sent" if report.result_sent
+            else "nothing sent, the result was already on chain")
     app.emit(report, lambda c: c.print(
         f"task {task_id}, submission {report.submission_id}: {report.status.value} "
-        f"(stages run: {', '.join(report.stages_run) or 'none, already done'})"))
+        f"(stages run: {', '.join(report.stages_run) or 'none, already done'}; {sent}; "
+        f"sandbox: {report.sandbox})"))
 

@@ -1,9 +1,12 @@
 """The chain: genesis, block production (sealing), the pool in front of it, and state queries.
 
 Blocks are sealed by the node itself (no consensus): with instant seal every submitted extrinsic
-gets its own block, finalized at once; with interval seal a timer seals whatever is ready. Each
-block is ``[Timestamp.set inherent] ++ ready extrinsics``, executed by the :class:`Runtime`, then
-committed to the :class:`ChainStore` and announced to listeners (subscriptions, watchers).
+gets its own block; with interval seal a timer seals whatever is ready. Each block is
+``[Timestamp.set inherent] ++ ready extrinsics``, executed by the :class:`Runtime`, queued in the
+:class:`ChainStore` and announced as the new best block (``inBlock``, new heads). It becomes final
+(``finalized``, finalized heads, ``chain_getFinalizedHead``) when the :class:`Finality` policy
+says so: at once in memory, once it is durable on disk with a base path
+(see :mod:`decentralml.devnode.finality`).
 
 Header hashes are real (``blake2_256`` of the SCALE header); the state and extrinsics roots are
 blake2 commitments to the block's changes and extrinsics, not Merkle-Patricia trie roots (no
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,14 +28,19 @@ from decentralml.devnode.extrinsics import (
     Extrinsic,
     TransactionInvalid,
     check_extensions,
+    check_length,
     check_signature,
+    decode_call,
+    decode_envelope,
     decode_extrinsic,
+    precheck_extensions,
 )
+from decentralml.devnode.finality import Finality, Immediate
 from decentralml.devnode.hashing import blake2_256
 from decentralml.devnode.metadata import encode_metadata
 from decentralml.devnode.pallets.system import DIGEST
 from decentralml.devnode.pool import Pool, PoolTx
-from decentralml.devnode.runtime import SPEC_VERSION, Runtime
+from decentralml.devnode.runtime import MAX_EXTRINSIC_LENGTH, SPEC_VERSION, Runtime
 from decentralml.devnode.runtime_api import call_runtime_api
 from decentralml.devnode.scale import (
     Bytes,
@@ -47,6 +56,9 @@ log = logging.getLogger(__name__)
 
 BODY = Vec(Bytes())
 MAX_BLOCK_EXTRINSICS = 2_000
+#: Bytes of extrinsics a block takes from the pool: the normal class's share of the block length
+#: (what remains waits for the next block).
+MAX_BLOCK_BODY_BYTES = MAX_EXTRINSIC_LENGTH
 #: Blocks kept in memory for ``chain_getBlock`` on recent hashes (receipts read their block).
 RECENT_BLOCKS = 256
 
@@ -130,6 +142,8 @@ class HistoricalState:
 Watcher = Callable[[Any], None]
 #: New block listener: (block, state changes).
 BlockListener = Callable[[Block, Mapping[bytes, bytes | None]], None]
+#: Finality listener: a block that just became final (called in block order, none skipped).
+FinalityListener = Callable[[Block], None]
 
 
 class Chain:
@@ -143,6 +157,12 @@ class Chain:
         self.pool = Pool()
         self.watchers: dict[bytes, list[Watcher]] = {}
         self.listeners: list[BlockListener] = []
+        self.finality_listeners: list[FinalityListener] = []
+        #: Decides when sealed blocks become final; the node installs a GroupCommit for a
+        #: persistent store (see :mod:`decentralml.devnode.finality`).
+        self.finality: Finality = Immediate(self.finalize)
+        #: Sealed blocks not final yet, oldest first, with the hashes of their extrinsics.
+        self._unfinal: deque[tuple[Block, list[bytes]]] = deque()
         self._metadata: bytes | None = None
         self._recent: dict[bytes, Block] = {}
         best = store.best()
@@ -161,6 +181,8 @@ class Chain:
             if genesis is None or head is None:
                 raise IncompatibleDatabase("the chain database is incomplete")
             self.genesis, self.best = genesis, head
+        #: The last final block: everything up to it is durable (with a base path).
+        self.finalized = self.best
 
     # -- genesis ------------------------------------------------------------------------------
 
@@ -246,13 +268,19 @@ class Chain:
     # -- transactions -------------------------------------------------------------------------
 
     def validate(self, raw: bytes) -> tuple[Extrinsic, bytes]:
-        """Decode and check ``raw`` against the head; raise DecodeError / TransactionInvalid."""
-        xt = decode_extrinsic(self.runtime, raw)
-        signer = check_signature(self.runtime, xt, self.view())
-        if self.instant:
-            check_extensions(self.runtime, xt, signer, allow_future=False)
-        else:
-            check_extensions(self.runtime, xt, signer, allow_future=True)
+        """Decode and check ``raw`` against the head; raise DecodeError / TransactionInvalid.
+
+        Cheapest first (see :mod:`decentralml.devnode.extrinsics`): length, envelope,
+        signature, nonce and length fee, and only then the call, within its decode limits.
+        """
+        rt = self.runtime
+        future = not self.instant
+        check_length(raw)
+        xt = decode_envelope(raw)
+        signer = check_signature(rt, xt, self.view())
+        precheck_extensions(rt, xt, signer, allow_future=future)
+        decode_call(rt, xt)
+        check_extensions(rt, xt, signer, allow_future=future)
         return xt, signer
 
     def submit(self, raw: bytes, watcher: Watcher | None = None
@@ -296,11 +324,11 @@ class Chain:
     # -- block production -----------------------------------------------------------------------
 
     def produce_block(self) -> Block:
-        """Seal one block with the ready transactions; finalized immediately."""
+        """Seal one block with the ready transactions; final when :attr:`finality` says so."""
         rt = self.runtime
         parent = self.best
         number = parent.number + 1
-        txs = self.pool.take_ready(MAX_BLOCK_EXTRINSICS)
+        txs = self.pool.take_ready(MAX_BLOCK_EXTRINSICS, MAX_BLOCK_BODY_BYTES)
         included: list[PoolTx] = []
         invalid: list[PoolTx] = []
         try:
@@ -349,11 +377,26 @@ class Chain:
         hash_hex = "0x" + block.hash.hex()
         for tx in included:
             self._notify(tx.xt.hash, {"inBlock": hash_hex})
-            self._notify(tx.xt.hash, {"finalized": hash_hex}, final=True)
+        self._unfinal.append((block, [tx.xt.hash for tx in included]))
+        self.finality.sealed(number)
         return block
+
+    def finalize(self, number: int) -> None:
+        """Blocks up to ``number`` are final: tell finality listeners and extrinsic watchers."""
+        while self._unfinal and self._unfinal[0][0].number <= number:
+            block, tx_hashes = self._unfinal.popleft()
+            self.finalized = block
+            for listener in list(self.finality_listeners):
+                try:
+                    listener(block)
+                except Exception:
+                    log.exception("finality listener failed")
+            hash_hex = "0x" + block.hash.hex()
+            for tx_hash in tx_hashes:
+                self._notify(tx_hash, {"finalized": hash_hex}, final=True)
 
     def decode_or_none(self, raw: bytes) -> Extrinsic | None:
         try:
             return decode_extrinsic(self.runtime, raw)
-        except DecodeError:
+        except (DecodeError, TransactionInvalid):
             return None

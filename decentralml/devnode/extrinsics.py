@@ -10,10 +10,19 @@ Check order (``UncheckedExtrinsic::check`` then each extension's ``validate``): 
 ``CheckMortality`` birth block known, signature, ``CheckNonZeroSender``, ``CheckNonce``,
 ``CheckWeight`` (length), ``ChargeTransactionPayment``. Failures raise :class:`TransactionInvalid`
 with the exact texts a Substrate node puts in the ``data`` of JSON-RPC error 1010.
+
+Cheap checks come before expensive work, because the pool is open to anyone: the length against
+the block length limit before any decoding; the envelope (address, signature, extra) is decoded
+and the signature checked over the *undecoded* call bytes; nonce, length and the part of the fee
+the length alone determines are checked next; only then is the call decoded, with at most
+:data:`MAX_CALL_DEPTH` nesting levels and :data:`MAX_DECODED_CALLS` calls (see
+:meth:`~decentralml.devnode.scale.Lazy.limited`). An unsigned extrinsic is refused before its call
+is decoded (no call of this runtime is valid unsigned in the pool).
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +32,7 @@ import sr25519
 from decentralml.devnode.hashing import blake2_256
 from decentralml.devnode.pallets.system import BLOCK_HASH_COUNT
 from decentralml.devnode.pallets.transaction_payment import fee_parts
-from decentralml.devnode.primitives import ERA, MULTI_ADDRESS, era_birth
+from decentralml.devnode.primitives import ERA, MULTI_ADDRESS, ZERO_WEIGHT, era_birth
 from decentralml.devnode.runtime import (
     MAX_BLOCK_REF_TIME,
     MAX_EXTRINSIC_LENGTH,
@@ -34,8 +43,10 @@ from decentralml.devnode.runtime import (
 from decentralml.devnode.scale import (
     ByteArray,
     DecodeError,
+    DecodeLimitExceeded,
     Enum,
     Field,
+    Lazy,
     Struct,
     Variant,
     decode_compact,
@@ -67,6 +78,16 @@ CANNOT_LOOKUP = "Could not lookup information required to validate the transacti
 
 #: CheckWeight: a normal extrinsic may use at most 75% of the block's ref_time.
 MAX_NORMAL_REF_TIME = MAX_BLOCK_REF_TIME * 3 // 4
+
+#: Deepest call nesting decoded (``batch`` in ``batch``..., ``sudo(sudo(...))``). Substrate decodes
+#: extrinsics with a depth limit of 256 nested *types*, two of which each call level takes
+#: (``RuntimeCall`` and the pallet's ``Call``); 64 levels leave Python's stack ample room for the
+#: decode, weigh and dispatch recursions that follow.
+MAX_CALL_DEPTH = 64
+#: Most calls one extrinsic may contain, nested ones included. A call costs the devnode's Python
+#: decoder microseconds, so a block-length batch of one-byte calls would take minutes; a full
+#: ``Utility`` batch (``batched_calls_limit`` = 10,922) stays well inside this.
+MAX_DECODED_CALLS = 16_384
 
 
 class TransactionInvalid(Exception):
@@ -105,8 +126,14 @@ class Extrinsic:
         return len(self.raw)
 
 
-def decode_extrinsic(runtime: Runtime, raw: bytes) -> Extrinsic:
-    """Decode ``raw`` completely or raise :class:`DecodeError`."""
+def check_length(raw: bytes) -> None:
+    """``CheckWeight``'s length limit, before anything is decoded."""
+    if len(raw) > MAX_EXTRINSIC_LENGTH:
+        raise TransactionInvalid(EXHAUSTS)
+
+
+def decode_envelope(raw: bytes) -> Extrinsic:
+    """Decode everything but the call (left as ``call_bytes``), or raise :class:`DecodeError`."""
     try:
         length, pos = decode_compact(raw, 0)
         if length != len(raw) - pos:
@@ -128,11 +155,44 @@ def decode_extrinsic(runtime: Runtime, raw: bytes) -> Extrinsic:
             if xt.nonce > 2**32 - 1 or xt.tip > 2**128 - 1:
                 raise DecodeError("nonce or tip out of range")
         xt.call_bytes = raw[pos:]
-        xt.call = runtime.call_codec.decode_all(xt.call_bytes)
     except DecodeError:
         raise
     except (IndexError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise DecodeError(f"could not decode extrinsic: {exc}") from None
+    return xt
+
+
+def decode_call(runtime: Runtime, xt: Extrinsic) -> None:
+    """Decode ``xt.call_bytes`` into ``xt.call`` within the nesting and count limits.
+
+    Raises :class:`DecodeError` for a bad encoding and :class:`TransactionInvalid` (1010) for a
+    call beyond :data:`MAX_CALL_DEPTH` or :data:`MAX_DECODED_CALLS`.
+    """
+    try:
+        with call_limits(runtime):
+            xt.call = runtime.call_codec.decode_all(xt.call_bytes)
+    except DecodeLimitExceeded as exc:
+        raise TransactionInvalid(
+            f"Could not decode the call: {exc} (the devnode decodes at most "
+            f"{MAX_CALL_DEPTH} nested levels and {MAX_DECODED_CALLS} calls)") from None
+    except DecodeError:
+        raise
+    except (IndexError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise DecodeError(f"could not decode extrinsic: {exc}") from None
+
+
+def call_limits(runtime: Runtime) -> AbstractContextManager[None]:
+    """The decode limits of :func:`decode_call`, for other decoders of untrusted calls."""
+    codec = runtime.call_codec
+    if isinstance(codec, Lazy):
+        return codec.limited(MAX_CALL_DEPTH, MAX_DECODED_CALLS)
+    return nullcontext()  # pragma: no cover - the runtime's call codec is always a Lazy
+
+
+def decode_extrinsic(runtime: Runtime, raw: bytes) -> Extrinsic:
+    """Decode ``raw`` completely or raise :class:`DecodeError` / :class:`TransactionInvalid`."""
+    xt = decode_envelope(raw)
+    decode_call(runtime, xt)
     return xt
 
 
@@ -219,6 +279,27 @@ def _signed_for_earlier_era(runtime: Runtime, xt: Extrinsic, view: ChainView, bi
             return True
         earlier -= period
     return False
+
+
+def precheck_extensions(runtime: Runtime, xt: Extrinsic, signer: bytes, *,
+                        allow_future: bool) -> None:
+    """The extension checks that need no decoded call, run before decoding it.
+
+    CheckNonZeroSender, CheckNonce, CheckWeight's length and the fee the length alone costs
+    (the weight fee can only add to it): a transaction failing these is refused before its call
+    costs any decoding.
+    """
+    if signer == bytes(32):
+        raise TransactionInvalid(BAD_SIGNER)
+    account_nonce = runtime.system.nonce(signer)
+    if xt.nonce < account_nonce:
+        raise TransactionInvalid(STALE)
+    if xt.nonce > account_nonce and not allow_future:
+        raise TransactionInvalid(FUTURE)
+    check_length(xt.raw)
+    if not runtime.balances.can_withdraw_preserving(
+            signer, sum(fee_parts(ZERO_WEIGHT, xt.length)) + xt.tip):
+        raise TransactionInvalid(PAYMENT)
 
 
 def check_extensions(runtime: Runtime, xt: Extrinsic, signer: bytes, *,

@@ -16,10 +16,21 @@ from typing import Any, Protocol
 from substrateinterface.utils.ss58 import ss58_decode
 
 from decentralml.devnode.chain import Block, Chain
-from decentralml.devnode.extrinsics import TransactionInvalid, decode_extrinsic
+from decentralml.devnode.extrinsics import (
+    EXHAUSTS,
+    TransactionInvalid,
+    check_length,
+    decode_extrinsic,
+)
 from decentralml.devnode.pallets.system import SS58_PREFIX
 from decentralml.devnode.pallets.transaction_payment import fee_parts
-from decentralml.devnode.runtime import RUNTIME_APIS, SPEC_NAME, SPEC_VERSION, TRANSACTION_VERSION
+from decentralml.devnode.runtime import (
+    MAX_EXTRINSIC_LENGTH,
+    RUNTIME_APIS,
+    SPEC_NAME,
+    SPEC_VERSION,
+    TRANSACTION_VERSION,
+)
 from decentralml.devnode.runtime_api import UnknownRuntimeApi
 from decentralml.devnode.scale import DecodeError
 
@@ -33,6 +44,8 @@ INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
+#: jsonrpsee's code for a connection over its subscription limit.
+TOO_MANY_SUBSCRIPTIONS = -32006
 
 
 class RpcError(Exception):
@@ -130,16 +143,36 @@ def _h(b: bytes) -> str:
     return "0x" + b.hex()
 
 
+def _extrinsic(value: Any) -> bytes:
+    """An extrinsic param, refused by its hex length before even unhexing it."""
+    if isinstance(value, str) and len(value) > 2 + 2 * MAX_EXTRINSIC_LENGTH:
+        raise _invalid_tx(TransactionInvalid(EXHAUSTS))
+    data = _hex(value, "extrinsic")
+    try:
+        check_length(data)
+    except TransactionInvalid as exc:
+        raise _invalid_tx(exc) from None
+    return data
+
+
+def _invalid_tx(exc: TransactionInvalid) -> RpcError:
+    return RpcError(exc.code, exc.message, exc.data)
+
+
 class RpcApi:
     """The method table; :meth:`handle` turns one request object into one response object."""
 
-    def __init__(self, chain: Chain) -> None:
+    def __init__(self, chain: Chain, max_subscriptions_per_connection: int = 1024) -> None:
         self.chain = chain
+        self.max_subscriptions = max_subscriptions_per_connection
         start = secrets.randbits(40)
         self._ids: Iterator[int] = itertools.count(start)
         # heads subscriptions and storage subscriptions are fed by one block listener
         self._block_subs: dict[str, Callable[[Block, Any], None]] = {}
+        #: finalized heads subscriptions, fed when blocks become final (durable)
+        self._final_subs: dict[str, Callable[[Block], None]] = {}
         chain.listeners.append(self._on_block)
+        chain.finality_listeners.append(self._on_final)
         self.table: dict[str, Callable[[Session, Any], Any]] = {
             "rpc_methods": self.rpc_methods,
             "system_chain": lambda s, p: _noargs(p, CHAIN_NAME),
@@ -165,8 +198,8 @@ class RpcApi:
             "chain_subscribeNewHeads": self._heads("chain_newHead"),
             "chain_subscribeNewHead": self._heads("chain_newHead"),
             "subscribe_newHead": self._heads("chain_newHead"),
-            "chain_subscribeFinalizedHeads": self._heads("chain_finalizedHead"),
-            "chain_subscribeFinalisedHeads": self._heads("chain_finalizedHead"),
+            "chain_subscribeFinalizedHeads": self._final_heads,
+            "chain_subscribeFinalisedHeads": self._final_heads,
             "chain_subscribeAllHeads": self._heads("chain_allHead"),
             "state_getMetadata": self.get_metadata,
             "state_getRuntimeVersion": self.get_runtime_version,
@@ -224,6 +257,16 @@ class RpcApi:
     def new_id(self) -> str:
         return f"{next(self._ids):016x}"
 
+    def live_subscriptions(self) -> int:
+        """Head and storage subscriptions currently fed by new blocks (all connections)."""
+        return len(self._block_subs) + len(self._final_subs)
+
+    def _room_for_subscription(self, s: Session) -> None:
+        """Refuse a new subscription on a connection that holds the maximum (before any work)."""
+        if len(s.subscriptions) >= self.max_subscriptions:
+            raise RpcError(TOO_MANY_SUBSCRIPTIONS, "Too many subscriptions on the connection",
+                           f"Exceeded max limit of {self.max_subscriptions}")
+
     # -- system -----------------------------------------------------------------------------
 
     def rpc_methods(self, s: Session, p: Any) -> Any:
@@ -275,11 +318,12 @@ class RpcApi:
 
     def get_finalized_head(self, s: Session, p: Any) -> Any:
         _params(p, 0, 0)
-        return _h(self.chain.best.hash)
+        return _h(self.chain.finalized.hash)
 
     def _heads(self, method: str) -> Callable[[Session, Any], Any]:
         def subscribe(s: Session, p: Any) -> Any:
             _params(p, 0, 0)
+            self._room_for_subscription(s)
             sub = self.new_id()
 
             def on_block(block: Block, changes: Any) -> None:
@@ -295,6 +339,25 @@ class RpcApi:
     def _on_block(self, block: Block, changes: Any) -> None:
         for cb in list(self._block_subs.values()):
             cb(block, changes)
+
+    def _final_heads(self, s: Session, p: Any) -> Any:
+        """``chain_subscribeFinalizedHeads``: a header once its block is durable (final)."""
+        _params(p, 0, 0)
+        self._room_for_subscription(s)
+        sub = self.new_id()
+
+        def on_final(block: Block) -> None:
+            s.notify("chain_finalizedHead", sub, block.header_json())
+
+        self._final_subs[sub] = on_final
+        s.subscriptions[sub] = lambda: self._final_subs.pop(sub, None) and None
+        final = self.chain.finalized
+        s.after_response(lambda: s.notify("chain_finalizedHead", sub, final.header_json()))
+        return sub
+
+    def _on_final(self, block: Block) -> None:
+        for cb in list(self._final_subs.values()):
+            cb(block)
 
     def unsubscribe(self, s: Session, p: Any) -> Any:
         (sub,) = _params(p, 1, 1)
@@ -333,6 +396,7 @@ class RpcApi:
 
     def subscribe_runtime_version(self, s: Session, p: Any) -> Any:
         _params(p, 0, 0)
+        self._room_for_subscription(s)
         sub = self.new_id()
         s.subscriptions[sub] = lambda: None
         version = self.runtime_version_json()
@@ -393,7 +457,8 @@ class RpcApi:
             result = self.chain.call(method, _hex(data, "data"), _opt_hash(h))
         except UnknownRuntimeApi as exc:
             raise RpcError(4003, f"Client error: Execution failed: Other: {exc}") from None
-        except (DecodeError, ValueError) as exc:
+        except (DecodeError, ValueError, IndexError, KeyError, TypeError,
+                TransactionInvalid) as exc:
             raise RpcError(4003, "Client error: Execution failed: Runtime panicked: "
                                  f"Bad input data provided to {method}: {exc}") from None
         if result is None:
@@ -405,6 +470,7 @@ class RpcApi:
         if keys is not None and (not isinstance(keys, list) or len(keys) > MAX_KEYS_PAGE):
             raise invalid_params(f"keys must be an array of at most {MAX_KEYS_PAGE} keys")
         wanted = None if keys is None else {_hex(k, "key") for k in keys}
+        self._room_for_subscription(s)
         sub = self.new_id()
 
         def on_block(block: Block, changes: Any) -> None:
@@ -431,13 +497,13 @@ class RpcApi:
     def _submit(self, s: Session, p: Any, watcher: Callable[[Any], None] | None
                 ) -> tuple[bytes, str]:
         (raw,) = _params(p, 1, 1)
-        data = _hex(raw, "extrinsic")
+        data = _extrinsic(raw)
         try:
             xt, status, promoted = self.chain.submit(data, watcher)
         except DecodeError as exc:
             raise RpcError(1001, f"Extrinsic has invalid format: {exc}") from None
         except TransactionInvalid as exc:
-            raise RpcError(exc.code, exc.message, exc.data) from None
+            raise _invalid_tx(exc) from None
         if promoted:
             s.after_response(lambda: self.chain.announce_ready(promoted))
         return xt.hash, status
@@ -448,6 +514,7 @@ class RpcApi:
         return _h(tx_hash)
 
     def submit_and_watch(self, s: Session, p: Any) -> Any:
+        self._room_for_subscription(s)
         sub = self.new_id()
 
         def watcher(status: Any) -> None:
@@ -476,11 +543,13 @@ class RpcApi:
     def _fee_of(self, p: Any) -> tuple[Any, int, int, int, Any]:
         raw, h = _params(p, 1, 2)
         self._state(h)
-        data = _hex(raw, "extrinsic")
+        data = _extrinsic(raw)
         try:
             xt = decode_extrinsic(self.chain.runtime, data)
         except DecodeError as exc:
             raise RpcError(1001, f"Extrinsic has invalid format: {exc}") from None
+        except TransactionInvalid as exc:
+            raise _invalid_tx(exc) from None
         weight, dclass, _ = self.chain.runtime.call_info(xt.call)
         base, len_fee, weight_fee = fee_parts(weight, len(data))
         return weight, base, len_fee, weight_fee, (dclass, xt)

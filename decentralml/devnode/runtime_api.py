@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from decentralml.devnode.extrinsics import decode_extrinsic
+from decentralml.devnode.extrinsics import call_limits, decode_extrinsic
 from decentralml.devnode.pallets.system import RUNTIME_VERSION
 from decentralml.devnode.pallets.transaction_payment import fee_parts
 from decentralml.devnode.primitives import DISPATCH_CLASS, WEIGHT, Weight
@@ -74,7 +74,8 @@ def query_fee_details(rt: Runtime, data: bytes) -> bytes:
 
 
 def query_call_info(rt: Runtime, data: bytes) -> bytes:
-    call, pos = rt.call_codec.decode(data, 0)
+    with call_limits(rt):  # untrusted: bounded like a submitted call
+        call, pos = rt.call_codec.decode(data, 0)
     length = U32.decode_all(data[pos:])
     weight, dclass, _ = rt.call_info(call)
     return RUNTIME_DISPATCH_INFO.encode({"weight": weight.as_value(), "class": dclass,

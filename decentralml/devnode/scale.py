@@ -18,13 +18,22 @@ Value conventions (what ``decode`` returns and ``encode`` accepts):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 
 class DecodeError(ValueError):
     """The bytes are not a valid encoding of the type (short, trailing bytes, bad variant...)."""
+
+
+class DecodeLimitExceeded(DecodeError):
+    """A recursive type nests deeper, or repeats more often, than the decoder allows.
+
+    Raised while decoding, as soon as the limit is crossed, so hostile input costs at most the
+    limit's worth of work (and never a ``RecursionError``).
+    """
 
 
 class TypeRegistry:
@@ -491,11 +500,22 @@ class Result(Codec):
 
 
 class Lazy(Codec):
-    """A reference resolved on first use, for recursive types (``Box<RuntimeCall>``)."""
+    """A reference resolved on first use, for recursive types (``Box<RuntimeCall>``).
+
+    Every recursive decode passes through here, which makes it the place to bound them: inside
+    :meth:`limited` a decode deeper than ``max_depth`` nested values of this type, or of more than
+    ``max_count`` of them in total, raises :class:`DecodeLimitExceeded` (Substrate decodes
+    extrinsics with ``decode_with_depth_limit`` for the same reason). Not thread-safe: a codec
+    belongs to one runtime, used from one thread.
+    """
 
     def __init__(self, resolve: Callable[[], Codec]) -> None:
         self._resolve = resolve
         self._target: Codec | None = None
+        self._depth = 0
+        self._max_depth: int | None = None
+        self._left = 0
+        self._max_count = 0
 
     @property
     def target(self) -> Codec:
@@ -503,11 +523,33 @@ class Lazy(Codec):
             self._target = self._resolve()
         return self._target
 
+    @contextmanager
+    def limited(self, max_depth: int, max_count: int) -> Iterator[None]:
+        """Decode with at most ``max_depth`` nested levels and ``max_count`` values of this type."""
+        saved = (self._max_depth, self._left, self._max_count, self._depth)
+        self._max_depth, self._left, self._max_count, self._depth = (
+            max_depth, max_count, max_count, 0)
+        try:
+            yield
+        finally:
+            self._max_depth, self._left, self._max_count, self._depth = saved
+
     def encode(self, value: Any) -> bytes:
         return self.target.encode(value)
 
     def decode(self, data: bytes, pos: int) -> tuple[Any, int]:
-        return self.target.decode(data, pos)
+        if self._max_depth is None:
+            return self.target.decode(data, pos)
+        if self._depth >= self._max_depth:
+            raise DecodeLimitExceeded(f"nested deeper than {self._max_depth} levels")
+        self._left -= 1
+        if self._left < 0:
+            raise DecodeLimitExceeded(f"more than {self._max_count} values")
+        self._depth += 1
+        try:
+            return self.target.decode(data, pos)
+        finally:
+            self._depth -= 1
 
     def type_info(self, reg: TypeRegistry) -> dict[str, Any]:
         raise AssertionError("a Lazy codec is registered through its target")

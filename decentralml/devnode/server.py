@@ -10,8 +10,17 @@ written before the notifications it causes (the subscription id precedes
 
 Bad input never reaches the chain as an exception: malformed JSON gets -32700, non-request
 objects -32600, unknown methods -32601, bad params -32602; an oversized frame gets close code
-1009, a client that stops reading is disconnected, a vanished client has its subscriptions
-dropped.
+1009, a vanished client has its subscriptions dropped.
+
+Hostile clients are bounded by :class:`RpcLimits`, the devnode's version of a Substrate node's
+``--rpc-max-*`` flags: at most ``max_connections`` sockets (more are closed at once, and one that
+does not finish its handshake in ``handshake_timeout`` seconds is closed); at most
+``max_subscriptions_per_connection``; a request frame of at most ``max_request_bytes``, and at
+most ``max_inbound_total`` bytes of partly received requests over all connections (above it the
+connection holding the most is closed); a response (or a batch's responses together) of at most
+``max_response_bytes``; and outbound buffers, which grow only for clients that do not read, of
+at most ``max_buffer_per_connection`` each and ``max_buffer_total`` together: above either, the
+most backlogged client is disconnected, so slow readers are dropped and nobody else waits.
 """
 
 from __future__ import annotations
@@ -20,20 +29,66 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Any
 
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
+from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from decentralml.devnode.rpc import INTERNAL_ERROR, PARSE_ERROR, RpcApi
 
 log = logging.getLogger(__name__)
 
-#: Largest accepted message: a block-sized extrinsic in hex plus JSON framing.
-MAX_FRAME_BYTES = 16 * 1024 * 1024
-#: Bytes buffered for a client that does not read before it is disconnected.
-MAX_WRITE_BUFFER = 64 * 1024 * 1024
+MIB = 1024 * 1024
+#: jsonrpsee's error codes and texts for its limits (what a Substrate node answers).
+OVERSIZED_RESPONSE = -32008
+TOO_BIG_BATCH_RESPONSE = -32011
+#: A connection whose outbound buffer is above this is *backlogged*: it is then counted in the
+#: total buffer bound (below it a client is just between two reads).
+BACKLOG_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class RpcLimits:
+    """Bounds of the RPC server; the defaults keep the node within its stated memory budget.
+
+    Worst case under abuse: the node at rest (~100 MiB) plus ``max_buffer_total`` of outbound
+    buffers, ``max_inbound_total`` of partly received requests, and the one request being handled
+    (a few times ``max_request_bytes`` while it is parsed): about 300 MiB with the defaults,
+    however many clients stop reading or upload slowly (docs/devnode.md has the figures).
+    """
+
+    #: Sockets served at once (Substrate: ``--rpc-max-connections``, 100).
+    max_connections: int = 100
+    #: Subscriptions one connection may hold (``--rpc-max-subscriptions-per-connection``, 1024).
+    max_subscriptions_per_connection: int = 1024
+    #: Largest request frame (``--rpc-max-request-size``, 15 MiB): a block-length extrinsic in
+    #: hex fits with room to spare.
+    max_request_bytes: int = 16 * MIB
+    #: Largest response, or batch of responses (``--rpc-max-response-size``, 15 MiB).
+    max_response_bytes: int = 16 * MIB
+    #: Bytes queued for one client that does not read before it is disconnected (at least
+    #: ``max_response_bytes``, so any single response fits).
+    max_buffer_per_connection: int = 20 * MIB
+    #: Bytes queued for all backlogged clients together before the worst one is disconnected.
+    max_buffer_total: int = 64 * MIB
+    #: Bytes of partly received requests over all connections.
+    max_inbound_total: int = 64 * MIB
+    #: Seconds a new socket has to complete the websocket handshake.
+    handshake_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if getattr(self, f.name) <= 0:
+                raise ValueError(f"RpcLimits.{f.name} must be positive")
+        if self.max_buffer_per_connection < self.max_response_bytes:
+            raise ValueError("RpcLimits.max_buffer_per_connection must be at least "
+                             "max_response_bytes (a response must fit in the buffer)")
+        if self.max_inbound_total < self.max_request_bytes:
+            raise ValueError("RpcLimits.max_inbound_total must be at least max_request_bytes "
+                             "(a request must fit)")
 
 
 class Connection(asyncio.Protocol):
@@ -41,28 +96,55 @@ class Connection(asyncio.Protocol):
 
     def __init__(self, server: RpcServer) -> None:
         self.server = server
-        self.ws = ServerProtocol(max_size=MAX_FRAME_BYTES)
+        self.limits = server.limits
+        self.ws = ServerProtocol(max_size=self.limits.max_request_bytes)
         self.transport: asyncio.Transport | None = None
         self.subscriptions: dict[str, Callable[[], None]] = {}
         self._after: list[Callable[[], None]] = []
         self._fragments: list[bytes] = []
         self._fragments_size = 0
+        self._handshake_timer: asyncio.TimerHandle | None = None
+        #: Bytes of partly received requests held for this client (see RpcServer.inbound).
+        self.inbound = 0
         self.closed = False
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # a stream transport
-        self.server.connections.add(self)
+        assert isinstance(transport, asyncio.Transport)  # a stream server's transport
+        self.transport = transport
+        server = self.server
+        if len(server.connections) >= self.limits.max_connections:
+            server.refused += 1
+            if server.refused in (1, 10, 100) or server.refused % 1000 == 0:
+                log.warning("refusing a connection: %d connections already (max_connections); "
+                            "%d refused so far", len(server.connections), server.refused)
+            self.closed = True
+            transport.abort()
+            return
+        server.connections.add(self)
+        transport.set_write_buffer_limits(high=BACKLOG_BYTES)
+        self._handshake_timer = asyncio.get_running_loop().call_later(
+            self.limits.handshake_timeout, self._handshake_expired)
 
     def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
         self.ws.receive_data(data)
         for event in self.ws.events_received():
+            if self.closed:
+                return
             if isinstance(event, Request):
                 self.ws.send_response(self.ws.accept(event))
+                if self._handshake_timer is not None:
+                    self._handshake_timer.cancel()
+                    self._handshake_timer = None
             elif isinstance(event, Frame):
                 self._frame(event)
         self.flush()
+        if not self.closed:
+            # websockets' reader buffers a frame until it is complete (15.0.1: reader.buffer)
+            self.server.set_inbound(self, len(self.ws.reader.buffer) + self._fragments_size)
 
     def eof_received(self) -> bool | None:
         self.ws.receive_eof()
@@ -71,8 +153,26 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.server.connections.discard(self)
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+        self.server.forget(self)
         self.drop_subscriptions()
+        self._after = []
+        self._fragments = []
+
+    def pause_writing(self) -> None:
+        """The transport buffers more than BACKLOG_BYTES: the client is behind."""
+        self.server.backlogged.add(self)
+
+    def resume_writing(self) -> None:
+        self.server.backlogged.discard(self)
+
+    def _handshake_expired(self) -> None:
+        self._handshake_timer = None
+        if self.ws.state is State.CONNECTING:
+            log.info("closing a connection that did not complete its handshake")
+            self.abort()
 
     # -- frames -----------------------------------------------------------------------------
 
@@ -82,12 +182,13 @@ class Connection(asyncio.Protocol):
                 self._fragments, self._fragments_size = [], 0
             self._fragments.append(bytes(frame.data))
             self._fragments_size += len(frame.data)
-            if self._fragments_size > MAX_FRAME_BYTES:
+            if self._fragments_size > self.limits.max_request_bytes:
                 self.ws.fail(1009, "message too big")
-                self._fragments = []
+                self._fragments, self._fragments_size = [], 0
                 return
             if frame.fin:
-                message = b"".join(self._fragments)
+                message = (self._fragments[0] if len(self._fragments) == 1
+                           else b"".join(self._fragments))
                 self._fragments, self._fragments_size = [], 0
                 self.server.handle_message(self, message)
 
@@ -103,24 +204,39 @@ class Connection(asyncio.Protocol):
                 return
         if self.ws.close_expected():
             transport.close()
-        elif transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
-            log.warning("client is not reading; closing its connection")
-            transport.abort()
+        elif self in self.server.backlogged:
+            self.server.bound_outbound(self)
+
+    def buffered(self) -> int:
+        """Bytes written for this client that it has not read yet (in this process)."""
+        transport = self.transport
+        return 0 if transport is None else transport.get_write_buffer_size()
 
     # -- session interface for the RPC methods ----------------------------------------------
 
     def push(self, message: Any) -> None:
         if self.closed or self.transport is None or self.transport.is_closing():
             return
-        self.ws.send_text(json.dumps(message, separators=(",", ":")).encode())
+        self.send_encoded(json.dumps(message, separators=(",", ":")).encode())
+
+    def send_encoded(self, data: bytes) -> None:
+        if self.closed or self.transport is None or self.transport.is_closing():
+            return
+        self.ws.send_text(data)
         if self.server.corked:  # written in one go when the current request is done
             self.server.dirty.add(self)
         else:
             self.flush()
 
     def notify(self, method: str, subscription: str, result: Any) -> None:
-        self.push({"jsonrpc": "2.0", "method": method,
-                   "params": {"subscription": subscription, "result": result}})
+        data = json.dumps({"jsonrpc": "2.0", "method": method,
+                           "params": {"subscription": subscription, "result": result}},
+                          separators=(",", ":")).encode()
+        if len(data) > self.limits.max_response_bytes:
+            log.warning("dropping a %d-byte %s notification (max_response_bytes)", len(data),
+                        method)
+            return
+        self.send_encoded(data)
 
     def after_response(self, action: Callable[[], None]) -> None:
         self._after.append(action)
@@ -128,6 +244,8 @@ class Connection(asyncio.Protocol):
     def run_after(self) -> None:
         actions, self._after = self._after, []
         for action in actions:
+            if self.closed:
+                return
             try:
                 action()
             except Exception:
@@ -141,18 +259,33 @@ class Connection(asyncio.Protocol):
             except Exception:
                 log.exception("subscription cleanup failed")
 
+    def abort(self) -> None:
+        """Disconnect at once, discarding what is buffered (a client that does not read)."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
 
 
 class RpcServer:
-    """Serves an :class:`RpcApi` on ``ws://host:port``."""
+    """Serves an :class:`RpcApi` on ``ws://host:port`` within :class:`RpcLimits`."""
 
-    def __init__(self, api: RpcApi) -> None:
+    def __init__(self, api: RpcApi, limits: RpcLimits | None = None) -> None:
         self.api = api
+        self.limits = limits or RpcLimits()
         self._server: asyncio.Server | None = None
         self.connections: set[Connection] = set()
+        #: Connections with more than BACKLOG_BYTES unread (see Connection.pause_writing).
+        self.backlogged: set[Connection] = set()
+        #: Bytes of partly received requests, over all connections.
+        self.inbound = 0
+        #: Counters for logs, tests and the bench.
+        self.refused = 0
+        self.dropped_slow = 0
+        self.dropped_inbound = 0
         #: While a request is handled, replies and notifications are only queued (one write
         #: per connection afterwards: a watched extrinsic's four messages cost one syscall).
         self.corked = False
@@ -171,6 +304,52 @@ class RpcServer:
                 conn.close()
             await self._server.wait_closed()
 
+    # -- bounds -------------------------------------------------------------------------------
+
+    def forget(self, conn: Connection) -> None:
+        """Release everything the server holds for a connection that ended."""
+        self.connections.discard(conn)
+        self.backlogged.discard(conn)
+        self.dirty.discard(conn)
+        self.inbound -= conn.inbound
+        conn.inbound = 0
+
+    def set_inbound(self, conn: Connection, size: int) -> None:
+        self.inbound += size - conn.inbound
+        conn.inbound = size
+        while self.inbound > self.limits.max_inbound_total:
+            worst = max(self.connections, key=lambda c: c.inbound)
+            if worst.inbound <= 0:  # nothing left to shed (cannot happen: sums agree)
+                self.inbound = sum(c.inbound for c in self.connections)
+                break
+            log.warning("partly received requests hold %d bytes (max_inbound_total); "
+                        "disconnecting the client sending %d of them", self.inbound, worst.inbound)
+            self.dropped_inbound += 1
+            self.inbound -= worst.inbound
+            worst.inbound = 0
+            worst.abort()
+
+    def bound_outbound(self, conn: Connection) -> None:
+        """After a write to a backlogged connection: enforce both outbound buffer bounds."""
+        size = conn.buffered()
+        if size > self.limits.max_buffer_per_connection:
+            self._drop_slow(conn, size, "max_buffer_per_connection")
+            return
+        total = sum(c.buffered() for c in self.backlogged)
+        while total > self.limits.max_buffer_total and self.backlogged:
+            worst = max(self.backlogged, key=lambda c: c.buffered())
+            size = worst.buffered()
+            self._drop_slow(worst, size, "max_buffer_total")
+            total -= size
+
+    def _drop_slow(self, conn: Connection, size: int, limit: str) -> None:
+        log.warning("client is not reading (%d bytes unread, %s); disconnecting it", size, limit)
+        self.dropped_slow += 1
+        self.backlogged.discard(conn)
+        conn.abort()
+
+    # -- requests -----------------------------------------------------------------------------
+
     def handle_message(self, conn: Connection, message: bytes) -> None:
         self.corked = True
         try:
@@ -183,23 +362,46 @@ class RpcServer:
 
     def _handle_message(self, conn: Connection, message: bytes) -> None:
         try:
-            request = json.loads(message.decode("utf-8"))
+            request = json.loads(message)
         except (UnicodeDecodeError, ValueError, RecursionError):
             conn.push({"jsonrpc": "2.0", "id": None,
                        "error": {"code": PARSE_ERROR, "message": "Parse error"}})
             return
+        limit = self.limits.max_response_bytes
         if isinstance(request, list):
             if not request:
                 conn.push({"jsonrpc": "2.0", "id": None,
                            "error": {"code": -32600, "message": "Invalid request"}})
                 return
-            responses = [r for r in (self._one(conn, item) for item in request) if r is not None]
-            if responses:
-                conn.push(responses)
+            parts: list[bytes] = []
+            size = 0
+            for item in request:
+                if conn.closed:
+                    return
+                response = self._one(conn, item)
+                if response is None:
+                    continue
+                part = _encode(response)
+                size += len(part) + 1
+                if size > limit:  # the rest is not run: the batch's answer is this error
+                    conn.push({"jsonrpc": "2.0", "id": None, "error": {
+                        "code": TOO_BIG_BATCH_RESPONSE,
+                        "message": "The batch response was too large",
+                        "data": f"Exceeded max limit of {limit}"}})
+                    break
+                parts.append(part)
+            else:
+                if parts:
+                    conn.send_encoded(b"[" + b",".join(parts) + b"]")
         else:
             response = self._one(conn, request)
             if response is not None:
-                conn.push(response)
+                data = _encode(response)
+                if len(data) > limit:
+                    data = _encode({"jsonrpc": "2.0", "id": response.get("id"), "error": {
+                        "code": OVERSIZED_RESPONSE, "message": "Response is too big",
+                        "data": f"Exceeded max limit of {limit}"}})
+                conn.send_encoded(data)
         conn.run_after()
 
     def _one(self, conn: Connection, request: Any) -> dict[str, Any] | None:
@@ -210,3 +412,7 @@ class RpcServer:
                           if isinstance(request, dict) else request)
             return {"jsonrpc": "2.0", "id": request.get("id") if isinstance(request, dict)
                     else None, "error": {"code": INTERNAL_ERROR, "message": "Internal error"}}
+
+
+def _encode(message: Any) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode()

@@ -6,14 +6,22 @@ answers state queries at any past block (events included: they live in ``System.
 rebuilds the head state at start. ``--tmp`` uses the same schema in memory.
 
 Writes are batched: sealed blocks wait in memory and are written in one transaction by
-:meth:`ChainStore.flush` (the node calls it every 100 ms and on stop; every read flushes first),
-so hundreds of blocks a second cost one commit each tenth of a second. Blocks are written whole
-and in order, so a crash loses at most the last unflushed blocks, never half a block.
+:meth:`ChainStore.flush` (every read flushes first), so many blocks share one commit. Blocks are
+written whole and in order, so a crash loses at most the last unflushed blocks, never half a block.
+
+Durability is split from the commit: with ``synchronous=NORMAL`` a WAL commit writes the pages
+but does not wait for the disk, and :meth:`ChainStore.sync` then fsyncs the WAL (what
+``synchronous=FULL`` would do inside the commit). :class:`~decentralml.devnode.finality.GroupCommit`
+runs that fsync on its own thread, so the event loop never waits for the disk and one fsync covers
+every block committed while the previous one was in flight; a block is announced final only after
+the fsync that covers it has returned.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -45,6 +53,7 @@ class ChainStore:
     """The node's database; ``path=None`` keeps it in memory (``--tmp``)."""
 
     def __init__(self, path: Path | None) -> None:
+        self.path = path
         if path is not None:
             path.mkdir(parents=True, exist_ok=True)
             target = str(path / "chain.sqlite")
@@ -56,10 +65,49 @@ class ChainStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._pending: list[tuple[int, bytes, bytes, bytes, Mapping[bytes, bytes | None]]] = []
+        row = self._db.execute("SELECT MAX(number) FROM blocks").fetchone()
+        #: Highest block number written to the database (-1: none yet).
+        self.committed = -1 if row is None or row[0] is None else int(row[0])
+        self._sync_lock = threading.Lock()
+        self._wal_fd: int | None = None
+
+    @property
+    def persistent(self) -> bool:
+        """Whether blocks survive the process (a base path, not ``--tmp``)."""
+        return self.path is not None
 
     def close(self) -> None:
         self.flush()
+        self.sync()
+        with self._sync_lock:
+            if self._wal_fd is not None:
+                os.close(self._wal_fd)
+                self._wal_fd = None
         self._db.close()
+
+    def sync(self) -> None:
+        """Make every committed block durable: fsync the WAL.
+
+        Thread-safe with respect to the loop thread's commits (it only fsyncs a file and never
+        touches the connection): the fsync covers at least every commit that returned before it
+        was called. Only the WAL is synced here: checkpoints sync the database file themselves
+        under ``synchronous=NORMAL``, and opening and closing the database file outside SQLite
+        would drop SQLite's POSIX locks on it (the WAL holds none). No-op in memory.
+        """
+        if self.path is None:
+            return
+        with self._sync_lock:
+            if self._wal_fd is None:
+                try:
+                    self._wal_fd = os.open(self.path / "chain.sqlite-wal", os.O_RDONLY)
+                except FileNotFoundError:  # nothing written in WAL mode yet
+                    return
+                dir_fd = os.open(self.path, os.O_RDONLY)  # the WAL's directory entry, once
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
+            os.fsync(self._wal_fd)
 
     # -- meta ------------------------------------------------------------------------------
 
@@ -116,6 +164,7 @@ class ChainStore:
             db.execute("ROLLBACK")
             self._pending = pending + self._pending
             raise
+        self.committed = pending[-1][0]
 
     # -- state -----------------------------------------------------------------------------
 

@@ -1,9 +1,12 @@
 """Federated learning helpers: exchange weights safely, aggregate them, score contributions.
 
 Names resolve lazily (PEP 562) so ``import decentralml.fl`` imports neither TensorFlow nor Keras;
-the numpy strategies (:class:`FedAvg`, :class:`Median`, :class:`TrimmedMean`, :class:`Krum`,
-:class:`MultiKrum`) work without the ``[tf]`` extra, and the Keras helpers raise an ImportError
-saying ``pip install "decentralml[tf]"`` when it is missing.
+the numpy strategies (:class:`FedAvg`, the server optimizers :class:`FedAvgM`, :class:`FedAdam`,
+:class:`FedYogi`, :class:`FedAdagrad`, :class:`DPFedAvg`, the robust :class:`Median`,
+:class:`TrimmedMean`, :class:`Krum`, :class:`MultiKrum`) work without the ``[tf]`` extra, and the
+Keras helpers raise an ImportError saying ``pip install "decentralml[tf]"`` when it is missing.
+:func:`strategy_from_name` builds any of them by name. The privacy accountant needs the ``[dp]``
+extra (``dp-accounting``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,28 @@ _EXPORTS: dict[str, str] = {
     "TrimmedMean": "decentralml.fl.trimmed_mean",
     "Krum": "decentralml.fl.krum",
     "MultiKrum": "decentralml.fl.krum",
+    "Strategy": "decentralml.fl.base",
+    "ServerOptimizer": "decentralml.fl.server_opt",
+    "FedAvgM": "decentralml.fl.fedavgm",
+    "FedAdam": "decentralml.fl.fedadam",
+    "FedYogi": "decentralml.fl.fedyogi",
+    "FedAdagrad": "decentralml.fl.fedadagrad",
+    "DPFedAvg": "decentralml.fl.dp_fedavg",
+    "strategy_from_name": "decentralml.fl.registry",
+    "strategy_names": "decentralml.fl.registry",
+    # differential privacy (the accountant needs the [dp] extra)
+    "PrivacyGuarantee": "decentralml.fl.privacy",
+    "privacy_guarantee": "decentralml.fl.privacy",
+    "privatize_update": "decentralml.fl.privacy",
+    "update_norm": "decentralml.fl.privacy",
+    "dp_epsilon": "decentralml.fl.privacy",
+    "noise_multiplier_for": "decentralml.fl.privacy",
+    # task options a bundle reads (FedProx, client-side DP)
+    "TaskOptions": "decentralml.fl.task_options",
+    "ClientDP": "decentralml.fl.task_options",
+    "read_task_options": "decentralml.fl.task_options",
+    "write_task_options": "decentralml.fl.task_options",
+    "apply_client_dp": "decentralml.fl.task_options",
     # exchange (numpy only)
     "UPDATE_FILE": "decentralml.fl.exchange",
     "SIDECAR_FILE": "decentralml.fl.exchange",
@@ -66,21 +91,33 @@ __all__ = [
     "SIDECAR_FILE",
     "UPDATE_FILE",
     "Aggregator",
+    "ClientDP",
+    "DPFedAvg",
     "Dataset",
+    "FedAdagrad",
+    "FedAdam",
     "FedAvg",
+    "FedAvgM",
+    "FedYogi",
     "HoldoutScorer",
     "Krum",
     "LoadedUpdates",
     "Median",
     "MultiKrum",
     "NpzWeights",
+    "PrivacyGuarantee",
     "Rejection",
     "Score",
+    "ServerOptimizer",
+    "Strategy",
+    "TaskOptions",
     "TrimmedMean",
     "Update",
     "WeightSpec",
+    "apply_client_dp",
     "clone_model",
     "dirichlet_indices",
+    "dp_epsilon",
     "evaluate",
     "fedavg_shares",
     "federated_contributors_model",
@@ -95,15 +132,23 @@ __all__ = [
     "load_update",
     "make_digits_cnn",
     "model_weight_names",
+    "noise_multiplier_for",
     "partition_by_label",
     "partition_dirichlet",
     "partition_iid",
+    "privacy_guarantee",
+    "privatize_update",
     "read_sidecar",
+    "read_task_options",
     "save_architecture",
     "save_model",
     "save_update",
     "set_weights",
+    "strategy_from_name",
+    "strategy_names",
     "train_local",
+    "update_norm",
+    "write_task_options",
 ]
 
 
@@ -111,7 +156,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from decentralml.fl.base import Aggregator, Update
+    from decentralml.fl.base import Aggregator, Strategy, Update
     from decentralml.fl.data import (
         Dataset,
         dirichlet_indices,
@@ -123,6 +168,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         partition_dirichlet,
         partition_iid,
     )
+    from decentralml.fl.dp_fedavg import DPFedAvg
     from decentralml.fl.exchange import (
         SIDECAR_FILE,
         UPDATE_FILE,
@@ -133,13 +179,17 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         read_sidecar,
         save_update,
     )
+    from decentralml.fl.fedadagrad import FedAdagrad
+    from decentralml.fl.fedadam import FedAdam
     from decentralml.fl.fedavg import FedAvg, fedavg_shares
+    from decentralml.fl.fedavgm import FedAvgM
     from decentralml.fl.federate import (
         LoadedUpdates,
         Rejection,
         federated_contributors_model,
         load_contributor_models,
     )
+    from decentralml.fl.fedyogi import FedYogi
     from decentralml.fl.keras import (
         clone_model,
         get_weights,
@@ -152,5 +202,22 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from decentralml.fl.krum import Krum, MultiKrum
     from decentralml.fl.median import Median
     from decentralml.fl.models import make_digits_cnn, train_local
+    from decentralml.fl.privacy import (
+        PrivacyGuarantee,
+        dp_epsilon,
+        noise_multiplier_for,
+        privacy_guarantee,
+        privatize_update,
+        update_norm,
+    )
+    from decentralml.fl.registry import strategy_from_name, strategy_names
     from decentralml.fl.scoring import HoldoutScorer, Score, evaluate
+    from decentralml.fl.server_opt import ServerOptimizer
+    from decentralml.fl.task_options import (
+        ClientDP,
+        TaskOptions,
+        apply_client_dp,
+        read_task_options,
+        write_task_options,
+    )
     from decentralml.fl.trimmed_mean import TrimmedMean

@@ -166,6 +166,13 @@ class Aggregator(ABC):
 
     One method, so strategies are interchangeable in :func:`federated_contributors_model`, the
     benchmarks and the tests. Implementations must not modify the updates' arrays.
+
+    Strategies that move the global model by a server-side rule (the optimizers of
+    :mod:`decentralml.fl.server_opt`, DP-FedAvg) need the current global weights and keep state
+    between rounds; they override :meth:`apply`, :meth:`get_state` and :meth:`set_state`. The
+    stateless ones inherit the defaults (``apply`` ignores the current weights, the state is empty),
+    so a caller can always drive a round as ``weights = strategy.apply(current, updates)`` and
+    persist ``strategy.get_state()`` after it, whatever the strategy.
     """
 
     #: Short name for tables and logs.
@@ -175,8 +182,33 @@ class Aggregator(ABC):
     def aggregate(self, updates: Sequence[Update]) -> Weights:
         """The combined weights, with each array in the updates' dtype."""
 
+    def apply(self, current: Sequence[np.ndarray], updates: Sequence[Update]) -> Weights:
+        """The next global weights from the ``current`` ones and this round's ``updates``.
+
+        Averaging strategies do not depend on the current model, so the default is
+        :meth:`aggregate`; server optimizers step from ``current`` along the pseudo-gradient.
+        """
+        del current
+        return self.aggregate(updates)
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Everything needed to continue the job after a restart, as plain arrays.
+
+        Saved by a job as ``.npz`` (``allow_pickle=False``) after each round; a strategy built
+        with the same parameters and given this state by :meth:`set_state` produces the same next
+        rounds. Stateless strategies return ``{}``.
+        """
+        return {}
+
+    def set_state(self, state: Mapping[str, np.ndarray]) -> None:  # noqa: B027 - optional hook
+        """Restore what :meth:`get_state` returned (a no-op for stateless strategies)."""
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+#: What the registry (:func:`decentralml.fl.strategy_from_name`) returns: any aggregator.
+Strategy = Aggregator
 
 
 def stack_layer(updates: Sequence[Update], index: int, layout: Layout) -> np.ndarray:

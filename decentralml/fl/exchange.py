@@ -201,6 +201,16 @@ def read_sidecar(path: str | os.PathLike[str]) -> tuple[int, dict[str, Any]]:
     metrics = data.get("metrics", {})
     if not isinstance(metrics, dict):
         raise ModelError(f"{p}: metrics must be a JSON object")
+    for name, value in metrics.items():
+        # 1e400 parses to infinity and 10**400 overflows a float: refused like NaN.
+        try:
+            finite = not isinstance(value, bool) and isinstance(value, int | float) \
+                and math.isfinite(float(value))
+        except OverflowError:
+            finite = False
+        if not finite:
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+            raise ModelError(f"{p}: metric {name!r} must be a finite number, got {shown}")
     return n, metrics
 
 

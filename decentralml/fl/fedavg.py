@@ -97,6 +97,17 @@ class FedAvg(Aggregator):
 
     def aggregate(self, updates: Sequence[Update]) -> Weights:
         layout = layout_of(updates)
+        acc = self.accumulate(updates, layout)
+        return [a if a.dtype == dtype else a.astype(dtype)
+                for a, dtype in zip(acc, layout.dtypes, strict=True)]
+
+    def accumulate(self, updates: Sequence[Update], layout: Layout | None = None) -> Weights:
+        """The weighted mean in the accumulator's dtype, not cast back.
+
+        The server optimizers take their pseudo-gradient (mean minus the current model) from
+        this, in float64, so the small difference is not lost to a float32 rounding of the mean.
+        """
+        layout = layout or layout_of(updates)
         shares = self.shares(updates)
         acc = [np.zeros(shape, dtype=np.result_type(self.accumulator, dtype))
                for shape, dtype in zip(layout.shapes, layout.dtypes, strict=True)]
@@ -117,8 +128,7 @@ class FedAvg(Aggregator):
         for i, a in enumerate(acc):
             if not _all_finite(a.reshape(-1), flags):
                 raise _culprit(updates, shares, i, layout)
-        return [a if a.dtype == dtype else a.astype(dtype)
-                for a, dtype in zip(acc, layout.dtypes, strict=True)]
+        return acc
 
 
 def _axpy(acc: np.ndarray, w: np.ndarray, share: float, buf: np.ndarray) -> None:

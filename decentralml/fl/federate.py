@@ -132,25 +132,45 @@ def load_contributor_models(submissions_or_cids: Iterable[Any], store: Any, *, l
     return out
 
 
+def resolve_strategy(strategy: Aggregator | str | None) -> Aggregator:
+    """``strategy`` itself, the registry's strategy of that name, or :class:`FedAvg` for None."""
+    if strategy is None:
+        from decentralml.fl.fedavg import FedAvg
+
+        return FedAvg()
+    if isinstance(strategy, str):
+        from decentralml.fl.registry import strategy_from_name
+
+        return strategy_from_name(strategy)
+    if not isinstance(strategy, Aggregator):
+        raise InvalidInput("strategy", f"is a {type(strategy).__name__}",
+                           "an Aggregator or a strategy name")
+    return strategy
+
+
 def federated_contributors_model(model: Any,
                                  updates: Sequence[Update | str | os.PathLike[str]],
-                                 strategy: Aggregator | None = None, *,
+                                 strategy: Aggregator | str | None = None, *,
                                  in_place: bool = False) -> Any:
-    """A model with ``strategy``'s aggregate (default :class:`FedAvg`) of ``updates``.
+    """A model with ``strategy``'s next global weights (default :class:`FedAvg`) from ``updates``.
 
-    ``updates`` are :class:`Update` objects (e.g. from :func:`load_contributor_models`) or paths
-    of update files/directories, loaded lazily against ``model``. The result is a clone of
-    ``model`` unless ``in_place``, so the previous global model stays available for comparison.
+    ``strategy`` is an aggregator or a name for :func:`~decentralml.fl.strategy_from_name`; it
+    is driven with :meth:`~decentralml.fl.base.Aggregator.apply` from ``model``'s weights, so
+    the server optimizers step from the current global model (and keep their state in the
+    strategy object across rounds). ``updates`` are :class:`Update` objects (e.g. from
+    :func:`load_contributor_models`) or paths of update files/directories, loaded lazily against
+    ``model``. The result is a clone of ``model`` unless ``in_place``, so the previous global
+    model stays available for comparison.
     """
     from decentralml.fl.exchange import load_update
-    from decentralml.fl.fedavg import FedAvg
-    from decentralml.fl.keras import clone_model, set_weights
+    from decentralml.fl.keras import clone_model, get_weights, set_weights
 
+    chosen = resolve_strategy(strategy)
     loaded = [u if isinstance(u, Update) else load_update(u, like=model, lazy=True)
               for u in updates]
     if not loaded:
         raise ModelError("no accepted updates to federate")
-    weights = (strategy or FedAvg()).aggregate(loaded)
+    weights = chosen.apply(get_weights(model), loaded)
     if in_place:
         set_weights(model, weights)
         return model

@@ -29,6 +29,13 @@ INSTALL_HINT = 'pip install "decentralml[tf]" (or "decentralml[tf-cpu]")'
 
 #: A model's config.json is a few hundred kilobytes at most; refuse to parse more.
 MAX_CONFIG_BYTES = 16 << 20
+#: Largest total a ``.keras`` file may expand to, and most members it may hold.
+MAX_MODEL_BYTES = 4 << 30
+MAX_MODEL_MEMBERS = 1000
+#: A member expanding more than this many times its stored size is a zip bomb (Keras writes
+#: members uncompressed, so an honest file expands 1x); below the floor nobody cares.
+MAX_EXPANSION = 100
+EXPANSION_FLOOR = 16 << 20
 #: Layer classes that carry Python code; refused whatever Keras' safe mode would say.
 CODE_LAYERS = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda"})
 
@@ -111,11 +118,37 @@ def _walk(node: Any, layer: str | None = None) -> Iterator[tuple[dict[str, Any],
             yield from _walk(value, layer)
 
 
+def _check_members(p: Path, zf: zipfile.ZipFile) -> None:
+    """Refuse a zip bomb by the sizes its directory declares, before anything is inflated.
+
+    Python's zipfile never inflates a member past its declared size, so these sizes bound what
+    Keras (which reads the file through zipfile) can be made to allocate.
+    """
+    infos = zf.infolist()
+    if len(infos) > MAX_MODEL_MEMBERS:
+        raise ModelError(f"{p}: {len(infos)} members (limit: {MAX_MODEL_MEMBERS})")
+    total = 0
+    for info in infos:
+        total += info.file_size
+        if info.file_size > EXPANSION_FLOOR \
+                and info.file_size > MAX_EXPANSION * max(info.compress_size, 1):
+            raise ModelError(f"{p}: member {info.filename!r} expands from {info.compress_size} "
+                             f"to {info.file_size} bytes, more than {MAX_EXPANSION}x (a zip "
+                             "bomb); refused before loading")
+    if total > MAX_MODEL_BYTES:
+        raise ModelError(f"{p}: members expand to {total} bytes (limit: {MAX_MODEL_BYTES})")
+
+
 def scan_architecture(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The parsed ``config.json`` of a ``.keras`` file, if it holds no code; ModelError if not."""
+    """The parsed ``config.json`` of a ``.keras`` file, if it holds no code; ModelError if not.
+
+    The zip's member sizes are checked first (:data:`MAX_MODEL_BYTES`, :data:`MAX_EXPANSION`),
+    so a small file that would inflate to gigabytes is refused before Keras opens it.
+    """
     p = Path(path)
     try:
         with zipfile.ZipFile(p) as zf:
+            _check_members(p, zf)
             info = zf.getinfo("config.json")
             if info.file_size > MAX_CONFIG_BYTES:
                 raise ModelError(f"{p}: config.json is {info.file_size} bytes "

@@ -60,7 +60,7 @@ def make_digits_cnn(input_shape: Sequence[int] = (8, 8, 1), num_classes: int = 1
 
 def train_local(model: Any, x: np.ndarray, y: np.ndarray, epochs: int = 1,
                 batch_size: int = 32, seed: int = 0, *, learning_rate: float = 1e-3,
-                verbose: int = 0) -> dict[str, list[float]]:
+                verbose: int = 0, proximal_mu: float = 0.0) -> dict[str, list[float]]:
     """Train ``model`` in place on (x, y) with a fresh Adam optimizer; return the history.
 
     The history maps each metric (``loss``, ``accuracy``) to its per-epoch values, as Keras'
@@ -75,6 +75,10 @@ def train_local(model: Any, x: np.ndarray, y: np.ndarray, epochs: int = 1,
     several times the training itself in a simulation), so a model already compiled here with the
     same learning rate keeps its compiled function and only has its optimizer reset to the state
     of a new Adam (zero moments, step 0), which is the same thing numerically.
+
+    ``proximal_mu`` > 0 trains with FedProx's proximal term ``mu/2 * ||w - w_start||^2``, where
+    ``w_start`` are the model's weights when the call starts (the global model, in a round); see
+    :mod:`decentralml.fl.fedprox`.
     """
     keras = require_keras()
     if epochs < 1 or batch_size < 1:
@@ -82,14 +86,31 @@ def train_local(model: Any, x: np.ndarray, y: np.ndarray, epochs: int = 1,
     if len(x) != len(y) or len(x) == 0:
         raise InvalidInput("x", f"{len(x)} examples for {len(y)} labels", "same, non-zero")
     keras.utils.set_random_seed(seed)
+    mu = 0.0
+    if proximal_mu:
+        from decentralml.fl.fedprox import check_mu
+
+        mu = check_mu(proximal_mu)
+    recipe: float | tuple[float, float] = (float(learning_rate) if mu == 0
+                                           else (float(learning_rate), mu))
     optimizer = getattr(model, "optimizer", None)
-    if (getattr(model, _RECIPE_ATTR, None) == float(learning_rate) and model.compiled
+    if (getattr(model, _RECIPE_ATTR, None) == recipe and model.compiled
             and optimizer is not None and optimizer.built):
         _reset_optimizer(optimizer, float(learning_rate))
     else:
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        setattr(model, _RECIPE_ATTR, float(learning_rate))
+        if mu == 0:
+            optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
+        else:
+            from decentralml.fl.fedprox import proximal_adam
+
+            optimizer = proximal_adam(learning_rate, mu)
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        setattr(model, _RECIPE_ATTR, recipe)
+    if mu:
+        from decentralml.fl.fedprox import set_anchors
+
+        set_anchors(model.optimizer, model)
     history = model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True,
                         verbose=verbose)
     return {k: [float(x) for x in v] for k, v in history.history.items()}

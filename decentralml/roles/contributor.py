@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
 
-from decentralml.chain.types import SubmissionStatus, TaskInfo, TaskStatus, TaskType
-from decentralml.errors import InvalidInput
+from decentralml.chain.types import Submission, SubmissionStatus, TaskInfo, TaskStatus, TaskType
+from decentralml.errors import InvalidInput, PalletError
 from decentralml.roles.journal import Journal, JournalEntry, Stage
 
 if TYPE_CHECKING:
     from decentralml.chain.client import Client
     from decentralml.storage.base import Store
+    from decentralml.storage.sandbox import SandboxMode
 
 #: Submissions in these statuses hold the worker's place on a task.
 _HELD = (SubmissionStatus.Assigned, SubmissionStatus.PendingValidation, SubmissionStatus.Accepted)
@@ -41,6 +42,39 @@ class WorkReport(BaseModel):
     block_number: int | None = None
     #: seconds per stage run this time ("accepted" included when this call accepted the task)
     timings: dict[str, float] = {}
+    #: True only when this call sent the result on chain (False: it was sent before, or the run
+    #: stopped earlier)
+    result_sent: bool = False
+    #: journal entries found stale (the chain was restarted, or the submission is gone or
+    #: another one) and set aside, one sentence each
+    stale: list[str] = []
+    #: True when ``reset`` discarded local progress for this task
+    reset: bool = False
+    #: which sandbox ran the task (``bubblewrap``, or ``none`` when opted out); None before
+    sandbox: str | None = None
+
+
+class AcceptReport(BaseModel):
+    """What ``accept`` did: ``sent`` is False when the account already held the slot."""
+
+    task_id: int
+    submission_id: int
+    status: SubmissionStatus
+    sent: bool
+    extrinsic_hash: str | None = None
+    block_number: int | None = None
+    stale: list[str] = []
+
+
+class AbandonReport(BaseModel):
+    """The slot given back with ``abandon_task``."""
+
+    task_id: int
+    submission_id: int
+    extrinsic_hash: str
+    block_number: int
+    #: the local journal entries and work directories removed with it
+    discarded: list[str] = []
 
 
 class Contributor:
@@ -49,7 +83,9 @@ class Contributor:
     task_type: ClassVar[TaskType | None] = None
 
     def __init__(self, client: Client, store: Store, *, home: Path, timeout: float = 3600.0,
-                 cpu_seconds: int | None = None, memory_bytes: int | None = None) -> None:
+                 cpu_seconds: int | None = None, memory_bytes: int | None = None,
+                 sandbox: SandboxMode = "auto", allow_network: bool = False,
+                 max_output_bytes: int | None = None, max_processes: int | None = None) -> None:
         if timeout <= 0:
             raise InvalidInput("timeout", f"is {timeout}", "> 0 seconds")
         self.client = client
@@ -58,6 +94,12 @@ class Contributor:
         self.timeout = timeout
         self.cpu_seconds = cpu_seconds
         self.memory_bytes = memory_bytes
+        #: ``auto`` (bubblewrap, refused where unavailable) or ``none`` (unconfined: see
+        #: docs/security.md); ``allow_network`` lets a bundle that declares it use the network.
+        self.sandbox: SandboxMode = sandbox
+        self.allow_network = allow_network
+        self.max_output_bytes = max_output_bytes
+        self.max_processes = max_processes
 
     @property
     def address(self) -> str:
@@ -68,7 +110,7 @@ class Contributor:
 
     @property
     def journal(self) -> Journal:
-        """One journal per chain and account, so two dev chains never mix their submissions."""
+        """One journal per chain and account; entries inside are keyed by block hashes too."""
         chain = self.client.genesis_hash.removeprefix("0x")[:16]
         return Journal(self.home / "journal" / chain / self.address)
 
@@ -78,67 +120,199 @@ class Contributor:
         return [t for t in tasks if t.creator != self.address
                 and (t.open_slots > 0 or not only_open_slots)]
 
-    def accept(self, task_id: int) -> JournalEntry:
-        """Accept ``task_id`` (or adopt the submission this account already holds on it)."""
+    # --- journal against the chain ------------------------------------------------------------
+
+    def _workdir(self, entry: JournalEntry) -> Path:
+        return self.home / "work" / entry.key
+
+    def _staleness(self, entry: JournalEntry) -> str | None:
+        """Why ``entry`` does not describe a submission of this account on this chain, or None.
+
+        Only definite answers from the chain count (a missing task or submission, another block
+        hash); a connection error propagates instead of discarding good progress.
+        """
+        what = f"journal entry for task {entry.task_id}, submission {entry.submission_id}"
+        if entry.task_block_hash is None or entry.assigned_block_hash is None:
+            return (f"{what} was written before journals recorded block hashes, so it cannot be "
+                    f"checked against this chain")
+        try:
+            task = self.client.task(entry.task_id)
+        except PalletError:
+            return f"{what}: task {entry.task_id} does not exist on this chain"
+        if self.client.block_hash(task.created_block) != entry.task_block_hash:
+            return (f"{what}: task {entry.task_id} on this chain is another task (created in "
+                    f"block {task.created_block} with another hash); the chain was restarted "
+                    f"or replaced")
+        try:
+            sub = self.client.submission(entry.submission_id)
+        except PalletError:
+            return f"{what}: submission {entry.submission_id} does not exist on this chain"
+        if sub.worker != self.address or sub.task_id != entry.task_id or \
+                self.client.block_hash(sub.assigned_block) != entry.assigned_block_hash:
+            return (f"{what}: submission {entry.submission_id} on this chain is another one "
+                    f"(task {sub.task_id}, worker {sub.worker}, assigned in block "
+                    f"{sub.assigned_block})")
+        if sub.status in (SubmissionStatus.Abandoned, SubmissionStatus.Rejected):
+            return f"{what}: submission {entry.submission_id} is {sub.status.value} on chain"
+        return None
+
+    def _current(self, task_id: int, *, reset: bool) -> tuple[JournalEntry | None, list[str]]:
+        """The journal entry to resume for ``task_id`` after setting stale ones aside (and, with
+        ``reset``, discarding the current one and its work directory)."""
+        stale: list[str] = []
+        current: JournalEntry | None = None
+        for entry in self.journal.unfinished(task_id):
+            reason = self._staleness(entry)
+            if reason is not None:
+                where = self.journal.set_aside(entry, reason)
+                stale.append(f"{reason}; set aside in {where}")
+            elif reset:
+                self.journal.remove(entry)
+                shutil.rmtree(self._workdir(entry), ignore_errors=True)
+            else:
+                current = entry
+        return current, stale
+
+    def _held(self, task_id: int) -> Submission | None:
+        """The submission this account holds on ``task_id`` on chain, if any."""
         held = [s for s in self.client.worker_submissions(self.address)
                 if s.task_id == task_id and s.status in _HELD]
-        if held:
-            sub = held[-1]
-            entry = self.journal.load(sub.submission_id) or JournalEntry(
-                task_id=task_id, submission_id=sub.submission_id, worker=self.address)
-            if sub.status is not SubmissionStatus.Assigned:
-                entry.stage = Stage.SUBMITTED
-        else:
-            self._check_task_type(task_id)
-            result = self.client.accept_task(task_id)
-            entry = JournalEntry(task_id=task_id, submission_id=result.submission_id,
-                                 worker=self.address)
+        return held[-1] if held else None
+
+    def _entry_for(self, task: TaskInfo, sub: Submission, stage: Stage) -> JournalEntry:
+        return JournalEntry(task_id=task.task_id, submission_id=sub.submission_id,
+                            worker=self.address, stage=stage,
+                            task_block_hash=self.client.block_hash(task.created_block),
+                            assigned_block_hash=self.client.block_hash(sub.assigned_block),
+                            assets_cid=task.assets_cid)
+
+    def _accept(self, task_id: int, *, take_new: bool = True
+                ) -> tuple[JournalEntry | None, AcceptReport | None]:
+        """Adopt the slot this account holds on ``task_id``, else (``take_new``) accept one."""
+        sub = self._held(task_id)
+        if sub is not None:
+            task = self.client.task(task_id)
+            stage = Stage.ACCEPTED if sub.status is SubmissionStatus.Assigned \
+                else Stage.SUBMITTED
+            entry = self.journal.load(sub.submission_id,
+                                      self.client.block_hash(sub.assigned_block))
+            if entry is None:
+                entry = self._entry_for(task, sub, stage)
+            elif stage is Stage.SUBMITTED:
+                entry.stage = stage
+            self.journal.save(entry)
+            return entry, AcceptReport(task_id=task_id, submission_id=sub.submission_id,
+                                       status=sub.status, sent=False)
+        if not take_new:
+            return None, None
+        task = self._check_task_type(task_id)
+        result = self.client.accept_task(task_id)
+        sub = self.client.submission(result.submission_id)
+        entry = self._entry_for(task, sub, Stage.ACCEPTED)
         self.journal.save(entry)
-        return entry
+        return entry, AcceptReport(task_id=task_id, submission_id=result.submission_id,
+                                   status=sub.status, sent=True,
+                                   extrinsic_hash=result.extrinsic_hash,
+                                   block_number=result.block_number)
+
+    # --- commands -----------------------------------------------------------------------------
+
+    def accept(self, task_id: int) -> AcceptReport:
+        """Accept ``task_id`` (or adopt the submission this account already holds on it)."""
+        with self.journal.locked(f"accept {task_id}"):
+            _current, stale = self._current(task_id, reset=False)
+            _entry, report = self._accept(task_id)
+            assert report is not None
+            return report.model_copy(update={"stale": stale})
 
     def work(self, task_id: int, data_dir: Path | None = None, *,
              on_log: Callable[[str], None] | None = None,
-             stop_after: Stage | None = None) -> WorkReport:
+             stop_after: Stage | None = None, reset: bool = False,
+             accept: bool = True) -> WorkReport:
         """Accept (or resume), fetch and verify, run, upload and submit: every stage once.
 
         ``stop_after`` ends early after a stage (``decentralml run`` stops after RAN); calling
-        ``work`` again later picks up from there.
+        ``work`` again later picks up from there. ``reset`` forgets this task's local progress
+        (the slot on chain is kept) and starts again from fetching. With ``accept=False``
+        (``decentralml submit``) no new slot is taken: there must be something to continue.
         """
         if data_dir is not None and not data_dir.is_dir():
             raise InvalidInput("data_dir", f"{data_dir} is not a directory")
-        entry = self.journal.for_task(task_id)
-        resumed_from = entry.stage if entry is not None else None
-        timings: dict[str, float] = {}
-        if entry is None:
-            started = time.perf_counter()
-            entry = self.accept(task_id)
-            timings["accepted"] = time.perf_counter() - started
-        stages: list[str] = []
-        workdir = self.home / "work" / f"submission-{entry.submission_id}"
-        for stage, step in ((Stage.FETCHED, self._fetch), (Stage.RAN, self._run),
-                            (Stage.UPLOADED, self._upload), (Stage.SUBMITTED, self._submit)):
-            if stop_after is not None and entry.stage >= stop_after:
-                break
-            if entry.stage < stage:
+        with self.journal.locked(f"work {task_id}"):
+            entry, stale = self._current(task_id, reset=reset)
+            resumed_from = entry.stage if entry is not None else None
+            timings: dict[str, float] = {}
+            if entry is None:
                 started = time.perf_counter()
-                step(entry, workdir, data_dir, on_log)
-                timings[stage.name.lower()] = time.perf_counter() - started
-                entry.stage = stage
-                self.journal.save(entry)
-                stages.append(stage.name.lower())
-        status = self.client.submission(entry.submission_id).status
-        return WorkReport(task_id=task_id, submission_id=entry.submission_id, status=status,
-                          result_cid=entry.result_cid, num_examples=entry.num_examples,
-                          metrics=entry.metrics, resumed_from=resumed_from, stages_run=stages,
-                          block_number=entry.block_number, timings=timings)
+                entry, accepted = self._accept(task_id, take_new=accept)
+                if entry is None:
+                    raise InvalidInput("task_id", f"nothing to submit for task {task_id}: this "
+                                       f"account holds no slot on it; `decentralml run "
+                                       f"{task_id} --data DIR` first")
+                if accepted is not None and accepted.sent:
+                    timings["accepted"] = time.perf_counter() - started
+            if not accept and entry.stage < Stage.RAN and data_dir is None:
+                raise InvalidInput("data_dir", f"task {task_id} has not run yet, so there is "
+                                   f"nothing to submit: `decentralml run {task_id} --data DIR` "
+                                   f"first (or give --data here)")
+            stages: list[str] = []
+            sent = False
+            workdir = self._workdir(entry)
+            for stage, step in ((Stage.FETCHED, self._fetch), (Stage.RAN, self._run),
+                                (Stage.UPLOADED, self._upload), (Stage.SUBMITTED, self._submit)):
+                if stop_after is not None and entry.stage >= stop_after:
+                    break
+                if entry.stage < stage:
+                    started = time.perf_counter()
+                    sent = bool(step(entry, workdir, data_dir, on_log)) or sent
+                    timings[stage.name.lower()] = time.perf_counter() - started
+                    entry.stage = stage
+                    self.journal.save(entry)
+                    stages.append(stage.name.lower())
+            status = self.client.submission(entry.submission_id).status
+            return WorkReport(task_id=task_id, submission_id=entry.submission_id,
+                              status=status, result_cid=entry.result_cid,
+                              num_examples=entry.num_examples, metrics=entry.metrics,
+                              resumed_from=resumed_from, stages_run=stages,
+                              block_number=entry.block_number, timings=timings,
+                              result_sent=sent, stale=stale, reset=reset,
+                              sandbox=entry.sandbox)
+
+    def abandon(self, task_id: int) -> AbandonReport:
+        """Give back the slot this account holds on ``task_id`` (``abandon_task``), and discard
+        the local progress on it. Only an ``Assigned`` slot can be given back."""
+        with self.journal.locked(f"abandon {task_id}"):
+            mine = [s for s in self.client.worker_submissions(self.address)
+                    if s.task_id == task_id]
+            assigned = [s for s in mine if s.status is SubmissionStatus.Assigned]
+            if not assigned:
+                sent = [s for s in mine if s.status in (SubmissionStatus.PendingValidation,
+                                                        SubmissionStatus.Accepted)]
+                if sent:
+                    raise InvalidInput("task_id", f"your result for task {task_id} was already "
+                                       f"sent (submission {sent[-1].submission_id} is "
+                                       f"{sent[-1].status.value}); a sent result cannot be "
+                                       f"withdrawn")
+                raise InvalidInput("task_id", f"this account holds no slot on task {task_id}")
+            sub = assigned[-1]
+            result = self.client.abandon_task(sub.submission_id)
+            discarded = []
+            for entry in self.journal.unfinished(task_id):
+                self.journal.remove(entry)
+                shutil.rmtree(self._workdir(entry), ignore_errors=True)
+                discarded.append(entry.key)
+            return AbandonReport(task_id=task_id, submission_id=sub.submission_id,
+                                 extrinsic_hash=result.extrinsic_hash,
+                                 block_number=result.block_number, discarded=discarded)
 
     # --- stages -------------------------------------------------------------------------------
 
-    def _check_task_type(self, task_id: int) -> None:
+    def _check_task_type(self, task_id: int) -> TaskInfo:
         task = self.client.task(task_id)
         if self.task_type is not None and task.task_type is not self.task_type:
             raise InvalidInput("task_id", f"task {task_id} is a {task.task_type.value} task",
                                f"a {self.task_type.value} task for {type(self).__name__}")
+        return task
 
     def _fetch(self, entry: JournalEntry, workdir: Path, data_dir: Path | None,
                on_log: Callable[[str], None] | None) -> None:
@@ -154,7 +328,11 @@ class Contributor:
     def _run(self, entry: JournalEntry, workdir: Path, data_dir: Path | None,
              on_log: Callable[[str], None] | None) -> None:
         from decentralml.storage.bundle import load_bundle
-        from decentralml.storage.runner import run_bundle
+        from decentralml.storage.runner import (
+            DEFAULT_MAX_OUTPUT_BYTES,
+            DEFAULT_MAX_PROCESSES,
+            run_bundle,
+        )
 
         if data_dir is None:
             raise InvalidInput("data_dir", "the task has not run yet: give your data directory")
@@ -169,7 +347,11 @@ class Contributor:
         result = run_bundle(bundle, task_id=entry.task_id, submission_id=entry.submission_id,
                             data_dir=data_dir, workdir=run_dir, timeout=self.timeout,
                             cpu_seconds=self.cpu_seconds, memory_bytes=self.memory_bytes,
-                            on_log=on_log)
+                            on_log=on_log, sandbox=self.sandbox,
+                            allow_network=self.allow_network,
+                            max_output_bytes=self.max_output_bytes or DEFAULT_MAX_OUTPUT_BYTES,
+                            max_processes=self.max_processes or DEFAULT_MAX_PROCESSES)
+        entry.sandbox = result.sandbox
         entry.output_dir = str(result.output_dir)
         entry.num_examples = result.num_examples
         entry.metrics = dict(result.metrics or {})
@@ -187,11 +369,11 @@ class Contributor:
         entry.result_cid = packed.cid
 
     def _submit(self, entry: JournalEntry, workdir: Path, data_dir: Path | None,
-                on_log: Callable[[str], None] | None) -> None:
+                on_log: Callable[[str], None] | None) -> bool:
         # Ask the chain first: if a previous attempt's extrinsic landed, sending again would only
         # fail with InvalidStatus, and we would lose the record of the success.
         if self.client.submission(entry.submission_id).status is not SubmissionStatus.Assigned:
-            return
+            return False
         result: dict[str, Any] = {"metrics": entry.metrics}
         if entry.num_examples is not None:
             result["num_examples"] = entry.num_examples
@@ -200,6 +382,7 @@ class Contributor:
                                             result_storage=self.store.storage_type)
         entry.extrinsic_hash = sent.extrinsic_hash
         entry.block_number = sent.block_number
+        return True
 
 
 class ModelContributor(Contributor):

@@ -82,8 +82,11 @@ class ModelCreator:
                 validation_strategy: ValidationStrategy = ValidationStrategy.ManualAccept,
                 expires_in: int = DEFAULT_EXPIRES_IN, requirements: Sequence[str] = (),
                 outputs: Sequence[str] = (), metadata: dict[str, Any] | None = None,
-                ) -> PublishedTask:
+                network: bool = False) -> PublishedTask:
         """Pack ``bundle_dir``, store and pin it, then ``create_task`` with its CID.
+
+        ``network`` declares in the manifest that the task needs network access; contributors
+        run it only if they allow it (``--allow-network``), and no task gets it otherwise.
 
         The arguments are validated before anything is packed or stored, so a bad reward does not
         leave an orphan bundle behind.
@@ -102,7 +105,7 @@ class ModelCreator:
               expiration_block=expires_in)
         packed = pack_bundle(bundle_dir, self.store, task_type=task_type,
                              requirements=tuple(requirements), outputs=tuple(outputs),
-                             metadata=metadata)
+                             metadata=metadata, network=network)
         self.store.pin(packed.cid)
         created = self.client.create_task(
             task_type=task_type, question=question, reward=reward,
@@ -116,8 +119,8 @@ class ModelCreator:
     def publish_template(self, template: str, dest: Path, **kwargs: Any) -> PublishedTask:
         """Copy ``asset_templates/<template>`` to ``dest`` (kept for editing) and publish it.
 
-        The template's ``template.json`` supplies the task type, requirements and outputs unless
-        ``kwargs`` give them.
+        The template's ``template.json`` supplies the task type, requirements, outputs and
+        ``network`` (whether the task needs network access) unless ``kwargs`` give them.
         """
         source = templates_dir() / template
         if not source.is_dir():
@@ -131,7 +134,8 @@ class ModelCreator:
             meta = json.loads(described.read_text(encoding="utf-8"))
             defaults = {"task_type": TaskType(meta["task_type"]),
                         "requirements": tuple(meta.get("requirements", ())),
-                        "outputs": tuple(meta.get("outputs", ()))}
+                        "outputs": tuple(meta.get("outputs", ())),
+                        "network": bool(meta.get("network", False))}
             for key, value in defaults.items():
                 if kwargs.get(key) is None:
                     kwargs[key] = value
@@ -189,13 +193,20 @@ class ModelCreator:
                                        on_error=on_error)
 
     def federate(self, task_id: int, model: Any, strategy: Any = None) -> Any:
-        """Load the task's accepted updates and return ``model`` with the aggregated weights."""
-        from decentralml.fl import FedAvg, federated_contributors_model
+        """Load the task's accepted updates and return ``model`` with the aggregated weights.
 
+        ``strategy`` is an aggregator or a registry name (``"fedadam"``, see
+        :func:`decentralml.fl.strategy_from_name`); default FedAvg. Pass the same strategy object
+        every round of a job: server optimizers keep their state in it.
+        """
+        from decentralml.fl import federated_contributors_model
+        from decentralml.fl.federate import resolve_strategy
+
+        chosen = resolve_strategy(strategy)  # a bad name fails before anything is fetched
         updates = self.load_contributor_models(self.accepted_results(task_id), like=model)
         if not updates:
             raise InvalidInput("task_id", f"task {task_id} has no accepted results to federate")
-        return federated_contributors_model(model, updates, strategy or FedAvg())
+        return federated_contributors_model(model, updates, chosen)
 
     def close(self, task_id: int) -> Any:
         return self.client.close_task(task_id)

@@ -6,12 +6,19 @@ round's policy, federates the accepted updates, evaluates the new global model o
 and closes the task so unspent escrow comes back. The job stops after ``rounds`` rounds or as
 soon as the holdout accuracy reaches ``target_accuracy``.
 
+The strategy (an aggregator or a registry name such as ``"fedadam"``) is one object for the whole
+job, so server optimizers carry their momentum and moments from round to round. FedProx's ``mu``
+and client-side DP go into each round's ``config.json`` (``task_options``); with DP, client or
+server side, every round's task metadata states the job's (epsilon, delta) and the report gives
+the epsilon spent after each round.
+
 With a :class:`~decentralml.roles.job_store.JobDir` the job keeps its history on disk after every
 phase (publish, validate, federate, close) and can be resumed after the creator's process died:
 a round whose task exists is adopted (found by its question, which names the job and the round,
 if the process died before recording the id), validation only ever touches results the chain
 still shows as pending, and a closed round is never reopened, so nothing is published or paid
-twice. The strategy's server-side state (``get_state``/``set_state``) is saved with each round.
+twice. The strategy's server-side state (``get_state``/``set_state``) is saved with each round
+and restored on resume.
 """
 
 from __future__ import annotations
@@ -26,10 +33,13 @@ from pydantic import BaseModel
 
 from decentralml.chain.types import SubmissionStatus, TaskStatus, TaskType, ValidationStrategy
 from decentralml.errors import ChainTimeout, InvalidInput
+from decentralml.fl.privacy import PrivacyGuarantee
 from decentralml.roles.creator import ModelCreator, PublishedTask
 
 if TYPE_CHECKING:
     from decentralml.chain.policies import Policy
+    from decentralml.fl.base import Aggregator
+    from decentralml.fl.task_options import TaskOptions
     from decentralml.roles.job_store import ContributorRecord, JobDir, JobState, RoundRecord
 
 #: File name of the global model inside each round's bundle (the contributor's train.py loads it).
@@ -48,6 +58,8 @@ class RoundReport(BaseModel):
     refund: int
     accuracy: float | None
     seconds: float
+    #: the epsilon spent so far (at the job's delta) when the job is differentially private
+    epsilon: float | None = None
     #: where the round's time went: publish (pack, store, create_task), contributors (waiting
     #: for results), validate, federate (load, aggregate, evaluate), close
     timings: dict[str, float] = {}
@@ -70,6 +82,10 @@ class FederatedJobReport(BaseModel):
     rounds: list[RoundReport]
     final_accuracy: float | None
     stopped_because: str
+    #: the strategy as the registry names it (``fedadam``), or its class name
+    strategy: str = ""
+    #: the DP guarantees of the rounds actually run (client side, server side, or both)
+    privacy: list[PrivacyGuarantee] = []
 
     @property
     def total_paid(self) -> int:
@@ -80,22 +96,28 @@ def run_federated_job(
     creator: ModelCreator, model: Any, bundle_dir: Path, *, rounds: int, slots: int,
     reward: int, x_test: Any, y_test: Any, question: str = "Train the global model",
     target_accuracy: float | None = None, round_timeout: float = 600.0,
-    strategy: Any = None,
+    strategy: Aggregator | str | None = None,
     validation: Callable[[int], tuple[ValidationStrategy, Policy]] | None = None,
     on_round_published: Callable[[int, PublishedTask], None] | None = None,
+    task_options: TaskOptions | None = None, dp_delta: float = 1e-5,
     job: JobDir | None = None,
     on_progress: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> tuple[Any, FederatedJobReport]:
     """Run the job; returns the final global model and a per-round report.
 
-    ``validation(round)`` picks the task's on-chain strategy and the reviewer's policy for that
-    round (default: AutoAccept on chain). ``on_round_published`` is called once a round's task is
-    on chain, e.g. to notify or start contributors. ``job`` persists the history and makes the
-    call resumable (call it again with the same ``job`` after a crash: ``rounds``, ``slots`` and
-    the rest must be those of the job's spec). ``on_progress(event, data)`` reports each phase.
+    ``strategy`` is an aggregator or a name for :func:`decentralml.fl.strategy_from_name`
+    (default FedAvg). ``validation(round)`` picks the task's on-chain strategy and the reviewer's
+    policy for that round (default: AutoAccept on chain). ``on_round_published`` is called once a
+    round's task is on chain, e.g. to notify or start contributors. ``task_options`` (FedProx's
+    ``proximal_mu``, client-side ``dp``) are written into each round's ``config.json`` for the
+    bundle to apply; ``dp_delta`` is the delta client-side DP is accounted at. ``job`` persists
+    the history and makes the call resumable (call it again with the same ``job`` after a crash:
+    ``rounds``, ``slots`` and ``reward`` must be the job spec's). ``on_progress(event, data)``
+    reports each phase.
     """
     from decentralml.chain.policies import AutoAccept
-    from decentralml.fl import FedAvg, evaluate, load_model, save_model
+    from decentralml.fl import evaluate, load_model, save_model
+    from decentralml.fl.federate import resolve_strategy
 
     if rounds < 1:
         raise InvalidInput("rounds", f"is {rounds}", ">= 1")
@@ -103,7 +125,9 @@ def run_federated_job(
         raise InvalidInput("target_accuracy", f"is {target_accuracy}", "0 < x <= 1")
     if not (bundle_dir / "start_task.sh").is_file():
         raise InvalidInput("bundle_dir", f"{bundle_dir} has no start_task.sh")
-    strategy = strategy or FedAvg()
+    chosen = resolve_strategy(strategy)
+    guarantees = _job_privacy(chosen, task_options, dp_delta)  # checked before anything runs
+    planned = [g(rounds) for g in guarantees]
     progress = on_progress or (lambda event, data: None)
     state = job.load() if job is not None else None
     if state is not None:
@@ -131,7 +155,7 @@ def run_federated_job(
             # done before the restart: take its model and strategy state, report it again
             if record.accepted and job is not None and job.model_path(r).is_file():
                 model = load_model(job.model_path(r))
-                _restore_strategy(strategy, job, r)
+                _restore_strategy(chosen, job, r)
             accuracy = record.accuracy
             reports.append(_report_of(record))
             progress("round-resumed", {"round": r, "task_id": record.task_id,
@@ -161,10 +185,15 @@ def run_federated_job(
                     shutil.rmtree(round_dir)
                 shutil.copytree(bundle_dir, round_dir)
                 save_model(model, round_dir / MODEL_FILE)
+                if task_options is not None:
+                    from decentralml.fl.task_options import write_task_options
+
+                    write_task_options(round_dir, task_options)
+                metadata = ({"privacy": [p.model_dump() for p in planned]} if planned else None)
                 published = creator.publish(
                     round_dir, question=round_question(r), reward=reward,
                     task_type=TaskType.ModelContributor, max_assignments=slots,
-                    validation_strategy=strategy_on_chain)
+                    validation_strategy=strategy_on_chain, metadata=metadata)
                 task_id = published.task_id
             if record is not None and job is not None and state is not None:
                 record.task_id = task_id
@@ -178,6 +207,7 @@ def run_federated_job(
         deadline = (record.published_at if record is not None and record.published_at
                     else time.time()) + round_timeout
         task = creator.client.task(task_id)
+        rejected_now = 0
         if task.status is TaskStatus.Open:
             try:
                 submitted = creator.wait_for_results(task_id, slots,
@@ -187,10 +217,7 @@ def run_federated_job(
             lap("contributors")
             progress("round-results", {"round": r, "task_id": task_id,
                                        "submitted": len(submitted)})
-            report = creator.validate(task_id, policy)
-            rejected_now = len(report.rejected)
-        else:
-            rejected_now = 0
+            rejected_now = len(creator.validate(task_id, policy).rejected)
         lap("validate")
         subs = creator.results(task_id)
         accepted = [s for s in subs if s.status is SubmissionStatus.Accepted]
@@ -199,13 +226,14 @@ def run_federated_job(
             job.save(state)
         progress("round-validated", {"round": r, "task_id": task_id, "accepted": len(accepted),
                                      "paid": len(accepted) * reward})
-        contributors = _score_contributors(creator, model, subs, reward, x_test, y_test)
+        contributors = (_score_contributors(creator, model, subs, reward, x_test, y_test)
+                        if job is not None else [])
         if accepted:
-            model = creator.federate(task_id, model, strategy)
+            model = creator.federate(task_id, model, chosen)
             accuracy = float(evaluate(model, x_test, y_test)["accuracy"])
             if job is not None:
                 save_model(model, job.model_path(r))
-                get_state = getattr(strategy, "get_state", None)
+                get_state = getattr(chosen, "get_state", None)
                 if get_state is not None:
                     job.save_strategy_state(r, get_state())
         lap("federate")
@@ -226,7 +254,8 @@ def run_federated_job(
             accepted=len(accepted), rejected=max(rejected_now, sum(
                 1 for s in subs if s.status is SubmissionStatus.Rejected)),
             paid=len(accepted) * reward, refund=refund, accuracy=accuracy,
-            seconds=time.monotonic() - started, timings=lap.times)
+            seconds=time.monotonic() - started, timings=lap.times,
+            epsilon=min((g(r).epsilon for g in guarantees), default=None))
         reports.append(round_report)
         if record is not None and job is not None and state is not None:
             record.phase = "closed"
@@ -246,8 +275,46 @@ def run_federated_job(
         state.stopped_because = stopped
         job.save(state)
         job.write_report(state)
+    ran = len(reports)
     return model, FederatedJobReport(rounds=reports, final_accuracy=accuracy,
-                                     stopped_because=stopped)
+                                     stopped_because=stopped, strategy=_strategy_name(chosen),
+                                     privacy=[g(ran) for g in guarantees])
+
+
+def _strategy_name(strategy: Any) -> str:
+    from decentralml.fl.registry import STRATEGIES
+
+    for name, (_module, cls) in STRATEGIES.items():
+        if type(strategy).__name__ == cls:
+            return name
+    return type(strategy).__name__
+
+
+def _job_privacy(strategy: Any, options: TaskOptions | None,
+                 delta: float) -> list[Callable[[int], PrivacyGuarantee]]:
+    """For each DP mechanism of the job, the guarantee after a given number of rounds."""
+    from functools import cache
+
+    from decentralml.fl.dp_fedavg import DPFedAvg
+    from decentralml.fl.privacy import privacy_guarantee
+
+    out: list[Callable[[int], PrivacyGuarantee]] = []
+    if options is not None and options.dp is not None and options.dp.noise_multiplier > 0:
+        dp = options.dp
+
+        @cache
+        def client(rounds: int) -> PrivacyGuarantee:
+            return privacy_guarantee(side="client", clipping_norm=dp.clipping_norm,
+                                     noise_multiplier=dp.noise_multiplier, rounds=rounds,
+                                     delta=delta)
+
+        client(1)  # fail now (bad delta, no dp-accounting) rather than after round 1
+        out.append(client)
+    if isinstance(strategy, DPFedAvg) and strategy.noise_multiplier > 0:
+        server = cache(strategy.guarantee)
+        server(1)
+        out.append(server)
+    return out
 
 
 _SUBMITTED = (SubmissionStatus.PendingValidation, SubmissionStatus.Accepted,

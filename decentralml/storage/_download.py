@@ -11,12 +11,23 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from decentralml.errors import StorageError
+from decentralml.errors import FetchLimitExceeded, StorageError
+from decentralml.storage.base import FetchLimits
 from decentralml.storage.progress import Advance
-from decentralml.storage.unixfs import BlockGetter, remember_last, walk_tree
+from decentralml.storage.unixfs import (
+    DAG_PB,
+    RAW,
+    BlockGetter,
+    cid_codec,
+    cid_to_str,
+    load_node,
+    remember_last,
+    walk_tree,
+)
 
 #: Streams a file's verified bytes given its CID and a block getter.
 FileReader = Callable[[bytes, BlockGetter], Iterator[bytes]]
@@ -24,12 +35,79 @@ FileReader = Callable[[bytes, BlockGetter], Iterator[bytes]]
 FileCopier = Callable[[bytes, BlockGetter, Path, Advance], None]
 
 
+class _Budget:
+    """What is left of a fetch's :class:`FetchLimits`, charged as the DAG streams."""
+
+    def __init__(self, cid: bytes, limits: FetchLimits) -> None:
+        self.cid = cid_to_str(cid)
+        self.limits = limits
+        self.deadline = time.monotonic() + limits.timeout
+        self.bytes = 0
+        self.entries = 0
+
+    def _fail(self, what: str) -> None:
+        raise FetchLimitExceeded(f"refused {self.cid}: {what}; nothing was kept")
+
+    def tick(self) -> None:
+        if time.monotonic() > self.deadline:
+            self._fail(f"the fetch took longer than {self.limits.timeout:g} s "
+                       "(limit: FetchLimits.timeout)")
+
+    def entry(self) -> None:
+        self.entries += 1
+        if self.entries > self.limits.max_entries:
+            self._fail(f"more than {self.limits.max_entries} files and directories "
+                       "(limit: max_entries)")
+        self.tick()
+
+    def declare(self, relpath: PurePosixPath, size: int) -> None:
+        """Refuse a file by the size its verified root declares, before writing any of it."""
+        per_file = self.limits.max_file_bytes
+        if per_file is not None and size > per_file:
+            self._fail(f"{str(relpath)!r} holds {size} bytes (limit: max_file_bytes={per_file})")
+        if self.bytes + size > self.limits.max_bytes:
+            self._fail(f"it expands to more than {self.limits.max_bytes} bytes at "
+                       f"{str(relpath)!r} (limit: max_bytes)")
+
+    def advance(self, n: int) -> None:
+        self.bytes += n
+        if self.bytes > self.limits.max_bytes:
+            self._fail(f"it expands to more than {self.limits.max_bytes} bytes "
+                       "(limit: max_bytes)")
+        self.tick()
+
+    def getter(self, get_block: BlockGetter) -> BlockGetter:
+        def get(cid: bytes) -> bytes:
+            self.tick()
+            return get_block(cid)
+        return get
+
+
+def _declared_size(cid: bytes, get_block: BlockGetter) -> int:
+    """A file's size as its (verified) root node says; 0 for a raw leaf, which is one block."""
+    if cid_codec(cid) == RAW:
+        return 0
+    if cid_codec(cid) != DAG_PB:
+        return 0
+    _node, fs = load_node(cid, get_block)
+    return fs.filesize if fs.filesize is not None else len(fs.data or b"") + sum(fs.blocksizes)
+
+
 def download(cid: bytes, dest: Path, get_block: BlockGetter, read_file: FileReader,
-             advance: Advance, copy_file: FileCopier | None = None) -> Path:
+             advance: Advance, copy_file: FileCopier | None = None,
+             limits: FetchLimits | None = None) -> Path:
     """Write the file or directory ``cid`` to ``dest`` (replacing a file or an empty directory).
 
     ``copy_file``, if given, materialises each file instead of streaming ``read_file``.
+    ``limits`` (default :class:`FetchLimits`) are charged while the DAG streams.
     """
+    budget = _Budget(cid, limits or FetchLimits())
+
+    def charge(n: int) -> None:
+        advance(n)
+        budget.advance(n)
+
+    get_block = budget.getter(get_block)
     dest = Path(dest).expanduser().absolute()
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -39,18 +117,24 @@ def download(cid: bytes, dest: Path, get_block: BlockGetter, read_file: FileRead
     try:
         content = staging / "content"
         getter = remember_last(get_block)
-        for relpath, child, is_dir in walk_tree(cid, getter):
+        for relpath, child, is_dir in walk_tree(cid, getter, max_depth=budget.limits.max_depth):
+            budget.entry()
             target = content / relpath
-            if is_dir:
-                target.mkdir()
-                continue
-            if copy_file is not None:
-                copy_file(child, getter, target, advance)
-                continue
-            with open(target, "wb") as out:
-                for chunk in read_file(child, getter):
-                    out.write(chunk)
-                    advance(len(chunk))
+            try:
+                if is_dir:
+                    target.mkdir()
+                    continue
+                budget.declare(relpath, _declared_size(child, getter))
+                if copy_file is not None:
+                    copy_file(child, getter, target, charge)
+                    continue
+                with open(target, "wb") as out:
+                    for chunk in read_file(child, getter):
+                        out.write(chunk)
+                        charge(len(chunk))
+            except OSError as exc:  # e.g. a path too long for the filesystem
+                raise StorageError(f"cannot write {str(relpath)[:120]!r}: "
+                                   f"{exc.strerror or exc}") from exc
         try:
             os.replace(content, dest)
         except OSError as exc:

@@ -9,10 +9,32 @@ the same thing everywhere. Every read is verified against its CID while it strea
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from decentralml.chain.types import StorageType
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    """Bounds on one :meth:`Store.get`, enforced while the DAG streams, before bytes land.
+
+    A CID proves what content is, not how big it is: a few stored blocks can name a directory of
+    millions of entries or a file of terabytes (directory and file bombs). ``max_bytes`` and
+    ``max_file_bytes`` are checked against each file's size as its verified root node declares
+    it, before the file is written, and again against the bytes written; ``max_entries`` counts
+    files and directories, ``max_depth`` directory nesting, ``timeout`` the whole fetch in
+    seconds (checked between blocks and chunks, so one slow read can add the backend's own
+    per-request timeout). Breaking one raises
+    :class:`~decentralml.errors.FetchLimitExceeded` and nothing is left at the destination.
+    """
+
+    max_bytes: int = 64 * 1024**3
+    max_file_bytes: int | None = None
+    max_entries: int = 1_000_000
+    max_depth: int = 1024
+    timeout: float = 3600.0
 
 
 @runtime_checkable
@@ -30,10 +52,11 @@ class Store(Protocol):
         """Store a small blob; return its CID."""
         ...
 
-    def get(self, cid: str, dest: Path) -> Path:
+    def get(self, cid: str, dest: Path, *, limits: FetchLimits | None = None) -> Path:
         """Fetch ``cid`` (file or directory) to ``dest``, verified; return ``dest``.
 
-        On a mismatch nothing is left at ``dest`` and :class:`IntegrityError` is raised.
+        On a mismatch nothing is left at ``dest`` and :class:`IntegrityError` is raised; over
+        ``limits`` (default :class:`FetchLimits`), :class:`FetchLimitExceeded`.
         """
         ...
 

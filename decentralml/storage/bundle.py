@@ -15,6 +15,9 @@ directory always packs to the same CID::
      "files": [{"path": "start_task.sh", "sha256": "...", "size": 123, "executable": true}, ...],
      "requirements": ["numpy>=1.26"], "outputs": ["update.npz", "update.json"],
      "metadata": {...}, "num_examples": null, "metrics": {}}
+
+``"network": true`` is added by a task that needs network access (the runner gives it only when
+the contributor allows it); it is left out when false, so bundles without it keep their CIDs.
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from decentralml.chain.types import TaskType
-from decentralml.errors import BundleError, IntegrityError, InvalidInput
-from decentralml.storage.base import Store
+from decentralml.errors import BundleError, FetchLimitExceeded, IntegrityError, InvalidInput
+from decentralml.storage.base import FetchLimits, Store
 
 #: Name of the manifest at the root of every bundle. It is never listed in its own ``files``.
 MANIFEST_NAME = "decentralml.json"
@@ -59,6 +62,8 @@ MAX_MANIFEST_SIZE = 16 * 1024**2
 #: Longest relative path (UTF-8 bytes) and path component accepted, portable to every OS we meet.
 MAX_PATH_LENGTH = 1024
 MAX_NAME_LENGTH = 255
+#: Default time limit of :func:`fetch_bundle`, seconds.
+DEFAULT_FETCH_TIMEOUT = 3600.0
 
 #: Names left out of :func:`pack_bundle` by default: caches and VCS noise that running or editing
 #: a bundle locally creates, and which would otherwise change the CID for no reason.
@@ -149,6 +154,9 @@ class Manifest(BaseModel):
     #: Result bundles: how many examples the contribution was computed on, and its metrics.
     num_examples: int | None = Field(default=None, ge=0)
     metrics: dict[str, float] = Field(default_factory=dict)
+    #: Task bundles: the task needs network access. The contributor's runner grants it only
+    #: with ``allow_network`` (``--allow-network``); no task gets the network otherwise.
+    network: bool = False
 
     @field_validator("files")
     @classmethod
@@ -234,8 +242,10 @@ class Manifest(BaseModel):
 
     def to_json(self) -> bytes:
         """Canonical serialisation: the same manifest always gives the same bytes (and CID)."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, indent=2,
-                          ensure_ascii=False, allow_nan=False)
+        data = self.model_dump(mode="json")
+        if not data["network"]:
+            del data["network"]  # absent means false: older bundles keep their CIDs
+        text = json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
         return (text + "\n").encode("utf-8")
 
     @classmethod
@@ -245,6 +255,8 @@ class Manifest(BaseModel):
             raw = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise BundleError(f"{MANIFEST_NAME} is not valid JSON: {exc}") from exc
+        except RecursionError:
+            raise BundleError(f"{MANIFEST_NAME} is nested too deeply to be a manifest") from None
         if isinstance(raw, dict) and raw.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
             raise BundleError(f"{MANIFEST_NAME} has format_version {raw.get('format_version')!r};"
                               f" this decentralml reads version {FORMAT_VERSION} (upgrade it?)")
@@ -252,6 +264,8 @@ class Manifest(BaseModel):
             return cls.model_validate(raw)
         except ValidationError as exc:
             raise BundleError(f"invalid {MANIFEST_NAME}: {exc}") from exc
+        except RecursionError:
+            raise BundleError(f"{MANIFEST_NAME} is nested too deeply to be a manifest") from None
 
 
 @dataclass(frozen=True)
@@ -366,14 +380,14 @@ def build_manifest(directory: Path, *, task_type: TaskType,
                    max_file_size: int = DEFAULT_MAX_FILE_SIZE,
                    kind: Literal["task", "result"] | None = None,
                    num_examples: int | None = None, metrics: Mapping[str, float] | None = None,
-                   exclude: Iterable[str] = DEFAULT_EXCLUDES) -> Manifest:
+                   exclude: Iterable[str] = DEFAULT_EXCLUDES, network: bool = False) -> Manifest:
     """Hash ``directory`` into a manifest without storing anything (what pack would publish)."""
     if kind is None:
         kind = "task" if entrypoint is not None else "result"
     manifest, _ = _build(directory, task_type=task_type, entrypoint=entrypoint,
                          requirements=requirements, outputs=outputs, metadata=metadata,
                          max_file_size=max_file_size, kind=kind, num_examples=num_examples,
-                         metrics=metrics, exclude=exclude)
+                         metrics=metrics, exclude=exclude, network=network)
     return manifest
 
 
@@ -382,7 +396,8 @@ def _build(directory: Path, *, task_type: TaskType, entrypoint: str | None,
            metadata: Mapping[str, Any] | None, max_file_size: int,
            kind: Literal["task", "result"], num_examples: int | None,
            metrics: Mapping[str, float] | None,
-           exclude: Iterable[str]) -> tuple[Manifest, list[tuple[str, Path]]]:
+           exclude: Iterable[str], network: bool = False
+           ) -> tuple[Manifest, list[tuple[str, Path]]]:
     directory = Path(directory)
     if not directory.is_dir():
         raise InvalidInput("directory", f"{directory} is not a directory")
@@ -403,7 +418,8 @@ def _build(directory: Path, *, task_type: TaskType, entrypoint: str | None,
         manifest = Manifest(kind=kind, task_type=TaskType(task_type), entrypoint=entrypoint,
                             files=tuple(entries), requirements=tuple(requirements),
                             outputs=tuple(outputs), metadata=dict(metadata or {}),
-                            num_examples=num_examples, metrics=dict(metrics or {}))
+                            num_examples=num_examples, metrics=dict(metrics or {}),
+                            network=network)
     except ValidationError as exc:
         raise BundleError(f"cannot pack {directory}: {exc}") from exc
     return manifest, sources
@@ -415,7 +431,7 @@ def pack_bundle(directory: Path, store: Store, *, task_type: TaskType,
                 max_file_size: int = DEFAULT_MAX_FILE_SIZE,
                 exclude: Iterable[str] = DEFAULT_EXCLUDES,
                 kind: Literal["task", "result"] | None = None, num_examples: int | None = None,
-                metrics: Mapping[str, float] | None = None) -> PackedBundle:
+                metrics: Mapping[str, float] | None = None, network: bool = False) -> PackedBundle:
     """Hash every file of ``directory``, write the manifest next to them and store the lot.
 
     ``directory`` itself is left untouched: the files are hardlinked (or copied) into a staging
@@ -433,7 +449,7 @@ def pack_bundle(directory: Path, store: Store, *, task_type: TaskType,
     manifest, sources = _build(directory, task_type=task_type, entrypoint=entrypoint,
                                requirements=requirements, outputs=outputs, metadata=metadata,
                                max_file_size=max_file_size, kind=kind, num_examples=num_examples,
-                               metrics=metrics, exclude=exclude)
+                               metrics=metrics, exclude=exclude, network=network)
     staging = _make_staging(directory.resolve().parent)
     try:
         tree = staging / "bundle"
@@ -493,8 +509,10 @@ def verify_bundle(root: Path, *, max_total_size: int = DEFAULT_MAX_TOTAL_SIZE,
     needed_dirs = {str(p) for e in manifest.files for p in PurePosixPath(e.path).parents} - {"."}
 
     found: set[str] = set()
-
-    def walk(directory: Path, prefix: str) -> None:
+    # Iterative: a hostile tree of any depth is refused with BundleError, never RecursionError.
+    pending: list[tuple[Path, str]] = [(root, "")]
+    while pending:
+        directory, prefix = pending.pop()
         with os.scandir(directory) as it:
             entries = list(it)
         for item in entries:
@@ -513,15 +531,13 @@ def verify_bundle(root: Path, *, max_total_size: int = DEFAULT_MAX_TOTAL_SIZE,
             if stat.S_ISDIR(mode):
                 if rel not in needed_dirs:
                     raise BundleError(f"refused {rel!r}: directory not in the manifest")
-                walk(Path(item.path), rel + "/")
+                pending.append((Path(item.path), rel + "/"))
             elif stat.S_ISREG(mode):
                 if rel not in listed:
                     raise BundleError(f"refused {rel!r}: file not in the manifest")
                 found.add(rel)
             else:
                 raise BundleError(f"refused {rel!r}: not a regular file (device, FIFO or socket)")
-
-    walk(root, "")
     missing = sorted(set(listed) - found)
     if missing:
         raise BundleError(f"files listed in the manifest are missing: {missing[:10]}")
@@ -546,12 +562,30 @@ def _normalise_modes(root: Path, manifest: Manifest) -> None:
         os.chmod(root / entry.path, 0o755 if entry.executable else 0o644)
 
 
+def fetch_limits(max_total_size: int = DEFAULT_MAX_TOTAL_SIZE,
+                 max_file_size: int = DEFAULT_MAX_FILE_SIZE,
+                 timeout: float = DEFAULT_FETCH_TIMEOUT) -> FetchLimits:
+    """The :class:`FetchLimits` a bundle is fetched under: what a valid manifest could need.
+
+    At most :data:`MAX_FILES` files plus the directories holding them (each listed path has at
+    most ``MAX_PATH_LENGTH // 2`` components), the manifest, and the size limits.
+    """
+    depth = MAX_PATH_LENGTH // 2
+    return FetchLimits(max_bytes=max_total_size + MAX_MANIFEST_SIZE,
+                       max_file_bytes=max(max_file_size, MAX_MANIFEST_SIZE),
+                       max_entries=2 * MAX_FILES + 2, max_depth=depth, timeout=timeout)
+
+
 def fetch_bundle(store: Store, cid: str, dest: Path, *,
                  max_total_size: int = DEFAULT_MAX_TOTAL_SIZE,
-                 max_file_size: int = DEFAULT_MAX_FILE_SIZE) -> Bundle:
+                 max_file_size: int = DEFAULT_MAX_FILE_SIZE,
+                 timeout: float = DEFAULT_FETCH_TIMEOUT) -> Bundle:
     """Fetch bundle ``cid`` into ``dest``, verified; nothing is left at ``dest`` on failure.
 
-    The store verifies the bytes against the CID; then :func:`verify_bundle` checks the tree
+    The DAG is bounded while it streams (:func:`fetch_limits`: total bytes, per-file bytes,
+    entry count, depth and ``timeout`` seconds), so a directory or file bomb is refused with
+    :class:`BundleError` before it is written out. The store verifies the bytes against the
+    CID; then :func:`verify_bundle` checks the tree
     against the manifest, in a staging directory next to ``dest``. Only a bundle that passes is
     renamed into place (an atomic rename on the same filesystem), so ``dest`` either holds a
     complete verified bundle or does not exist. ``dest`` must not exist or be an empty directory.
@@ -565,7 +599,10 @@ def fetch_bundle(store: Store, cid: str, dest: Path, *,
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.fetch-", dir=dest.parent))
     try:
         tree = staging / "bundle"
-        store.get(cid, tree)
+        try:
+            store.get(cid, tree, limits=fetch_limits(max_total_size, max_file_size, timeout))
+        except FetchLimitExceeded as exc:
+            raise BundleError(f"bundle {exc}") from exc
         if tree.is_symlink() or not tree.is_dir():
             raise BundleError(f"{cid} is not a directory bundle")
         manifest = verify_bundle(tree, max_total_size=max_total_size, max_file_size=max_file_size)

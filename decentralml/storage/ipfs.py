@@ -39,6 +39,7 @@ from decentralml.storage._pipeline import (
     verified_stream,
     verify_copy,
 )
+from decentralml.storage.base import FetchLimits
 from decentralml.storage.progress import Advance, transfer_progress
 from decentralml.storage.unixfs import (
     CHUNK_SIZE,
@@ -353,14 +354,14 @@ class IPFSStore:
                 sink.write(chunk)
                 advance(len(chunk))
 
-    def get(self, cid: str, dest: Path) -> Path:
+    def get(self, cid: str, dest: Path, *, limits: FetchLimits | None = None) -> Path:
         """Fetch ``cid`` (file or directory) to ``dest``, verified; nothing is left on mismatch."""
         root = parse_cid(cid)
         getter = remember_last(self._block)
         size = self._file_size(root, getter)
         with transfer_progress(f"download {cid[:16]}…", size, self.progress) as advance:
             return download(root, Path(dest), getter, self._read_file, advance,
-                            self._copy_file)
+                            self._copy_file, limits)
 
     def open(self, cid: str) -> Iterator[bytes]:
         """Stream a file's bytes, each 256 KiB leaf verified before it is yielded."""

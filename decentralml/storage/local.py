@@ -43,6 +43,7 @@ from decentralml.storage._pipeline import (
     verified_stream,
     verify_copy,
 )
+from decentralml.storage.base import FetchLimits
 from decentralml.storage.progress import transfer_progress
 from decentralml.storage.unixfs import (
     CHUNK_SIZE,
@@ -263,7 +264,7 @@ class LocalStore:
         """Store a blob; return its CID."""
         return self._import(io.BytesIO(data), None).cid_str
 
-    def get(self, cid: str, dest: Path) -> Path:
+    def get(self, cid: str, dest: Path, *, limits: FetchLimits | None = None) -> Path:
         """Write ``cid`` to ``dest`` verified; on a mismatch nothing is left and
         :class:`~decentralml.errors.IntegrityError` is raised."""
         root = parse_cid(cid)
@@ -271,7 +272,7 @@ class LocalStore:
         with transfer_progress(f"fetch {cid[:16]}…", self._file_size(root),
                                self.progress) as advance:
             return download(root, Path(dest), self._read_node, self._read_file, advance,
-                            self._copy_file)
+                            self._copy_file, limits)
 
     def open(self, cid: str) -> Iterator[bytes]:
         """Stream a file's bytes; each 256 KiB leaf is verified before it is yielded."""

@@ -2,11 +2,14 @@
 
 The runner gives a task a fresh working directory, its context in ``DECENTRALML_*`` variables, an
 environment scrubbed down to an allow-list (so keyring, mnemonic and token variables never reach
-it), a wall-clock timeout that kills its whole process group, and optional CPU/memory rlimits.
+it), a wall-clock timeout that kills its whole process group, limits on processes and on what it
+writes, and optional CPU/memory rlimits.
 
-This is hygiene, not isolation: the task runs as the contributor's user and can read whatever that
-user can read. It keeps honest tasks from seeing secrets by accident and stops runaway ones; it does
-not contain a hostile one. Run untrusted tasks in a VM or container. See docs/bundles.md.
+By default (``sandbox="auto"``) the task runs inside the bubblewrap sandbox of
+:mod:`decentralml.storage.sandbox`: no view of the contributor's files, processes or network, a
+process limit, and a limit on what it may write. Where bubblewrap cannot run, the task is refused
+unless the caller opts out with ``sandbox="none"``, which keeps only the hygiene above (the task
+then runs with the contributor's rights). See docs/bundles.md and docs/security.md.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,9 +39,12 @@ from packaging.utils import canonicalize_name
 
 from decentralml.chain.types import TaskType
 from decentralml.errors import BundleError, IntegrityError, InvalidInput, RunnerError
+from decentralml.storage import sandbox as sb
+from decentralml.storage._quota import DiskWatch, measure, over_limit
 from decentralml.storage.base import Store
 from decentralml.storage.bundle import (
     DEFAULT_MAX_FILE_SIZE,
+    MAX_FILES,
     Bundle,
     Manifest,
     PackedBundle,
@@ -79,6 +86,14 @@ KILL_GRACE = 5.0
 MAX_LOG_BYTES = 64 * 1024**2
 #: Largest sidecar JSON read from the output dir.
 MAX_SIDECAR_BYTES = 1024**2
+#: Default cap on everything a task writes (output, home, tmp), in bytes.
+DEFAULT_MAX_OUTPUT_BYTES = 4 * 1024**3
+#: Default cap on the task's processes and threads (``RLIMIT_NPROC``; TensorFlow alone starts
+#: a few dozen threads per core).
+DEFAULT_MAX_PROCESSES = 512
+#: Most files and directories a task may leave in its writable dirs (a result lists at most
+#: :data:`~decentralml.storage.bundle.MAX_FILES`).
+MAX_OUTPUT_ENTRIES = MAX_FILES
 
 _LINE_MAX = 64 * 1024
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -100,11 +115,15 @@ class RunResult:
     task_type: TaskType = TaskType.ModelContributor
     bundle_cid: str = ""
     workdir: Path = field(default_factory=Path)
+    #: Which sandbox ran the task: ``"bubblewrap"`` or ``"none"`` (explicitly opted out).
+    sandbox: sb.SandboxBackend = "none"
+    #: Why the task was stopped for what it wrote (its output was deleted), else ``None``.
+    output_exceeded: str | None = None
 
     @property
     def ok(self) -> bool:
-        """Whether the task exited 0 within its time."""
-        return self.returncode == 0 and not self.timed_out
+        """Whether the task exited 0 within its time and its limits."""
+        return self.returncode == 0 and not self.timed_out and self.output_exceeded is None
 
 
 class TaskFailed(RunnerError):
@@ -116,6 +135,14 @@ class TaskFailed(RunnerError):
     def __init__(self, message: str, result: RunResult) -> None:
         self.result = result
         super().__init__(message)
+
+
+class SandboxWarning(UserWarning):
+    """A task is about to run without the sandbox (``sandbox="none"``)."""
+
+
+class NetworkNotAllowed(RunnerError):
+    """The bundle declares that it needs network and the contributor did not allow it."""
 
 
 class MissingRequirements(RunnerError):
@@ -241,13 +268,48 @@ def _shell_quote(text: str) -> str:
     return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
-def _limits(cpu_seconds: int | None, memory_bytes: int | None) -> Callable[[], None]:
+def _tasks_of(uid: int) -> int:
+    """How many processes and threads ``uid`` runs now (what ``RLIMIT_NPROC`` counts)."""
+    count = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status", "rb") as fh:
+                fields = dict(line.split(b":", 1) for line in fh.read().splitlines()
+                              if b":" in line)
+            if int(fields[b"Uid"].split()[0]) == uid:
+                count += int(fields[b"Threads"])
+        except (OSError, KeyError, ValueError, IndexError):
+            continue
+    return count
+
+
+def _nproc_limit(max_processes: int, backend: sb.SandboxBackend) -> int | None:
+    """The ``RLIMIT_NPROC`` giving the task ``max_processes`` more processes than its uid has.
+
+    The kernel counts per real uid, and never limits root: under root the sandboxed task runs
+    as :data:`~decentralml.storage.sandbox.SANDBOX_UID` (counted), while an unsandboxed task of
+    root cannot be limited at all (``None``).
+    """
+    if sb.runs_as_root():
+        return max_processes + _tasks_of(sb.SANDBOX_UID) if backend == "bubblewrap" else None
+    return max_processes + _tasks_of(os.getuid())
+
+
+def _limits(cpu_seconds: int | None, memory_bytes: int | None, nproc: int | None = None,
+            fsize: int | None = None) -> Callable[[], None]:
     """The ``preexec_fn`` setting rlimits in the child, between fork and exec.
 
     Core dumps are always off: a dump of a training process holds the contributor's data.
+    ``fsize`` stops any single file at the output limit (SIGXFSZ) in the kernel itself.
     """
     def apply() -> None:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if nproc is not None:
+            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+        if fsize is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
         if cpu_seconds is not None:
             # soft limit sends SIGXCPU; the hard one, a little later, SIGKILL
             resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 2))
@@ -272,7 +334,7 @@ def _copy_verified(bundle: Bundle, target: Path) -> None:
         if src.is_symlink() or not src.is_file():
             raise BundleError(f"{entry.path!r} is missing or not a regular file in {bundle.path}")
         dst = target / entry.path
-        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
         shutil.copyfile(src, dst)
         try:
             sha, size = _sha256_file(dst, entry.size)
@@ -313,6 +375,18 @@ def _kill_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
+def _finite(value: Any) -> float | None:
+    """``value`` as a finite float, or ``None``: NaN, infinities, ``1e400`` (which JSON parses
+    to infinity) and integers too large for a float are all refused alike."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _read_sidecar(output_dir: Path) -> tuple[int | None, dict[str, float], str | None]:
     """``num_examples``/``metrics`` from the first sidecar found, and its name."""
     for name in RESULT_SIDECARS:
@@ -323,7 +397,7 @@ def _read_sidecar(output_dir: Path) -> tuple[int | None, dict[str, float], str |
             raise RunnerError(f"{name} is larger than {MAX_SIDECAR_BYTES} bytes")
         try:
             data = json.loads(path.read_bytes())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise RunnerError(f"{name} written by the task is not JSON: {exc}") from exc
         if not isinstance(data, dict):
             raise RunnerError(f"{name} must hold a JSON object")
@@ -335,51 +409,87 @@ def _read_sidecar(output_dir: Path) -> tuple[int | None, dict[str, float], str |
             raise RunnerError(f"{name}: metrics must be an object of numbers")
         metrics: dict[str, float] = {}
         for key, value in raw_metrics.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not math.isfinite(value):
-                raise RunnerError(f"{name}: metric {key!r} must be a finite number, got {value!r}")
-            metrics[str(key)] = float(value)
+            number = _finite(value)
+            if number is None:
+                shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+                raise RunnerError(f"{name}: metric {key!r} must be a finite number, got {shown}")
+            metrics[str(key)] = number
         return num, metrics, name
     return None, {}, None
+
+
+def _check_limits(timeout: float, limits: Mapping[str, int | None]) -> None:
+    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+        raise InvalidInput("timeout", "must be a positive number of seconds")
+    for name, limit in limits.items():
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                  or limit <= 0):
+            raise InvalidInput(name, "must be a positive integer")
+
+
+def _check_data_dir(data_dir: Path, backend: sb.SandboxBackend) -> None:
+    """Under root the task reads the data as the unprivileged sandbox uid: say so up front
+    rather than let it fail on a permission error deep in the task."""
+    if backend == "bubblewrap" and sb.runs_as_root() and (data_dir.stat().st_mode & 0o005) != 0o005:
+        raise InvalidInput("data_dir", f"{data_dir} is not readable by others; the sandboxed task "
+                           f"runs as uid {sb.SANDBOX_UID} (chmod -R o+rX it)")
 
 
 def run_bundle(bundle: Bundle, *, task_id: int | str, submission_id: int | str,
                data_dir: Path | None, workdir: Path, timeout: float,
                cpu_seconds: int | None = None, memory_bytes: int | None = None,
                env_extra: Mapping[str, str] | None = None,
-               on_log: Callable[[str], None] | None = None, check: bool = True) -> RunResult:
+               on_log: Callable[[str], None] | None = None, check: bool = True,
+               sandbox: sb.SandboxMode = "auto", allow_network: bool = False,
+               max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+               max_processes: int = DEFAULT_MAX_PROCESSES) -> RunResult:
     """Run ``bundle``'s entry point with ``bash`` in a fresh ``workdir``; return what it made.
 
     Layout of ``workdir`` (which must not exist or be empty): ``task/`` (a verified copy of the
     bundle, the task's cwd), ``output/`` (``DECENTRALML_OUTPUT_DIR``), ``home/`` (``HOME``),
     ``tmp/`` (``TMPDIR``), ``bin/`` (``python`` wrappers) and ``task.log`` (stdout+stderr).
 
+    ``sandbox="auto"`` (the default) runs the task under bubblewrap, with the directories above
+    mounted at ``/dml/...`` and nothing else of the host visible (see
+    :mod:`decentralml.storage.sandbox`); where bubblewrap cannot run, :class:`SandboxUnavailable`
+    is raised and nothing runs. ``sandbox="none"`` runs it unconfined (with a
+    :class:`SandboxWarning`). A bundle whose manifest declares ``network`` runs only with
+    ``allow_network=True`` (:class:`NetworkNotAllowed` otherwise) and gets the network then; any
+    other bundle never does.
+
     Before anything runs, the declared requirements are checked (:class:`MissingRequirements`
-    names what is missing; nothing is pip-installed). After ``timeout`` seconds the whole process
-    group gets SIGTERM, then SIGKILL after :data:`KILL_GRACE` seconds; leftover background
-    processes of the group are killed when the entry point exits. With ``check`` (the default) a
-    non-zero exit, a timeout or a missing declared output raises :class:`TaskFailed`, which
-    carries the :class:`RunResult`.
+    names what is missing; nothing is pip-installed); none of these refusals creates
+    ``workdir``, and a bundle that fails verification while being copied leaves none behind.
+    After ``timeout`` seconds the whole task gets SIGTERM, then SIGKILL after
+    :data:`KILL_GRACE` seconds; whatever it left running is killed when the entry point exits.
+    A task writing more than ``max_output_bytes`` (output, home and tmp together, or more than
+    :data:`MAX_OUTPUT_ENTRIES` entries) is killed and its output deleted. With ``check`` (the
+    default) a non-zero exit, a timeout, an exceeded limit or a missing declared output raises
+    :class:`TaskFailed`, which carries the :class:`RunResult`.
     """
     manifest = bundle.manifest
     if manifest.kind != "task" or manifest.entrypoint is None:
         raise BundleError(f"bundle {bundle.cid} is a {manifest.kind} bundle; nothing to run")
-    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
-        raise InvalidInput("timeout", "must be a positive number of seconds")
-    for name, limit in (("cpu_seconds", cpu_seconds), ("memory_bytes", memory_bytes)):
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
-                                  or limit <= 0):
-            raise InvalidInput(name, "must be a positive integer")
+    _check_limits(timeout, {"cpu_seconds": cpu_seconds, "memory_bytes": memory_bytes,
+                            "max_output_bytes": max_output_bytes,
+                            "max_processes": max_processes})
     ids: dict[str, str] = {}
     for name, value in (("task_id", task_id), ("submission_id", submission_id)):
         text = str(value)
         if isinstance(value, bool) or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,128}", text):
             raise InvalidInput(name, f"{value!r} is not a valid id")
         ids[name] = text
+    if manifest.network and not allow_network:
+        raise NetworkNotAllowed(
+            f"bundle {bundle.cid} declares that it needs network access; nothing was run. Allow "
+            "it only if you trust the task with your network (--allow-network, "
+            "allow_network=True)")
+    backend, bwrap, setpriv = sb.resolve(sandbox)
     if data_dir is not None:
         data_dir = Path(data_dir).resolve()
         if not data_dir.is_dir():
             raise InvalidInput("data_dir", f"{data_dir} is not a directory")
+        _check_data_dir(data_dir, backend)
     workdir = Path(workdir).absolute()
     if workdir.exists() and (not workdir.is_dir() or any(workdir.iterdir())):
         raise InvalidInput("workdir", f"{workdir} already exists and is not empty; runs start "
@@ -388,36 +498,69 @@ def run_bundle(bundle: Bundle, *, task_id: int | str, submission_id: int | str,
     task_dir, output_dir = workdir / "task", workdir / "output"
     home, tmpdir, bin_dir = workdir / "home", workdir / "tmp", workdir / "bin"
     log_path = workdir / "task.log"
+    layout = sb.Layout(task_dir=task_dir, output_dir=output_dir, home=home, tmpdir=tmpdir,
+                       bin_dir=bin_dir, data_dir=data_dir)
+    # Where the task sees its directories: the host paths unconfined, fixed ones in the sandbox.
+    in_task, in_output, in_home, in_tmp, in_bin = task_dir, output_dir, home, tmpdir, bin_dir
+    in_data, in_workdir = data_dir, workdir
+    if backend == "bubblewrap":
+        sb.check_exposure(sb.python_paths(), [Path.home(), workdir])
+        in_task, in_output, in_home = Path(sb.TASK_DIR), Path(sb.OUTPUT_DIR), Path(sb.HOME_DIR)
+        in_tmp, in_bin, in_workdir = Path(sb.TMP_DIR), Path(sb.BIN_DIR), Path(sb.ROOT)
+        in_data = Path(sb.DATA_DIR) if data_dir is not None else None
     context = {
         ENV_TASK_ID: ids["task_id"], ENV_SUBMISSION_ID: ids["submission_id"],
         ENV_TASK_TYPE: manifest.task_type.value, ENV_BUNDLE_CID: bundle.cid,
-        ENV_TASK_DIR: str(task_dir), ENV_OUTPUT_DIR: str(output_dir), ENV_WORKDIR: str(workdir),
+        ENV_TASK_DIR: str(in_task), ENV_OUTPUT_DIR: str(in_output), ENV_WORKDIR: str(in_workdir),
     }
-    if data_dir is not None:
-        context[ENV_DATA_DIR] = str(data_dir)
+    if in_data is not None:
+        context[ENV_DATA_DIR] = str(in_data)
     # Everything that can refuse the run does so before the workdir is created.
-    env = build_env(context=context, env_extra=env_extra, home=home, tmpdir=tmpdir,
-                    bin_dir=bin_dir)
+    env = build_env(context=context, env_extra=env_extra, home=in_home, tmpdir=in_tmp,
+                    bin_dir=in_bin)
     missing = check_requirements(manifest)
     if missing:
         raise MissingRequirements(missing)
+    if backend == "none":
+        warnings.warn(f"running task {ids['task_id']} without a sandbox: {sb.NO_SANDBOX_RISK}",
+                      SandboxWarning, stacklevel=2)
 
+    created = not workdir.exists()
     workdir.mkdir(parents=True, exist_ok=True)
-    _copy_verified(bundle, task_dir)
-    for directory in (output_dir, home, tmpdir):
-        directory.mkdir()
-    _write_python_wrappers(bin_dir)
+    try:
+        _copy_verified(bundle, task_dir)
+        for directory in (output_dir, home, tmpdir):
+            directory.mkdir()
+        _write_python_wrappers(bin_dir)
+        if backend == "bubblewrap":
+            sb.prepare_dirs(layout, as_root=sb.runs_as_root())
+    except BaseException:
+        # A bundle that no longer matches its manifest leaves nothing that could be run later.
+        if created:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            for child in workdir.iterdir():
+                shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+        raise
     bash = shutil.which("bash", path=env["PATH"]) or "/bin/bash"
+    argv = [bash, str(in_task / manifest.entrypoint)]
+    if backend == "bubblewrap":
+        assert bwrap is not None
+        argv = sb.bwrap_command(bwrap, ["/bin/bash", str(in_task / manifest.entrypoint)],
+                                layout, network=manifest.network and allow_network,
+                                as_root=sb.runs_as_root(), setpriv=setpriv)
+    preexec = _limits(cpu_seconds, memory_bytes, _nproc_limit(max_processes, backend),
+                      max_output_bytes)
 
     started = time.monotonic()
     timed_out = False
+    writable = [output_dir, home, tmpdir]
     with open(log_path, "wb") as log:
         try:
             proc = subprocess.Popen(
-                [bash, manifest.entrypoint], cwd=task_dir, env=env,
+                argv, cwd=task_dir, env=env,
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True,
-                preexec_fn=_limits(cpu_seconds, memory_bytes),
+                start_new_session=True, close_fds=True, preexec_fn=preexec,
             )
         except OSError as exc:
             raise RunnerError(f"could not start {manifest.entrypoint}: {exc}") from exc
@@ -426,36 +569,63 @@ def run_bundle(bundle: Bundle, *, task_id: int | str, submission_id: int | str,
                                 name="decentralml-task-log", daemon=True)
         pump.start()
         pgid = proc.pid  # start_new_session: the child leads its own group
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _kill_group(pgid, signal.SIGTERM)
+
+        def stop(_reason: str) -> None:
+            _kill_group(pgid, signal.SIGKILL)
+
+        watch = DiskWatch(writable, max_bytes=max_output_bytes, max_entries=MAX_OUTPUT_ENTRIES,
+                          on_exceeded=stop)
+        with watch:
             try:
-                proc.wait(timeout=KILL_GRACE)
+                proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
+                timed_out = True
+                _kill_group(pgid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=KILL_GRACE)
+                except subprocess.TimeoutExpired:
+                    _kill_group(pgid, signal.SIGKILL)
+                    proc.wait()
+            except BaseException:
+                # KeyboardInterrupt in the caller: never leave the task running behind us.
                 _kill_group(pgid, signal.SIGKILL)
                 proc.wait()
-        except BaseException:
-            # KeyboardInterrupt in the caller: never leave the task running behind us.
-            _kill_group(pgid, signal.SIGKILL)
-            proc.wait()
-            raise
-        finally:
-            # Background children still in the group would keep the log pipe open.
-            _kill_group(pgid, signal.SIGKILL)
+                raise
+            finally:
+                # Background children still in the group would keep the log pipe open. (In the
+                # sandbox, the PID namespace is gone with its init already.)
+                _kill_group(pgid, signal.SIGKILL)
         pump.join(timeout=KILL_GRACE)
+        # The last word on size is a measurement after every process of the task is gone.
+        exceeded = watch.reason or over_limit(
+            measure(writable, max_entries=MAX_OUTPUT_ENTRIES), max_bytes=max_output_bytes,
+            max_entries=MAX_OUTPUT_ENTRIES)
         if timed_out:
             log.write(f"\n[decentralml: killed after the {timeout:g}s timeout]\n".encode())
+        if exceeded is not None:
+            log.write(f"\n[decentralml: stopped: {exceeded}; its output was deleted]\n".encode())
     duration = time.monotonic() - started
+    if backend == "bubblewrap" and sb.runs_as_root():
+        with contextlib.suppress(OSError):
+            sb.reclaim(output_dir)
+    if exceeded is not None:
+        # Nothing over the limit is ever packed: the output goes, an empty dir stays.
+        shutil.rmtree(output_dir, ignore_errors=True)
+        output_dir.mkdir(exist_ok=True)
+        for directory in (home, tmpdir):
+            shutil.rmtree(directory, ignore_errors=True)
 
-    num_examples, metrics, _sidecar = _read_sidecar(output_dir)
+    num_examples, metrics = (None, {}) if exceeded else _read_sidecar(output_dir)[:2]
     result = RunResult(returncode=proc.returncode, output_dir=output_dir, log_path=log_path,
                        num_examples=num_examples, metrics=metrics, duration=duration,
                        timed_out=timed_out, task_id=ids["task_id"],
                        submission_id=ids["submission_id"], task_type=manifest.task_type,
-                       bundle_cid=bundle.cid, workdir=workdir)
+                       bundle_cid=bundle.cid, workdir=workdir, sandbox=backend,
+                       output_exceeded=exceeded)
     if check:
+        if exceeded is not None:
+            raise TaskFailed(f"task stopped: {exceeded}; its output was deleted, nothing is "
+                             f"packed (log: {log_path})", result)
         if timed_out:
             raise TaskFailed(f"task timed out after {timeout:g}s (log: {log_path})", result)
         if proc.returncode != 0:

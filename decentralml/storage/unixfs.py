@@ -38,7 +38,7 @@ from typing import BinaryIO
 
 from multiformats import CID, multihash
 
-from decentralml.errors import IntegrityError, InvalidInput, StorageError
+from decentralml.errors import FetchLimitExceeded, IntegrityError, InvalidInput, StorageError
 
 #: Kubo's default chunker (``size-262144``).
 CHUNK_SIZE = 262_144
@@ -50,6 +50,11 @@ MAX_LINKS = 174
 HAMT_THRESHOLD = 262_144
 #: Blocks larger than this cannot travel over Bitswap; we refuse to buffer larger raw blocks.
 MAX_BLOCK_SIZE = 2 * 1024 * 1024
+#: Deepest nesting of file nodes (or of HAMT shards) followed. Kubo's balanced layout needs 4
+#: levels for 100 TB; a hostile DAG could otherwise nest until Python's stack overflows.
+MAX_NODE_DEPTH = 64
+#: Deepest directory nesting :func:`walk_tree` follows by default.
+MAX_TREE_DEPTH = 1024
 
 RAW = 0x55
 DAG_PB = 0x70
@@ -521,8 +526,11 @@ def iter_file_segments(cid: bytes, get_block: BlockGetter) -> Iterator[RawLeaf |
     yield from _file_node(cid, get_block, None)
 
 
-def _file_node(cid: bytes, get_block: BlockGetter, expected: int | None
+def _file_node(cid: bytes, get_block: BlockGetter, expected: int | None, depth: int = 0
                ) -> Iterator[RawLeaf | bytes]:
+    if depth > MAX_NODE_DEPTH:
+        raise StorageError(f"file node {cid_to_str(cid)} is nested more than {MAX_NODE_DEPTH} "
+                           "levels deep (a hostile or broken DAG)")
     node, fs = load_node(cid, get_block)
     if fs.type not in (UnixFSType.FILE, UnixFSType.RAW):
         raise StorageError(f"{cid_to_str(cid)} is a UnixFS {fs.type.name.lower()}, not a file")
@@ -542,7 +550,7 @@ def _file_node(cid: bytes, get_block: BlockGetter, expected: int | None
         if cid_codec(link.cid) == RAW:
             yield RawLeaf(link.cid, size)
         else:
-            yield from _file_node(link.cid, get_block, size)
+            yield from _file_node(link.cid, get_block, size, depth + 1)
 
 
 def check_leaf(leaf: RawLeaf, data: bytes) -> bytes:
@@ -574,36 +582,45 @@ def iter_directory(cid: bytes, get_block: BlockGetter) -> Iterator[tuple[str, by
         raise StorageError(f"{cid_to_str(cid)} is not a directory")
 
 
-def _iter_shard(node: PBNode, fs: UnixFSData, get_block: BlockGetter
+def _iter_shard(node: PBNode, fs: UnixFSData, get_block: BlockGetter, depth: int = 0
                 ) -> Iterator[tuple[str, bytes]]:
     # Each link name is the bucket index in upper-case hex, padded to the width of fanout-1,
     # followed by the entry name; a bare index is a sub-shard.
+    if depth > MAX_NODE_DEPTH:
+        raise StorageError(f"HAMT shards nested more than {MAX_NODE_DEPTH} levels deep")
     width = len(f"{(fs.fanout or 256) - 1:X}")
     for link in node.links:
         if len(link.name) == width:
             sub, sub_fs = load_node(link.cid, get_block)
             if sub_fs.type != UnixFSType.HAMT_SHARD:
                 raise IntegrityError("HAMT sub-shard link does not point to a shard")
-            yield from _iter_shard(sub, sub_fs, get_block)
+            yield from _iter_shard(sub, sub_fs, get_block, depth + 1)
         elif len(link.name) > width:
             yield validate_name(link.name[width:]), link.cid
         else:
             raise IntegrityError(f"malformed HAMT link name {link.name!r}")
 
 
-def walk_tree(cid: bytes, get_block: BlockGetter, prefix: PurePosixPath | None = None
-              ) -> Iterator[tuple[PurePosixPath, bytes, bool]]:
+def walk_tree(cid: bytes, get_block: BlockGetter, prefix: PurePosixPath | None = None,
+              max_depth: int = MAX_TREE_DEPTH) -> Iterator[tuple[PurePosixPath, bytes, bool]]:
     """Depth-first (relative path, CID, is_directory) of everything under ``cid``, root first.
 
     Names are validated on the way (one component each), so joining them under a destination
-    can never leave it.
+    can never leave it. The walk is iterative (any depth is safe for the stack) and refuses,
+    with :class:`StorageError`, a tree nested deeper than ``max_depth`` directories.
     """
-    prefix = prefix if prefix is not None else PurePosixPath()
-    directory = is_directory(cid, get_block)
-    yield prefix, cid, directory
-    if directory:
-        for name, child in iter_directory(cid, get_block):
-            yield from walk_tree(child, get_block, prefix / name)
+    pending: list[tuple[PurePosixPath, bytes, int]] = [
+        (prefix if prefix is not None else PurePosixPath(), cid, 0)]
+    while pending:
+        path, current, depth = pending.pop()
+        directory = is_directory(current, get_block)
+        yield path, current, directory
+        if directory:
+            if depth >= max_depth:
+                raise FetchLimitExceeded(f"{cid_to_str(cid)}: directories nested more than "
+                                   f"{max_depth} levels deep (at {str(path)[:80]}...)")
+            children = list(iter_directory(current, get_block))
+            pending.extend((path / name, child, depth + 1) for name, child in reversed(children))
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from decentralml.accounts import (
     dev_keypair,
 )
 from decentralml.errors import ConfigurationError, InvalidInput
+from decentralml.keystore import KeystoreLocked, Password, WrongPassword
 
 ALICE_ADDRESS = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
 
@@ -132,19 +134,32 @@ def test_bad_inputs(accounts: Accounts) -> None:
     assert [a.name for a in accounts.list()] == ["erin"]
 
 
-def test_headless_without_backend_gets_a_clear_error(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("DECENTRALML_KEYRING_PASSWORD", raising=False)
+def test_os_keyring_without_backend_gets_a_clear_error(tmp_path: Path) -> None:
     previous = keyring.get_keyring()
     keyring.set_keyring(fail.Keyring())
     try:
         with pytest.raises(KeyringUnavailable) as exc:
-            Accounts(home=tmp_path).create("frank")
+            Accounts(home=tmp_path, keyring="os").create("frank")
     finally:
         keyring.set_keyring(previous)
     message = str(exc.value)
-    assert "DECENTRALML_KEYRING_PASSWORD" in message and "PYTHON_KEYRING_BACKEND" in message
+    assert "PYTHON_KEYRING_BACKEND" in message and "DECENTRALML_KEYRING_PASSWORD" in message
+    assert "pip install" not in message
     assert isinstance(exc.value, ConfigurationError)
+    assert Accounts(home=tmp_path).list() == []  # nothing half-written
+
+
+def test_locked_keystore_names_every_way_to_unlock_it(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DECENTRALML_KEYRING_PASSWORD", raising=False)
+    monkeypatch.delenv("DECENTRALML_KEYRING_PASSWORD_FILE", raising=False)
+    with pytest.raises(KeystoreLocked) as exc:
+        Accounts(home=tmp_path).create("frank")
+    message = str(exc.value)
+    for way in ("--keyring-password-file", "DECENTRALML_KEYRING_PASSWORD_FILE",
+                "DECENTRALML_KEYRING_PASSWORD", "terminal"):
+        assert way in message
+    assert "install" not in message
     assert Accounts(home=tmp_path).list() == []  # nothing half-written
 
 
@@ -159,17 +174,55 @@ def test_prompting_backend_without_terminal_is_reported(tmp_path: Path) -> None:
         Accounts(home=tmp_path, backend=kr).create("gina")
 
 
-def test_encrypted_file_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("Crypto")
+def test_keystore_under_home_one_password(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DECENTRALML_KEYRING_PASSWORD", "file-pass")
     store = Accounts(home=tmp_path)
     account, mnemonic = store.create("hank")
-    cfg = tmp_path / "keyring.cfg"
-    assert cfg.is_file() and mnemonic.split()[0] not in cfg.read_text()
+    secret_file = tmp_path / "keystore" / "hank.json"
+    assert secret_file.is_file() and (secret_file.stat().st_mode & 0o077) == 0
+    assert mnemonic.split()[0] not in secret_file.read_text()
+    assert account.keyring == "file"
     assert Accounts(home=tmp_path).keypair("hank").ss58_address == account.address
-    monkeypatch.setenv("DECENTRALML_KEYRING_PASSWORD", "wrong-pass")
-    with pytest.raises(ConfigurationError, match="does not unlock"):
-        Accounts(home=tmp_path).keypair("hank")
+    # a listing and an address never need the password
+    monkeypatch.delenv("DECENTRALML_KEYRING_PASSWORD")
+    assert [a.name for a in Accounts(home=tmp_path).list()] == ["hank"]
+    assert Accounts(home=tmp_path).get("hank").address == account.address
+    with pytest.raises(WrongPassword, match="does not open"):
+        Accounts(home=tmp_path, password="wrong-pass").keypair("hank")
+    # a second account must be sealed with the same password, not start a second one
+    with pytest.raises(WrongPassword):
+        Accounts(home=tmp_path, password="wrong-pass").create("ivy")
+    assert [a.name for a in Accounts(home=tmp_path).list()] == ["hank"]
+    calls: list[bool] = []
+
+    def source(new: bool) -> Password:
+        calls.append(new)
+        return Password("file-pass", "test")
+
+    once = Accounts(home=tmp_path, password=source)
+    once.create("ivy")
+    once.keypair("ivy")
+    once.keypair("hank")
+    assert calls == [False]  # asked once, for a keystore that already had an account
+    once.delete("ivy")
+    assert not (tmp_path / "keystore" / "ivy.json").exists()
+
+
+def test_keystore_refuses_tampered_and_hostile_files(tmp_path: Path) -> None:
+    store = Accounts(home=tmp_path, password="pw")
+    store.create("jo")
+    path = tmp_path / "keystore" / "jo.json"
+    data = json.loads(path.read_text())
+    raw = bytearray(base64.b64decode(data["encoded"]))
+    raw[-1] ^= 1
+    path.write_text(json.dumps({**data, "encoded": base64.b64encode(raw).decode()}))
+    with pytest.raises(WrongPassword):
+        Accounts(home=tmp_path, password="pw").keypair("jo")
+    raw[32:36] = (1 << 30).to_bytes(4, "little")  # an scrypt N that would take gigabytes
+    path.write_text(json.dumps({**data, "encoded": base64.b64encode(raw).decode()}))
+    with pytest.raises(ConfigurationError, match="scrypt parameters"):
+        Accounts(home=tmp_path, password="pw").keypair("jo")
 
 
 def test_dev_accounts_only_on_dev_chains() -> None:

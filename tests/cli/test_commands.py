@@ -95,21 +95,24 @@ def test_errors_are_one_line_with_meaningful_exit_codes(env: dict[str, object]) 
 
 def test_accounts_round_trip(tmp_path: Path) -> None:
     home = tmp_path / "acct"
-    created = json.loads(cli(["--json", "account", "new", "carol"], home=home).stdout)
+    keystore = {"DECENTRALML_KEYRING_PASSWORD": "keystore-pw"}
+    created = json.loads(cli(["--json", "account", "new", "carol"], home=home,
+                             env=keystore).stdout)
     assert created["address"].startswith("5")
     assert "mnemonic" not in json.dumps(created)
     listed = json.loads(cli(["--json", "account", "list"], home=home).stdout)
     assert [a["name"] for a in listed] == ["carol"]
     out = tmp_path / "carol.json"
     cli(["--json", "account", "export", "carol", "--out", str(out)], home=home,
-        env={"DECENTRALML_JSON_PASSWORD": "pw-123"})
+        env={"DECENTRALML_JSON_PASSWORD": "pw-123", **keystore})
     assert json.loads(out.read_text())["encoding"]["content"] == ["pkcs8", "sr25519"]
     other = tmp_path / "other"
     imported = json.loads(cli(["--json", "account", "import", "carol2", "--json-file", str(out)],
-                              home=other, env={"DECENTRALML_JSON_PASSWORD": "pw-123"}).stdout)
+                              home=other, env={"DECENTRALML_JSON_PASSWORD": "pw-123",
+                                                **keystore}).stdout)
     assert imported["address"] == created["address"]
     wrong = cli(["--json", "account", "import", "c3", "--json-file", str(out)], home=other,
-                env={"DECENTRALML_JSON_PASSWORD": "wrong"}, check=False)
+                env={"DECENTRALML_JSON_PASSWORD": "wrong", **keystore}, check=False)
     assert wrong.returncode != 0 and "Traceback" not in wrong.stderr
 
 

@@ -17,7 +17,7 @@ TINY_BUNDLE = Path(__file__).parent / "data" / "line_counter"
 def tiny_bundle() -> Path:
     """A bundle that counts lines of the contributor's samples.txt (no TensorFlow needed).
 
-    With a file ``slow`` in the data dir it writes its pid to ``pid``, touches ``running`` and
+    With a file ``slow`` in the data dir it touches ``running`` in its output dir and
     waits until ``slow`` is removed: a stand-in for a long training run that can be killed.
     """
     return TINY_BUNDLE

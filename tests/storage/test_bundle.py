@@ -67,7 +67,7 @@ class TreeStore:
     def put_bytes(self, data: bytes) -> str:
         raise NotImplementedError
 
-    def get(self, cid: str, dest: Path) -> Path:
+    def get(self, cid: str, dest: Path, *, limits: Any = None) -> Path:
         shutil.copytree(self.root / cid, dest, symlinks=True)
         return dest
 
@@ -457,8 +457,8 @@ class _PlantingStore:
         self.inner, self.plant = inner, plant
         self.storage_type = inner.storage_type
 
-    def get(self, cid: str, dest: Path) -> Path:
-        out = Path(self.inner.get(cid, dest))
+    def get(self, cid: str, dest: Path, *, limits: Any = None) -> Path:
+        out = Path(self.inner.get(cid, dest, limits=limits))
         self.plant(out)
         return out
 

@@ -1,7 +1,9 @@
 """The contributor's runner: env scrubbing, timeout killing the group, rlimits, output packing.
 
 Bundles are built on disk with the real manifest code and loaded with :func:`load_bundle` (which
-verifies them), so no store is needed except for packing results.
+verifies them), so no store is needed except for packing results. These tests check the runner's
+own mechanics on the host (``sandbox="none"``: host paths and pids are visible to the test);
+tests/storage/test_sandbox.py checks the same run inside bubblewrap and what it contains.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +56,10 @@ def make_bundle(root: Path, script: str, *, files: dict[str, str] | None = None,
 def run(bundle: Bundle, tmp_path: Path, name: str = "work", **kwargs: Any) -> runner.RunResult:
     kwargs.setdefault("timeout", 30)
     kwargs.setdefault("data_dir", None)
-    return run_bundle(bundle, task_id=7, submission_id=11, workdir=tmp_path / name, **kwargs)
+    kwargs.setdefault("sandbox", "none")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", runner.SandboxWarning)
+        return run_bundle(bundle, task_id=7, submission_id=11, workdir=tmp_path / name, **kwargs)
 
 
 def _alive(pid: int) -> bool:
