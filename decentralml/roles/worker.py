@@ -21,6 +21,7 @@ worker``) wires signals to :meth:`Worker.stop` and renders :class:`WorkerEvent` 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import signal
@@ -353,6 +354,17 @@ class Worker:
 
     # --- one task -----------------------------------------------------------------------------
 
+    def _contributor_for(self, task_id: int) -> Contributor:
+        """The contributor for one task, with its own journal and work directory.
+
+        The contributor's journal is locked for the whole of a ``work`` call (one process per
+        journal); a journal per task lets N tasks run at once, and a restarted worker finds each
+        task's progress at the same place.
+        """
+        contributor = copy.copy(self.contributor)
+        contributor.home = self.state_dir / "tasks" / f"task-{task_id}"
+        return contributor
+
     def _set_stage(self, task_id: int, stage: str | None) -> None:
         with self._lock:
             if stage is None:
@@ -363,25 +375,26 @@ class Worker:
     def _work(self, task_id: int) -> None:
         """Accept (or resume) ``task_id`` and run it stage by stage; never raises."""
         sid: int | None = None
+        contributor = self._contributor_for(task_id)
         try:
-            entry = self.contributor.journal.for_task(task_id)
-            if entry is None:
-                try:
-                    entry = self.contributor.accept(task_id)
-                except PalletError as exc:
-                    if type(exc).__name__ in _LOST_RACE:
-                        self._emit("missed", task_id, message=f"task {task_id}: "
-                                   f"{type(exc).__name__}", error=type(exc).__name__)
-                        self._passed_over.add(task_id)
-                        return
-                    raise
-                self._emit("accepted", task_id, entry.submission_id,
-                           f"accepted task {task_id}: submission {entry.submission_id}")
+            try:
+                accepted = contributor.accept(task_id)  # adopts a slot we already hold
+            except PalletError as exc:
+                if type(exc).__name__ in _LOST_RACE:
+                    self._emit("missed", task_id, message=f"task {task_id}: "
+                               f"{type(exc).__name__}", error=type(exc).__name__)
+                    self._passed_over.add(task_id)
+                    return
+                raise
+            sid = accepted.submission_id
+            if accepted.sent:
+                self._emit("accepted", task_id, sid,
+                           f"accepted task {task_id}: submission {sid}")
             else:
-                self._emit("resumed", task_id, entry.submission_id,
-                           f"resuming task {task_id} after stage {entry.stage.name.lower()}",
-                           stage=entry.stage.name.lower())
-            sid = entry.submission_id
+                entry = contributor.journal.for_task(task_id)
+                stage = entry.stage.name.lower() if entry is not None else "accepted"
+                self._emit("resumed", task_id, sid,
+                           f"resuming task {task_id} after stage {stage}", stage=stage)
             for stop_after in (Stage.FETCHED, Stage.RAN, Stage.UPLOADED, None):
                 if self._stop.is_set():
                     self._interrupted(task_id, sid)
@@ -389,8 +402,8 @@ class Worker:
                 self._set_stage(task_id, "submitting" if stop_after is None
                                 else {Stage.FETCHED: "fetching", Stage.RAN: "running",
                                       Stage.UPLOADED: "uploading"}[stop_after])
-                report = self.contributor.work(task_id, self.config.data_dir,
-                                               stop_after=stop_after)
+                report = contributor.work(task_id, self.config.data_dir,
+                                          stop_after=stop_after)
                 for stage in report.stages_run:
                     self._emit("stage", task_id, sid, f"task {task_id}: {stage}", stage=stage,
                                seconds=round(report.timings.get(stage, 0.0), 3))

@@ -89,10 +89,10 @@ def _spawn(m: dict[str, object], *extra: str) -> subprocess.Popen[str]:
 def _wait_started(m: dict[str, object], proc: subprocess.Popen[str], count: int = 1
                   ) -> list[Path]:
     """Until ``count`` held bundles are running (their ``started`` marker exists)."""
-    work = Path(str(m["home"])) / "work"
+    home = Path(str(m["home"]))
     deadline = time.monotonic() + 120
     while True:
-        found = sorted(work.glob("submission-*/run/output/started"))
+        found = sorted(home.glob("worker/*/*/tasks/*/work/*/run/output/started"))
         if len(found) >= count:
             return found
         if proc.poll() is not None:
