@@ -17,8 +17,6 @@ import click
 from decentralml.cli.app import App, pass_app, table
 from decentralml.errors import InvalidInput
 
-_STRATEGIES = ("fedavg", "median", "trimmed-mean", "krum")
-
 
 def _root(app: App, workdir: Path | None) -> Path:
     from decentralml.roles.job_store import jobs_root
@@ -26,18 +24,11 @@ def _root(app: App, workdir: Path | None) -> Path:
     return jobs_root(app.settings.home, workdir)
 
 
-def _strategy(name: str) -> Any:
-    """The aggregation strategy by name (the FL package's registry when it has one)."""
-    from decentralml import fl
+def _strategy(spec: str) -> Any:
+    """The aggregation strategy from its command-line spec (``fedadam:eta=0.01``)."""
+    from decentralml.fl.registry import strategy_from_spec
 
-    from_name = getattr(fl, "strategy_from_name", None)
-    if from_name is not None:
-        return from_name(name)
-    classes = {"fedavg": fl.FedAvg, "median": fl.Median, "trimmed-mean": fl.TrimmedMean,
-               "krum": fl.Krum}
-    if name not in classes:
-        raise InvalidInput("strategy", f"unknown strategy {name!r}", ", ".join(classes))
-    return classes[name]()
+    return strategy_from_spec(spec)
 
 
 def _units(app: App, planck: int) -> str:
@@ -156,7 +147,8 @@ _workdir_option = click.option(
               help="Stop early once the federated holdout accuracy reaches this.")
 @click.option("--round-timeout", type=click.FloatRange(min=1), default=600.0,
               show_default=True, help="Seconds a round waits for its results.")
-@click.option("--strategy", type=click.Choice(_STRATEGIES), default="fedavg", show_default=True)
+@click.option("--strategy", default="fedavg", show_default=True,
+              help="NAME[:key=value,...] as for `federate` (fedavg, fedadam, median, ...).")
 @click.option("--question", default="Train the global model", show_default=True)
 @_workdir_option
 @pass_app
