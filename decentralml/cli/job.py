@@ -32,7 +32,14 @@ def _strategy(spec: str) -> Any:
 
 
 def _units(app: App, planck: int) -> str:
-    client = app.client(need_account=False)
+    """An amount in the chain's unit; without a configured node (``job list`` offline), the
+    devnode's 12 decimals."""
+    from decentralml.errors import ConfigurationError
+
+    try:
+        client = app.client(need_account=False)
+    except ConfigurationError:
+        return f"{planck / 10**12:g} UNIT"
     return f"{planck / 10**client.token_decimals:g} {client.token_symbol}"
 
 
