@@ -45,7 +45,7 @@ from decentralml.errors import (
     RunnerError,
     StorageError,
 )
-from decentralml.roles.journal import Stage
+from decentralml.roles.journal import JournalBusy, Stage
 
 if TYPE_CHECKING:
     from decentralml.roles.contributor import Contributor
@@ -430,6 +430,9 @@ class Worker:
                            f"will retry ({tries}/{MAX_TRANSIENT_RETRIES})",
                            error=type(exc).__name__)
                 self._started -= 1  # it gets its budget back
+        except JournalBusy as exc:  # another local process works this task: leave it alone
+            self._passed_over.add(task_id)
+            self._emit("busy", task_id, sid, f"task {task_id}: {exc}")
         except DecentralMLError as exc:
             self._failed(task_id, sid, exc)
         except Exception as exc:  # a bug must not kill the loop; it is reported, not hidden

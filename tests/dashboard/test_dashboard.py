@@ -40,7 +40,7 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 
 @pytest.fixture
-def browser(tmp_path: Path) -> Iterator[object]:
+def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -53,7 +53,7 @@ def browser(tmp_path: Path) -> Iterator[object]:
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    os.environ.setdefault("SE_OFFLINE", "true")  # never let selenium look for a driver online
+    monkeypatch.setenv("SE_OFFLINE", "true")  # never let selenium look for a driver online
     drv = webdriver.Chrome(options=options, service=Service(executable_path=driver))
     drv.set_page_load_timeout(60)
     yield drv
