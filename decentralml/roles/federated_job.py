@@ -364,6 +364,7 @@ def _score_contributors(creator: ModelCreator, model: Any, subs: list[Any], rewa
     from decentralml.fl import clone_model, evaluate
     from decentralml.roles.job_store import ContributorRecord
 
+    names = _dev_names(creator.client)
     out = []
     for sub in subs:
         if sub.status not in _SUBMITTED:
@@ -377,7 +378,17 @@ def _score_contributors(creator: ModelCreator, model: Any, subs: list[Any], rewa
         except Exception:  # unusable content: recorded as "no accuracy", never fatal here
             accuracy = None
         out.append(ContributorRecord(
-            submission_id=sub.submission_id, worker=sub.worker, status=sub.status.value,
+            submission_id=sub.submission_id, worker=sub.worker, name=names.get(sub.worker),
+            status=sub.status.value,
             num_examples=sub.num_examples, accuracy=accuracy,
             reward=reward if sub.status is SubmissionStatus.Accepted else 0))
     return out
+
+
+def _dev_names(client: Any) -> dict[str, str]:
+    """Dev accounts' addresses -> names (``Bob``) on a dev chain; nothing elsewhere."""
+    if client.chain_type not in ("Development", "Local"):
+        return {}
+    from decentralml.accounts import DEV_ACCOUNTS
+
+    return {client.resolve_address(f"//{name}"): name for name in DEV_ACCOUNTS}

@@ -35,13 +35,14 @@ def job_figure(state: JobState, *, decimals: int = UNIT_DECIMALS) -> Any:
         acc.plot([p[0] for p in points], [p[1] for p in points], marker="o", color="#1f6feb",
                  label="federated model", linewidth=2)
     workers = sorted({c.worker for r in state.rounds for c in r.contributors})
+    label = {c.worker: c.name or c.worker[:8] for r in state.rounds for c in r.contributors}
     palette = ["#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
     for i, worker in enumerate(workers):
         pts = [(r.round, c.accuracy) for r in state.rounds for c in r.contributors
                if c.worker == worker and c.accuracy is not None]
         if pts:
             acc.scatter([p[0] for p in pts], [p[1] for p in pts], s=30, alpha=0.8,
-                        color=palette[i % len(palette)], label=f"update {worker[:8]}")
+                        color=palette[i % len(palette)], label=f"update {label[worker]}")
     if state.spec.target_accuracy is not None:
         acc.axhline(state.spec.target_accuracy, color="grey", linestyle="--", linewidth=1,
                     label="target")
@@ -59,7 +60,7 @@ def job_figure(state: JobState, *, decimals: int = UNIT_DECIMALS) -> Any:
         heights = [sum(c.reward for c in r.contributors if c.worker == worker) / 10**decimals
                    for r in state.rounds]
         pay.bar(labels, heights, bottom=bottoms, color=palette[i % len(palette)],
-                label=worker[:8])
+                label=label[worker])
         bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
     pay.set_title("rewards paid per round (UNIT)")
     pay.set_xlabel("round")

@@ -67,6 +67,8 @@ class ContributorRecord(BaseModel):
 
     submission_id: int
     worker: str
+    #: a name people know the worker by (a dev account's, on a dev chain), for plots
+    name: str | None = None
     status: str
     num_examples: int | None = None
     #: the update's accuracy on the creator's holdout set (None if it could not be loaded)
