@@ -5,11 +5,13 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 EXTRAS ?= tf-cpu,dev,dp
+DEMO_EXTRAS ?= tf-cpu
 
 .PHONY: demo test install ipfs chromium lint typecheck check clean
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	bash scripts/install_bwrap.sh
 	$(PY) -m decentralml.cli.main demo
 
@@ -24,6 +26,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $(STAMP)
+
+# The demo needs the SDK and TensorFlow, not the dev tools; pip's progress stays visible, since
+# the first install downloads TensorFlow (a few hundred MB) and takes minutes.
+$(DEMO_STAMP): pyproject.toml
+	@echo "make demo: installing decentralml[$(DEMO_EXTRAS)] into $(VENV) (minutes the first time)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade --progress-bar on pip
+	$(PY) -m pip install --progress-bar on -e ".[$(DEMO_EXTRAS)]"
+	touch $(DEMO_STAMP)
 
 ipfs:
 	bash scripts/install_ipfs.sh

@@ -83,6 +83,7 @@ _EXPORTS: dict[str, str] = {
     "merge_annotations": "decentralml.roles.annotation",
     # the embedded dev chain
     "DevNode": "decentralml.devnode",
+    "RpcLimits": "decentralml.devnode",
     # settings
     "Settings": "decentralml.config",
     "load_settings": "decentralml.config",
@@ -143,6 +144,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from decentralml.devnode import (
         DevNode,
+        RpcLimits,
     )
     from decentralml.errors import (
         BundleError,

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict
 from decentralml.config import ENV_KEYRING, home_dir, load_settings
 from decentralml.errors import ConfigurationError, DecentralMLError, InvalidInput
 from decentralml.keystore import (
+    ENV_KEYRING_PASSWORD,
     Keystore,
     KeystoreLocked,
     Password,
@@ -44,7 +45,6 @@ from decentralml.keystore import (
 )
 
 SERVICE = "decentralml"
-ENV_KEYRING_PASSWORD = "DECENTRALML_KEYRING_PASSWORD"
 DEV_ACCOUNTS = ("Alice", "Bob", "Charlie", "Dave", "Eve", "Ferdie")
 DEV_CHAIN_TYPES = ("Development", "Local")
 

@@ -39,6 +39,9 @@ _NONCE = 24
 #: A secret (mnemonic or key JSON) is a few hundred bytes; bound what a file may make us decode.
 MAX_FILE_BYTES = 64 * 1024
 MAX_PASSWORD_BYTES = 4096
+#: The environment variable that may hold the password (see decentralml.cli.handover for how the
+#: CLI takes it out of its environment).
+ENV_KEYRING_PASSWORD = "DECENTRALML_KEYRING_PASSWORD"
 CONTENT = "decentralml-secret"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 

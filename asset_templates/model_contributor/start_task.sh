@@ -2,5 +2,8 @@
 # Entry point of a model-contributor task. The decentralml runner runs it with `bash`, in a copy
 # of this bundle, with DECENTRALML_DATA_DIR / DECENTRALML_OUTPUT_DIR set (see train.py).
 set -euo pipefail
+# TensorFlow's start-up chatter (oneDNN notices, CPU feature lines, absl warnings) would bury the
+# task's own log; errors still come through. Set them in your shell to override.
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-3}" TF_ENABLE_ONEDNN_OPTS="${TF_ENABLE_ONEDNN_OPTS:-0}"
 cd "$(dirname "${BASH_SOURCE[0]}")"
 exec python train.py

@@ -6,10 +6,11 @@ The decentralml runner executes ``start_task.sh`` (which runs this file) with:
   (or the only ``*.npz``) holding arrays ``x`` and ``y``, loaded with ``allow_pickle=False``;
 * ``DECENTRALML_OUTPUT_DIR`` where ``update.npz`` (weights only, never data) and ``update.json``
   (``num_examples`` and metrics) are written by :func:`decentralml.fl.save_update`;
-* ``DECENTRALML_TASK_DIR``   this bundle; ``model.keras`` there is the current global model when
-  the creator ships one (a federated round does), and an optional ``config.json`` carries the
-  federated options (``proximal_mu`` for FedProx, ``dp`` for client-side differential privacy;
-  docs/fl.md), applied by the default ``train_model`` and by ``main``.
+* ``DECENTRALML_TASK_DIR``   this bundle; ``model.keras`` there is the current global model
+  (``task create --model`` ships it; a federated round ships each round's), and an optional
+  ``config.json`` carries the federated options (``proximal_mu`` for FedProx, ``dp`` for
+  client-side differential privacy; docs/fl.md), applied by the default ``train_model`` and by
+  ``main``.
 
 The creator edits the hooks between the markers and nothing else: ``main`` below is the contract
 with the runner. TensorFlow/Keras are imported only inside the default hooks, so hooks that do
@@ -25,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 # --- hooks: begin ---
-EPOCHS = 1
+# 8 epochs on a third of the digits training set (~450 images) gives each contributor ~0.95
+# holdout accuracy and the FedAvg of three such updates ~0.95 after one round (1 epoch: ~0.15).
+EPOCHS = 8
 BATCH_SIZE = 32
 
 
@@ -45,21 +48,19 @@ def load_data(data_dir: Path) -> tuple[Any, Any]:
 
 
 def load_model(task_dir: Path, x: Any, y: Any) -> Any:
-    """The model to train: the creator's ``model.keras`` if shipped, else a small classifier."""
+    """The model to train: the creator's ``model.keras``, the same for every contributor.
+
+    Every contributor must start from the same initial model, or averaging their updates
+    (FedAvg) averages unrelated networks; ``task create`` refuses to publish this template
+    without one (``--model FILE.keras``).
+    """
     model_file = task_dir / "model.keras"
-    if model_file.is_file():
-        from decentralml.fl import load_model as load_global_model
+    if not model_file.is_file():
+        raise SystemExit(f"{model_file} is missing: the creator publishes it with "
+                         "`decentralml task create --model FILE.keras`")
+    from decentralml.fl import load_model as load_global_model
 
-        return load_global_model(model_file)  # safe_mode loading, no custom code
-    import keras
-
-    num_classes = int(y.max()) + 1
-    return keras.Sequential([
-        keras.Input(shape=x.shape[1:]),
-        keras.layers.Flatten(),
-        keras.layers.Dense(64, activation="relu"),
-        keras.layers.Dense(num_classes, activation="softmax"),
-    ])
+    return load_global_model(model_file)  # safe_mode loading, no custom code
 
 
 def train_model(model: Any, x: Any, y: Any) -> tuple[Any, dict[str, float]]:

@@ -8,6 +8,7 @@ never prints or prompts.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -87,6 +88,51 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+#: Width for tables written to a pipe or file (no terminal to fit): wide enough that CIDs and
+#: addresses are never cut; a terminal's own width (or ``$COLUMNS``) wins when there is one.
+PIPE_WIDTH = 200
+
+
+def _console(*, stderr: bool) -> Console:
+    console = Console(stderr=stderr)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = PIPE_WIDTH
+    return console
+
+
+def format_amount(value: int, decimals: int, symbol: str, *, planck: bool = False) -> str:
+    """``12.5 UNIT`` (exact: no float rounding), or ``12500000000000 planck`` with ``planck``."""
+    if planck:
+        return f"{value} planck"
+    from decimal import Decimal
+
+    whole = Decimal(value).scaleb(-decimals)
+    text = format(whole.normalize(), "f") if whole else "0"
+    return f"{text} {symbol}"
+
+
+def format_metrics(metrics: Any) -> str:
+    """``accuracy 0.912, loss 0.231, train_seconds 3.2``: 3 decimals (1 for seconds)."""
+    if not metrics:
+        return ""
+    if not isinstance(metrics, dict):
+        return str(metrics)
+    parts = []
+    for name, value in metrics.items():
+        if isinstance(value, float):
+            shown = f"{value:.1f}" if str(name).endswith("seconds") else f"{value:.3f}"
+        else:
+            shown = str(value)
+        parts.append(f"{name} {shown}")
+    return ", ".join(parts)
+
+
+def error_json(name: str, message: str, code: ExitCode | int) -> str:
+    """The ``--json`` form of an error: ``{"error": {"type", "message", "exit_code"}}``."""
+    return json.dumps({"error": {"type": name, "message": message, "exit_code": int(code)}},
+                      indent=2, sort_keys=True)
+
+
 @dataclass
 class App:
     """Per-invocation state, kept on click's context object (never a module global)."""
@@ -96,14 +142,16 @@ class App:
     as_json: bool = False
     yes: bool = False
     debug: bool = False
-    console: Console = field(default_factory=lambda: Console(stderr=False))
-    err: Console = field(default_factory=lambda: Console(stderr=True))
+    planck: bool = False
+    console: Console = field(default_factory=lambda: _console(stderr=False))
+    err: Console = field(default_factory=lambda: _console(stderr=True))
     #: the keystore password taken out of the environment at start (see cli.password)
     handed_over_password: Password | None = None
     _settings: Settings | None = None
     _accounts: Accounts | None = None
     _client: Client | None = None
     _store: Store | None = None
+    _names: dict[str, str] | None = None
 
     @property
     def settings(self) -> Settings:
@@ -152,6 +200,41 @@ class App:
             self._store = open_store(self.settings.storage_spec, home=self.settings.home)
         return self._store
 
+    def amount(self, value: int) -> str:
+        """An amount for people: UNIT (the chain's symbol and decimals), planck with --planck."""
+        client = self.client(need_account=False)
+        return format_amount(value, client.token_decimals, client.token_symbol,
+                             planck=self.planck)
+
+    def name(self, address: str | None) -> str:
+        """The account name people know an address by (``//Bob``, a stored account), else the
+        address itself, never truncated."""
+        if address is None:
+            return ""
+        if self._names is None:
+            self._names = self._known_names()
+        return self._names.get(address, address)
+
+    def _known_names(self) -> dict[str, str]:
+        from decentralml.accounts import DEV_ACCOUNTS, Accounts
+
+        client = self.client(need_account=False)
+        names: dict[str, str] = {}
+        try:
+            for info in Accounts(home=self.settings.home).list():
+                names[info.address] = info.name
+        except Exception:  # an unreadable index only costs the names, never the command
+            pass
+        if client.chain_type in ("Development", "Local"):
+            for dev in DEV_ACCOUNTS:
+                names.setdefault(client.resolve_address(f"//{dev}"), f"//{dev}")
+        return names
+
+    def expiry(self, block: int, current: int) -> str:
+        """``block 14401 (in 14400)`` or ``block 12 (passed)`` against the current block."""
+        left = block - current
+        return f"block {block} ({'in ' + str(left) if left > 0 else 'passed'})"
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
@@ -169,15 +252,22 @@ class App:
         if not self.as_json:
             self.err.print(message)
 
-    def fail(self, message: str, code: ExitCode = ExitCode.FAILURE) -> NoReturn:
-        self.err.print(f"[bold red]error:[/] {message}", highlight=False)
+    def fail(self, message: str, code: ExitCode = ExitCode.FAILURE,
+             kind: str = "Failed") -> NoReturn:
+        """One error line on stderr (and, with ``--json``, the error object on stdout); exit."""
+        if self.as_json:
+            click.echo(error_json(kind, message, code))
+        from rich.markup import escape
+
+        self.err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
         raise SystemExit(int(code))
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    """A table that wraps long cells (CIDs, addresses) onto more lines instead of cutting them."""
     t = Table(title=title, title_justify="left")
     for c in columns:
-        t.add_column(c)
+        t.add_column(c, overflow="fold")
     for r in rows:
         t.add_row(*("" if v is None else str(v) for v in r))
     return t

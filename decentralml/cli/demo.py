@@ -1,15 +1,14 @@
 """``decentralml demo``: the federated MNIST story from ``examples/federated_mnist/demo.py``.
 
-The demo is an example a user can read and copy, so it lives with the examples, not in the
-package; this command finds it in the source checkout the SDK was installed from (``make demo``
-installs it editable) and runs it.
+The demo is an example a user can read and copy, so its source lives with the examples; a built
+wheel carries the example as package data (see :mod:`decentralml.assets`), so this command finds
+it both in a source checkout and in an installed wheel, and runs it.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import sys
-from pathlib import Path
 from types import ModuleType
 
 import click
@@ -18,8 +17,10 @@ from decentralml.cli.app import App, ExitCode, pass_app
 
 
 def load_demo() -> ModuleType | None:
-    """``examples/federated_mnist/demo.py`` as a module, if this is a source checkout."""
-    path = Path(__file__).resolve().parents[2] / "examples" / "federated_mnist" / "demo.py"
+    """``examples/federated_mnist/demo.py`` as a module (packaged or from the checkout)."""
+    from decentralml.assets import example_dir
+
+    path = example_dir("federated_mnist") / "demo.py"
     if not path.is_file():
         return None
     spec = importlib.util.spec_from_file_location("federated_mnist_demo", path)
@@ -42,8 +43,8 @@ def demo(app: App, rounds: int, storage: str | None, mnist: str | None,
     """Run the whole marketplace on this machine: devnode, creator, 3 contributors, federation."""
     module = load_demo()
     if module is None:
-        app.fail("the demo lives in examples/federated_mnist/ of the source checkout; clone the "
-                 "repository and run `make demo`", ExitCode.CONFIG)
+        app.fail("the demo's files (examples/federated_mnist/) are not installed; reinstall "
+                 "decentralml or run `make demo` in a clone", ExitCode.CONFIG)
     argv = ["--rounds", str(rounds)]
     for flag, value in (("--storage", storage), ("--mnist", mnist), ("--workdir", workdir)):
         if value:

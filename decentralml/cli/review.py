@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+from rich.console import Console
 
-from decentralml.chain.types import Submission, SubmissionStatus
+from decentralml.chain.types import Submission, SubmissionStatus, TaskStatus
 from decentralml.cli.app import App, ExitCode, pass_app, table
+from decentralml.cli.tasks import submission_rows
 from decentralml.errors import InvalidInput
 from decentralml.fl.registry import strategy_names
 
-
-def _rows(subs: list[Submission]) -> list[list[object]]:
-    return [[s.submission_id, s.worker, s.status.value, s.num_examples,
-             s.result_json().get("metrics"), s.result_cid] for s in subs]
+if TYPE_CHECKING:
+    from decentralml.chain.results import ValidationReport
 
 
 @click.command("results")
@@ -29,7 +29,7 @@ def results(app: App, task_id: int, status: str | None) -> None:
         subs = [s for s in subs if s.status.value == status]
     app.emit(subs, lambda c: c.print(table(f"results of task {task_id}",
                                            ["id", "worker", "status", "examples", "metrics",
-                                            "cid"], _rows(subs))))
+                                            "cid"], submission_rows(app, subs))))
 
 
 def parse_policy(spec: str) -> tuple[str, float | None]:
@@ -66,27 +66,61 @@ def validate(app: App, task_id: int, policy_spec: str, model_path: Path | None,
     from decentralml.roles.creator import ModelCreator
 
     kind, threshold = parse_policy(policy_spec)
+    if kind == "manual" and not app.interactive:
+        app.fail("--policy manual needs a terminal to ask you; use --policy auto or "
+                 "min-accuracy=X with --yes/--json", code=ExitCode.USAGE, kind="UsageError")
     client = app.client()
+    # A closed task has nothing left to judge: say so before loading any model or holdout.
+    info = client.task(task_id)
+    if info.status is TaskStatus.Closed:
+        app.fail(f"task {task_id} is closed: nothing to validate", ExitCode.INVALID_INPUT,
+                 kind="TaskClosed")
     creator = ModelCreator(client, app.store(), workdir=app.settings.home / "creator")
     policy: Any
     if kind == "auto":
         policy = AutoAccept()
     elif kind == "manual":
-        if not app.interactive:
-            app.fail("--policy manual needs a terminal to ask you; use --policy auto or "
-                     "min-accuracy=X with --yes/--json", code=ExitCode.USAGE)
         policy = Manual(lambda s: _ask(app, s))
     else:
         policy = _accuracy_policy(app, creator, task_id, model_path, holdout, threshold)
+    subs = {s.submission_id: s for s in client.task_submissions(task_id)}
     report = creator.validate(task_id, policy)
-    app.emit(report, lambda c: c.print(report.summary() if hasattr(report, "summary")
-                                       else report))
+    app.emit(report, lambda c: _print_report(app, c, report, subs, policy_spec))
     if fail_on_reject and report.rejected:
-        raise SystemExit(8)
+        raise SystemExit(int(ExitCode.REJECTED))
+
+
+def _print_report(app: App, c: Console, report: ValidationReport,
+                  subs: dict[int, Submission], policy_spec: str) -> None:
+    """Decisions and payments as a table, then one line of totals."""
+    from decentralml.chain.events import ResultAcceptedEvent
+
+    task_id = report.task_id
+    if not report.decisions:
+        c.print(f"task {task_id}: no results pending validation; nothing sent")
+        return
+    paid = {e.submission_id: e.reward for e in (report.extrinsic.market_events
+                                                 if report.extrinsic else ())
+            if isinstance(e, ResultAcceptedEvent)}
+    rows = []
+    for sid, decision in report.decisions.items():
+        verdict = ("accepted" if sid in report.accepted else "rejected" if sid in report.rejected
+                   else "skipped")
+        sub = subs.get(sid)
+        rows.append([sid, app.name(sub.worker) if sub else "", verdict,
+                     "" if decision.score is None else f"{decision.score:.3f}", decision.reason,
+                     app.amount(paid[sid]) if sid in paid else ""])
+    c.print(table(f"validation of task {task_id} ({policy_spec})",
+                  ["submission", "worker", "decision", "score", "reason", "paid"], rows))
+    where = (f" in block {report.extrinsic.block_number}, fee {app.amount(report.fee)}"
+             if report.extrinsic else "; nothing sent")
+    c.print(f"{len(report.accepted)} accepted, {len(report.rejected)} rejected, "
+            f"{len(report.skipped)} skipped; paid {app.amount(report.paid)}{where}",
+            highlight=False)
 
 
 def _ask(app: App, sub: Submission) -> bool | None:
-    app.err.print(f"submission {sub.submission_id} by {sub.worker}: "
+    app.err.print(f"submission {sub.submission_id} by {app.name(sub.worker)}: "
                   f"{sub.result.decode('utf-8', 'replace')[:300]}")
     answer = click.prompt("accept, reject or skip?", type=click.Choice(["a", "r", "s"]),
                           default="s")

@@ -6,9 +6,16 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console
 
-from decentralml.chain.types import TaskInfo, TaskStatus, TaskType, ValidationStrategy
-from decentralml.cli.app import App, pass_app, table
+from decentralml.chain.types import (
+    Submission,
+    TaskInfo,
+    TaskStatus,
+    TaskType,
+    ValidationStrategy,
+)
+from decentralml.cli.app import App, format_metrics, pass_app, table
 
 _TYPES = {"model-contributor": TaskType.ModelContributor,
           "model-engineer": TaskType.ModelEngineer,
@@ -36,14 +43,15 @@ def parse_amount(text: str, decimals: int) -> int:
     return int(value)
 
 
-def task_rows(tasks: list[TaskInfo], decimals: int) -> list[list[object]]:
-    return [[t.task_id, t.task_type.value, t.status.value, f"{t.reward / 10**decimals:g}",
+def task_rows(app: App, tasks: list[TaskInfo], current_block: int) -> list[list[object]]:
+    return [[t.task_id, t.task_type.value, t.status.value, app.amount(t.reward),
              f"{t.accepted_results}/{t.max_assignments}", t.open_slots,
-             t.validation_strategy.value, t.expiration_block, t.question[:40]] for t in tasks]
+             t.validation_strategy.value, app.expiry(t.expiration_block, current_block),
+             app.name(t.creator), t.question] for t in tasks]
 
 
 TASK_COLUMNS = ["id", "type", "status", "reward", "accepted", "open", "validation", "expires",
-                "question"]
+                "creator", "question"]
 
 
 @click.group("task")
@@ -66,11 +74,19 @@ def task() -> None:
               show_default=True)
 @click.option("--expires-in", type=int, default=14_400, show_default=True, help="Blocks.")
 @click.option("--requires", multiple=True, help="Python requirement the bundle declares.")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False,
+                                                       path_type=Path),
+              help="Your initial .keras model, shipped in the bundle as model.keras (every "
+                   "contributor trains it; `decentralml example digits` writes one).")
 @pass_app
 def task_create(app: App, bundle: Path | None, template: str | None, bundle_out: Path | None,
                 task_type: str | None, question: str, reward: str, slots: int, validation: str,
-                expires_in: int, requires: tuple[str, ...]) -> None:
-    """Pack a bundle, store it and put the task on chain with its reward in escrow."""
+                expires_in: int, requires: tuple[str, ...], model_path: Path | None) -> None:
+    """Pack a bundle, store it and put the task on chain with its reward in escrow.
+
+    Refused before anything is stored or sent when the bundle lacks a file its start_task.sh
+    or template.json needs (e.g. model.keras: give it with --model).
+    """
     from decentralml.roles.creator import ModelCreator
 
     if (bundle is None) == (template is None):
@@ -82,16 +98,20 @@ def task_create(app: App, bundle: Path | None, template: str | None, bundle_out:
                                   task_type=_TYPES[task_type] if task_type else None,
                                   max_assignments=slots,
                                   validation_strategy=_STRATEGIES[validation],
-                                  expires_in=expires_in, requirements=requires or None)
+                                  expires_in=expires_in, requirements=requires or None,
+                                  model=model_path)
     if template is not None:
         published = creator.publish_template(template, bundle_out or Path(template), **kwargs)
     else:
         assert bundle is not None
         published = creator.publish(bundle, **{k: v for k, v in kwargs.items() if v is not None})
+    info = client.task(published.task_id)
     app.emit(published, lambda c: c.print(
-        f"task {published.task_id} created in block {published.block_number}: assets "
-        f"{published.assets_cid} ({published.storage.value}), escrow "
-        f"{published.escrow / 10**client.token_decimals:g} {client.token_symbol}"))
+        f"task {published.task_id} created in block {published.block_number}: "
+        f"{app.amount(published.escrow)} in escrow "
+        f"({slots} x {app.amount(amount)}), expires at "
+        f"{app.expiry(info.expiration_block, published.block_number)}; assets "
+        f"{published.assets_cid} ({published.storage.value})", highlight=False))
 
 
 @task.command("list")
@@ -110,8 +130,9 @@ def task_list(app: App, status: str, task_type: str | None, creator: str | None,
         task_type=_TYPES[task_type] if task_type else None,
         creator=client.resolve_address(creator) if creator else None,
         min_open_slots=1 if with_slots else 0)
-    app.emit(tasks, lambda c: c.print(table("tasks", TASK_COLUMNS,
-                                            task_rows(tasks, client.token_decimals))))
+    current = client.block_number()
+    app.emit(tasks, lambda c: c.print(table(f"tasks (current block {current})", TASK_COLUMNS,
+                                            task_rows(app, tasks, current))))
 
 
 @task.command("show")
@@ -125,12 +146,15 @@ def task_show(app: App, task_id: int) -> None:
     escrow = client.escrow_balance(task_id)
     data = {"task": info, "escrow": escrow, "submissions": subs}
 
-    def render(c):  # type: ignore[no-untyped-def]
-        c.print(table(f"task {task_id}", TASK_COLUMNS, task_rows([info], client.token_decimals)))
-        c.print(f"assets: {info.assets_cid} ({info.assets_storage.value}); escrow: {escrow}")
-        c.print(table("submissions", ["id", "worker", "status", "result", "cid"],
-                      [[s.submission_id, s.worker, s.status.value,
-                        s.result.decode("utf-8", "replace")[:60], s.result_cid] for s in subs]))
+    current = client.block_number()
+
+    def render(c: Console) -> None:
+        c.print(table(f"task {task_id} (current block {current})", TASK_COLUMNS,
+                      task_rows(app, [info], current)))
+        c.print(f"assets: {info.assets_cid} ({info.assets_storage.value}); escrow holds "
+                f"{app.amount(escrow)}", highlight=False)
+        c.print(table("submissions", ["id", "worker", "status", "examples", "metrics", "cid"],
+                      submission_rows(app, subs)))
 
     app.emit(data, render)
 
@@ -143,5 +167,16 @@ def task_close(app: App, task_id: int) -> None:
     client = app.client()
     if app.interactive and not click.confirm(f"close task {task_id}?", default=True):
         app.fail("not closed")
+    creator = client.task(task_id).creator
     closed = client.close_task(task_id)
-    app.emit(closed, lambda c: c.print(f"task {task_id} closed in block {closed.block_number}"))
+    abandoned = (f", {closed.abandoned} open assignment(s) abandoned" if closed.abandoned
+                 else "")
+    app.emit(closed, lambda c: c.print(
+        f"task {task_id} closed in block {closed.block_number}: refunded "
+        f"{app.amount(closed.refund)} to {app.name(creator)}{abandoned}", highlight=False))
+
+
+def submission_rows(app: App, subs: list[Submission]) -> list[list[object]]:
+    """One row per submission: worker by name, metrics formatted, the full result CID."""
+    return [[s.submission_id, app.name(s.worker), s.status.value, s.num_examples,
+             format_metrics(s.result_json().get("metrics")), s.result_cid] for s in subs]

@@ -5,12 +5,14 @@ from __future__ import annotations
 import functools
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from decentralml.chain.types import SubmissionStatus, TaskType
-from decentralml.cli.app import App, ExitCode, pass_app
+from decentralml.cli.app import App, ExitCode, format_metrics, pass_app
+from decentralml.errors import InvalidInput
 from decentralml.roles.journal import Stage
 
 _ROLES = {"model-contributor": TaskType.ModelContributor,
@@ -27,9 +29,13 @@ def _contributor(app: App, timeout: float, no_sandbox: bool = False,  # type: ig
     if no_sandbox:
         app.err.print(f"[bold yellow]warning:[/] --no-sandbox: {NO_SANDBOX_RISK}", highlight=False)
         warnings.simplefilter("ignore", SandboxWarning)  # said once, above
-    limits = {name: int(os.environ[env]) for name, env in
-              (("max_output_bytes", "DECENTRALML_MAX_OUTPUT_BYTES"),
-               ("max_processes", "DECENTRALML_MAX_PROCESSES")) if os.environ.get(env)}
+    limits: dict[str, int] = {}
+    for name, env in (("max_output_bytes", "DECENTRALML_MAX_OUTPUT_BYTES"),
+                      ("max_processes", "DECENTRALML_MAX_PROCESSES")):
+        if os.environ.get(env):
+            if not os.environ[env].isdigit() or int(os.environ[env]) <= 0:
+                raise InvalidInput(env, f"{os.environ[env]!r} is not a positive integer")
+            limits[name] = int(os.environ[env])
     return Contributor(app.client(), app.store(), home=app.settings.home, timeout=timeout,
                        sandbox="none" if no_sandbox else "auto", allow_network=allow_network,
                        **limits)
@@ -67,9 +73,20 @@ def _timeout_option(f):  # type: ignore[no-untyped-def]
                         help="Wall-clock limit for start_task.sh, seconds.")(f)
 
 
-def _log_sink(app: App):  # type: ignore[no-untyped-def]
-    return None if app.as_json else (lambda line: app.err.print(line, highlight=False,
-                                                                markup=False, end=""))
+def _log_sink(app: App) -> Callable[[str], None] | None:
+    """The task's output, one line at a time, on stderr as it arrives (not with ``--json``).
+
+    The runner hands over lines without their line ending; each is printed as a line of its own,
+    as is (no markup, no highlighting, no wrapping into the table width), so a following
+    progress bar or message starts on a fresh line instead of overwriting the last one.
+    """
+    if app.as_json:
+        return None
+
+    def sink(line: str) -> None:
+        app.err.print(line, highlight=False, markup=False, soft_wrap=True)
+
+    return sink
 
 
 @click.command("accept")
@@ -106,12 +123,12 @@ def run(app: App, task_id: int, data_dir: Path, timeout: float, reset: bool,
                    f"(submission {report.submission_id} is {report.status.value})")
     elif "ran" not in report.stages_run:
         message = (f"task {task_id} already ran (submission {report.submission_id}): "
-                   f"{report.num_examples} examples, metrics {report.metrics}; `submit "
+                   f"{report.num_examples} examples, {format_metrics(report.metrics)}; `submit "
                    f"{task_id}` next, or `run {task_id} --reset` to run it again")
     else:
         message = (f"ran task {task_id} (sandbox: {report.sandbox}): "
-                   f"{report.num_examples} examples, metrics "
-                   f"{report.metrics}; `submit {task_id}` next")
+                   f"{report.num_examples} examples, "
+                   f"{format_metrics(report.metrics)}; `submit {task_id}` next")
     app.emit(report, lambda c: c.print(message, highlight=False))
 
 
@@ -167,10 +184,11 @@ def work(app: App, task_id: int | None, data_dir: Path, timeout: float, role: st
         app.info(f"picked task {task_id}: {candidates[0].question}")
     report = contributor.work(task_id, data_dir, on_log=_log_sink(app), reset=reset)
     _warn_stale(app, report.stale)
-    sent = ("result sent" if report.result_sent
-            else "nothing sent, the result was already on chain")
+    # "nothing sent" only when it is news: the result was on chain before this run
+    unsent = "" if report.result_sent or report.status is SubmissionStatus.Assigned else \
+        "; nothing sent, the result was already on chain"
     app.emit(report, lambda c: c.print(
         f"task {task_id}, submission {report.submission_id}: {report.status.value} "
-        f"(stages run: {', '.join(report.stages_run) or 'none, already done'}; {sent}; "
-        f"sandbox: {report.sandbox})"))
+        f"(stages run: {', '.join(report.stages_run) or 'none, already done'}; "
+        f"sandbox: {report.sandbox}){unsent}"))
 

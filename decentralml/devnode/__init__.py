@@ -8,5 +8,6 @@ sr25519/ed25519 signatures, so unmodified substrate-interface code cannot tell i
 from __future__ import annotations
 
 from decentralml.devnode.node import DevNode
+from decentralml.devnode.server import RpcLimits
 
-__all__ = ["DevNode"]
+__all__ = ["DevNode", "RpcLimits"]

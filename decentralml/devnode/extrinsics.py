@@ -85,9 +85,12 @@ MAX_NORMAL_REF_TIME = MAX_BLOCK_REF_TIME * 3 // 4
 #: decode, weigh and dispatch recursions that follow.
 MAX_CALL_DEPTH = 64
 #: Most calls one extrinsic may contain, nested ones included. A call costs the devnode's Python
-#: decoder microseconds, so a block-length batch of one-byte calls would take minutes; a full
-#: ``Utility`` batch (``batched_calls_limit`` = 10,922) stays well inside this.
-MAX_DECODED_CALLS = 16_384
+#: decoder tens of microseconds, so a block-length batch of one-byte calls would take minutes
+#: and even a full ``Utility`` batch (``batched_calls_limit`` = 10,922) a third of a second of a
+#: busy node, for anyone (the dev keys are public). The protocol's largest batch, a review of a
+#: task's results, has at most ``MaxAssignments`` (64) calls: this leaves a wide margin. A batch
+#: longer than what is left is refused from its length prefix, before any of it is decoded.
+MAX_DECODED_CALLS = 4096
 
 
 class TransactionInvalid(Exception):

@@ -273,6 +273,8 @@ class Vec(Codec):
         n, pos = decode_compact(data, pos)
         if n > len(data) - pos:  # every element takes at least one byte here
             raise DecodeError("sequence longer than the data")
+        if isinstance(self.inner, Lazy):  # a bounded recursive type: count before decoding
+            self.inner.reserve(n)
         out = []
         dec = self.inner.decode
         for _ in range(n):
@@ -536,6 +538,11 @@ class Lazy(Codec):
 
     def encode(self, value: Any) -> bytes:
         return self.target.encode(value)
+
+    def reserve(self, count: int) -> None:
+        """A sequence of ``count`` values is next: refuse it at once if they cannot all fit."""
+        if self._max_depth is not None and count > self._left:
+            raise DecodeLimitExceeded(f"more than {self._max_count} values")
 
     def decode(self, data: bytes, pos: int) -> tuple[Any, int]:
         if self._max_depth is None:

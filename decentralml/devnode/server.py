@@ -54,9 +54,9 @@ BACKLOG_BYTES = 64 * 1024
 class RpcLimits:
     """Bounds of the RPC server; the defaults keep the node within its stated memory budget.
 
-    Worst case under abuse: the node at rest (~100 MiB) plus ``max_buffer_total`` of outbound
+    Worst case under abuse: the node at rest (~70 MiB) plus ``max_buffer_total`` of outbound
     buffers, ``max_inbound_total`` of partly received requests, and the one request being handled
-    (a few times ``max_request_bytes`` while it is parsed): about 300 MiB with the defaults,
+    (a few times ``max_request_bytes`` while it is parsed): under 300 MiB with the defaults,
     however many clients stop reading or upload slowly (docs/devnode.md has the figures).
     """
 

@@ -85,6 +85,9 @@ _EXPORTS: dict[str, str] = {
     "iid_indices": "decentralml.fl.data",
     "dirichlet_indices": "decentralml.fl.data",
     "label_indices": "decentralml.fl.data",
+    # the digits example's files (creator's model, holdout, contributor shards)
+    "DigitsExample": "decentralml.fl.example",
+    "write_digits_example": "decentralml.fl.example",
 }
 
 __all__ = [
@@ -94,6 +97,7 @@ __all__ = [
     "ClientDP",
     "DPFedAvg",
     "Dataset",
+    "DigitsExample",
     "FedAdagrad",
     "FedAdam",
     "FedAvg",
@@ -148,6 +152,7 @@ __all__ = [
     "strategy_names",
     "train_local",
     "update_norm",
+    "write_digits_example",
     "write_task_options",
 ]
 
@@ -169,6 +174,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         partition_iid,
     )
     from decentralml.fl.dp_fedavg import DPFedAvg
+    from decentralml.fl.example import DigitsExample, write_digits_example
     from decentralml.fl.exchange import (
         SIDECAR_FILE,
         UPDATE_FILE,

@@ -50,6 +50,8 @@ class WorkReport(BaseModel):
     stale: list[str] = []
     #: True when ``reset`` discarded local progress for this task
     reset: bool = False
+    #: the run's output directory (what was, or will be, packed and uploaded)
+    output_dir: str | None = None
     #: which sandbox ran the task (``bubblewrap``, or ``none`` when opted out); None before
     sandbox: str | None = None
 
@@ -242,6 +244,10 @@ class Contributor:
             entry, stale = self._current(task_id, reset=reset)
             resumed_from = entry.stage if entry is not None else None
             timings: dict[str, float] = {}
+            if (entry is None or entry.stage < Stage.RAN) and stop_after is not Stage.FETCHED:
+                from decentralml.storage.sandbox import resolve
+
+                resolve(self.sandbox)  # no sandbox here: refuse before taking a slot
             if entry is None:
                 started = time.perf_counter()
                 entry, accepted = self._accept(task_id, take_new=accept)
@@ -276,7 +282,7 @@ class Contributor:
                               resumed_from=resumed_from, stages_run=stages,
                               block_number=entry.block_number, timings=timings,
                               result_sent=sent, stale=stale, reset=reset,
-                              sandbox=entry.sandbox)
+                              output_dir=entry.output_dir, sandbox=entry.sandbox)
 
     def abandon(self, task_id: int) -> AbandonReport:
         """Give back the slot this account holds on ``task_id`` (``abandon_task``), and discard
@@ -327,6 +333,7 @@ class Contributor:
 
     def _run(self, entry: JournalEntry, workdir: Path, data_dir: Path | None,
              on_log: Callable[[str], None] | None) -> None:
+        from decentralml.storage._fs import remove_tree
         from decentralml.storage.bundle import load_bundle
         from decentralml.storage.runner import (
             DEFAULT_MAX_OUTPUT_BYTES,
@@ -340,8 +347,8 @@ class Contributor:
         assert entry.bundle_dir is not None
         bundle = load_bundle(Path(entry.bundle_dir))  # verified again: it sat on disk
         run_dir = workdir / "run"
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
+        if run_dir.exists():  # remove_tree: a hostile task's output can be of any depth
+            remove_tree(run_dir)
         # The runner refuses missing requirements, a timeout or a failed exit with an error
         # that names the problem and the log; nothing is journaled past FETCHED then.
         result = run_bundle(bundle, task_id=entry.task_id, submission_id=entry.submission_id,

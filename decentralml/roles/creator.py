@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from decentralml.assets import templates_dir
 from decentralml.chain.types import (
     StorageType,
     Submission,
@@ -36,11 +37,6 @@ if TYPE_CHECKING:
 
 #: Blocks a task stays open by default (about a day at 6 s blocks; the devnode seals on demand).
 DEFAULT_EXPIRES_IN = 14_400
-
-
-def templates_dir() -> Path:
-    """Where ``asset_templates/`` lives in a source checkout (the SDK is installed editable)."""
-    return Path(__file__).resolve().parents[2] / "asset_templates"
 
 
 class PublishedTask(BaseModel):
@@ -82,20 +78,49 @@ class ModelCreator:
                 validation_strategy: ValidationStrategy = ValidationStrategy.ManualAccept,
                 expires_in: int = DEFAULT_EXPIRES_IN, requirements: Sequence[str] = (),
                 outputs: Sequence[str] = (), metadata: dict[str, Any] | None = None,
-                network: bool = False) -> PublishedTask:
+                model: Path | None = None, network: bool = False) -> PublishedTask:
         """Pack ``bundle_dir``, store and pin it, then ``create_task`` with its CID.
+
+        ``model`` is the creator's ``.keras`` model, shipped in the bundle as ``model.keras`` (a
+        staged copy: ``bundle_dir`` is not modified), so every contributor trains the same
+        initial model and the updates can be averaged.
 
         ``network`` declares in the manifest that the task needs network access; contributors
         run it only if they allow it (``--allow-network``), and no task gets it otherwise.
 
         The arguments are validated before anything is packed or stored, so a bad reward does not
-        leave an orphan bundle behind.
+        leave an orphan bundle behind, and the bundle must hold every file its ``start_task.sh``
+        and ``template.json`` need (:func:`~decentralml.storage.preflight.check_bundle_runs`): a
+        task that cannot run would lock the reward and fail on every contributor's machine.
         """
-        from decentralml.chain.types import CreateTaskArgs, build
-        from decentralml.storage.bundle import pack_bundle
-
         if not bundle_dir.is_dir():
             raise InvalidInput("bundle_dir", f"{bundle_dir} is not a directory")
+        if model is None:
+            return self._publish(bundle_dir, question=question, reward=reward,
+                                 task_type=task_type, max_assignments=max_assignments,
+                                 validation_strategy=validation_strategy, expires_in=expires_in,
+                                 requirements=requirements, outputs=outputs, metadata=metadata,
+                                 network=network)
+        _check_keras_file(model)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.workdir, prefix="staging-") as tmp:
+            staged = Path(tmp) / bundle_dir.name
+            shutil.copytree(bundle_dir, staged, symlinks=True)
+            shutil.copyfile(model, staged / "model.keras")
+            return self._publish(staged, question=question, reward=reward, task_type=task_type,
+                                 max_assignments=max_assignments,
+                                 validation_strategy=validation_strategy, expires_in=expires_in,
+                                 requirements=requirements, outputs=outputs, metadata=metadata,
+                                 network=network)
+
+    def _publish(self, bundle_dir: Path, *, question: str, reward: int, task_type: TaskType,
+                 max_assignments: int, validation_strategy: ValidationStrategy, expires_in: int,
+                 requirements: Sequence[str], outputs: Sequence[str],
+                 metadata: dict[str, Any] | None, network: bool = False) -> PublishedTask:
+        from decentralml.chain.types import CreateTaskArgs, build
+        from decentralml.storage.bundle import pack_bundle
+        from decentralml.storage.preflight import check_bundle_runs
+
         if expires_in <= 0:
             raise InvalidInput("expires_in", f"is {expires_in}", "> 0 blocks")
         # Dry-run validation with a placeholder CID: same rules the client applies later.
@@ -103,6 +128,7 @@ class ModelCreator:
               max_assignments=max_assignments, validation_strategy=validation_strategy,
               assets_cid="x", assets_storage=self.store.storage_type,
               expiration_block=expires_in)
+        check_bundle_runs(bundle_dir)
         packed = pack_bundle(bundle_dir, self.store, task_type=task_type,
                              requirements=tuple(requirements), outputs=tuple(outputs),
                              metadata=metadata, network=network)
@@ -253,3 +279,23 @@ class ModelCreator:
                                    "JSON object")
             out.append(data)
         return out
+
+
+def _check_keras_file(path: Path) -> None:
+    """A ``.keras`` file is a zip holding ``config.json``: checked before anything is copied.
+
+    Loading it would prove more but imports TensorFlow in the creator's process for a copy; the
+    contributors load it with ``safe_mode=True`` anyway.
+    """
+    import zipfile
+
+    if not path.is_file():
+        raise InvalidInput("model", f"{path} is not a file")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        names = set()
+    if "config.json" not in names:
+        raise InvalidInput("model", f"{path} is not a Keras .keras file",
+                           "a model saved with decentralml.fl.save_model or model.save()")

@@ -311,7 +311,12 @@ def _job_privacy(strategy: Any, options: TaskOptions | None,
         client(1)  # fail now (bad delta, no dp-accounting) rather than after round 1
         out.append(client)
     if isinstance(strategy, DPFedAvg) and strategy.noise_multiplier > 0:
-        server = cache(strategy.guarantee)
+        done = strategy.steps  # a resumed strategy has spent budget in earlier rounds already
+
+        @cache
+        def server(rounds: int) -> PrivacyGuarantee:
+            return strategy.guarantee(done + rounds)
+
         server(1)
         out.append(server)
     return out

@@ -9,13 +9,13 @@ that something could later load or run.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 from decentralml.errors import FetchLimitExceeded, StorageError
+from decentralml.storage._fs import remove_tree_quietly
 from decentralml.storage.base import FetchLimits
 from decentralml.storage.progress import Advance
 from decentralml.storage.unixfs import (
@@ -43,6 +43,7 @@ class _Budget:
         self.limits = limits
         self.deadline = time.monotonic() + limits.timeout
         self.bytes = 0
+        self.declared = 0
         self.entries = 0
 
     def _fail(self, what: str) -> None:
@@ -61,13 +62,25 @@ class _Budget:
         self.tick()
 
     def declare(self, relpath: PurePosixPath, size: int) -> None:
-        """Refuse a file by the size its verified root declares, before writing any of it."""
+        """Charge a file by the size its verified root declares (the planning pass)."""
         per_file = self.limits.max_file_bytes
         if per_file is not None and size > per_file:
             self._fail(f"{str(relpath)!r} holds {size} bytes (limit: max_file_bytes={per_file})")
-        if self.bytes + size > self.limits.max_bytes:
+        self.declared += size
+        if self.declared > self.limits.max_bytes:
             self._fail(f"it expands to more than {self.limits.max_bytes} bytes at "
                        f"{str(relpath)!r} (limit: max_bytes)")
+
+    def plan(self, cid: bytes, get_block: BlockGetter) -> None:
+        """Walk the DAG's directory and file-root nodes only, charging every limit, before a
+        byte is written: a bomb is refused by what it declares, not after it filled the disk.
+
+        The sizes come from verified nodes, and the write pass checks that the bytes match.
+        """
+        for relpath, child, is_dir in walk_tree(cid, get_block, max_depth=self.limits.max_depth):
+            self.entry()
+            if not is_dir:
+                self.declare(relpath, _declared_size(child, get_block))
 
     def advance(self, n: int) -> None:
         self.bytes += n
@@ -84,7 +97,8 @@ class _Budget:
 
 
 def _declared_size(cid: bytes, get_block: BlockGetter) -> int:
-    """A file's size as its (verified) root node says; 0 for a raw leaf, which is one block."""
+    """A file's size as its (verified) root node says; 0 for a raw leaf, which is one block
+    (at most 2 MiB) charged as it is written: the total written never exceeds ``max_bytes``."""
     if cid_codec(cid) == RAW:
         return 0
     if cid_codec(cid) != DAG_PB:
@@ -117,14 +131,13 @@ def download(cid: bytes, dest: Path, get_block: BlockGetter, read_file: FileRead
     try:
         content = staging / "content"
         getter = remember_last(get_block)
+        budget.plan(cid, getter)
         for relpath, child, is_dir in walk_tree(cid, getter, max_depth=budget.limits.max_depth):
-            budget.entry()
             target = content / relpath
             try:
                 if is_dir:
                     target.mkdir()
                     continue
-                budget.declare(relpath, _declared_size(child, getter))
                 if copy_file is not None:
                     copy_file(child, getter, target, charge)
                     continue
@@ -142,5 +155,5 @@ def download(cid: bytes, dest: Path, get_block: BlockGetter, read_file: FileRead
                                "(a non-empty directory or a file of the other kind is there)"
                                ) from exc
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_tree_quietly(staging)
     return dest

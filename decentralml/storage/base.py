@@ -33,7 +33,7 @@ class FetchLimits:
     max_bytes: int = 64 * 1024**3
     max_file_bytes: int | None = None
     max_entries: int = 1_000_000
-    max_depth: int = 1024
+    max_depth: int = 256
     timeout: float = 3600.0
 
 

@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from decentralml.chain.types import TaskType
 from decentralml.errors import BundleError, FetchLimitExceeded, IntegrityError, InvalidInput
+from decentralml.storage._fs import remove_tree_quietly
 from decentralml.storage.base import FetchLimits, Store
 
 #: Name of the manifest at the root of every bundle. It is never listed in its own ``files``.
@@ -62,6 +63,8 @@ MAX_MANIFEST_SIZE = 16 * 1024**2
 #: Longest relative path (UTF-8 bytes) and path component accepted, portable to every OS we meet.
 MAX_PATH_LENGTH = 1024
 MAX_NAME_LENGTH = 255
+#: Deepest directory nesting a bundle may have.
+MAX_DEPTH = 256
 #: Default time limit of :func:`fetch_bundle`, seconds.
 DEFAULT_FETCH_TIMEOUT = 3600.0
 
@@ -567,13 +570,12 @@ def fetch_limits(max_total_size: int = DEFAULT_MAX_TOTAL_SIZE,
                  timeout: float = DEFAULT_FETCH_TIMEOUT) -> FetchLimits:
     """The :class:`FetchLimits` a bundle is fetched under: what a valid manifest could need.
 
-    At most :data:`MAX_FILES` files plus the directories holding them (each listed path has at
-    most ``MAX_PATH_LENGTH // 2`` components), the manifest, and the size limits.
+    At most :data:`MAX_FILES` files plus the directories holding them, at most
+    :data:`MAX_DEPTH` levels of directories, the manifest, and the size limits.
     """
-    depth = MAX_PATH_LENGTH // 2
     return FetchLimits(max_bytes=max_total_size + MAX_MANIFEST_SIZE,
                        max_file_bytes=max(max_file_size, MAX_MANIFEST_SIZE),
-                       max_entries=2 * MAX_FILES + 2, max_depth=depth, timeout=timeout)
+                       max_entries=2 * MAX_FILES + 2, max_depth=MAX_DEPTH, timeout=timeout)
 
 
 def fetch_bundle(store: Store, cid: str, dest: Path, *,
@@ -611,7 +613,7 @@ def fetch_bundle(store: Store, cid: str, dest: Path, *,
             dest.rmdir()
         os.rename(tree, dest)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_tree_quietly(staging)
     return Bundle(path=dest, manifest=manifest, cid=cid)
 
 

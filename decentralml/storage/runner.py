@@ -40,6 +40,7 @@ from packaging.utils import canonicalize_name
 from decentralml.chain.types import TaskType
 from decentralml.errors import BundleError, IntegrityError, InvalidInput, RunnerError
 from decentralml.storage import sandbox as sb
+from decentralml.storage._fs import remove_tree_quietly
 from decentralml.storage._quota import DiskWatch, measure, over_limit
 from decentralml.storage.base import Store
 from decentralml.storage.bundle import (
@@ -537,18 +538,26 @@ def run_bundle(bundle: Bundle, *, task_id: int | str, submission_id: int | str,
     except BaseException:
         # A bundle that no longer matches its manifest leaves nothing that could be run later.
         if created:
-            shutil.rmtree(workdir, ignore_errors=True)
+            remove_tree_quietly(workdir)
         else:
             for child in workdir.iterdir():
-                shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+                remove_tree_quietly(child)
         raise
     bash = shutil.which("bash", path=env["PATH"]) or "/bin/bash"
     argv = [bash, str(in_task / manifest.entrypoint)]
+    pass_fds: tuple[int, ...] = ()
     if backend == "bubblewrap":
         assert bwrap is not None
-        argv = sb.bwrap_command(bwrap, ["/bin/bash", str(in_task / manifest.entrypoint)],
+        full = sb.bwrap_command(bwrap, ["/bin/bash", str(in_task / manifest.entrypoint)],
                                 layout, network=manifest.network and allow_network,
                                 as_root=sb.runs_as_root(), setpriv=setpriv)
+        # The arguments go through a pipe (--args), not argv: the sandbox's init is bwrap, and
+        # its /proc/1/cmdline would otherwise show the task every host path that was bound.
+        # (bwrap takes only options that way; the command, all sandbox paths, stays in argv.)
+        split = full.index("--")
+        args_fd = sb.args_pipe(full[1:split])
+        pass_fds = (args_fd,)
+        argv = [full[0], "--args", str(args_fd), *full[split:]]
     preexec = _limits(cpu_seconds, memory_bytes, _nproc_limit(max_processes, backend),
                       max_output_bytes)
 
@@ -560,10 +569,13 @@ def run_bundle(bundle: Bundle, *, task_id: int | str, submission_id: int | str,
             proc = subprocess.Popen(
                 argv, cwd=task_dir, env=env,
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True, preexec_fn=preexec,
+                start_new_session=True, close_fds=True, preexec_fn=preexec, pass_fds=pass_fds,
             )
         except OSError as exc:
             raise RunnerError(f"could not start {manifest.entrypoint}: {exc}") from exc
+        finally:
+            for fd in pass_fds:
+                os.close(fd)
         assert proc.stdout is not None
         pump = threading.Thread(target=_pump, args=(proc.stdout, log, on_log),
                                 name="decentralml-task-log", daemon=True)
@@ -610,10 +622,10 @@ def run_bundle(bundle: Bundle, *, task_id: int | str, submission_id: int | str,
             sb.reclaim(output_dir)
     if exceeded is not None:
         # Nothing over the limit is ever packed: the output goes, an empty dir stays.
-        shutil.rmtree(output_dir, ignore_errors=True)
+        remove_tree_quietly(output_dir)
         output_dir.mkdir(exist_ok=True)
         for directory in (home, tmpdir):
-            shutil.rmtree(directory, ignore_errors=True)
+            remove_tree_quietly(directory)
 
     num_examples, metrics = (None, {}) if exceeded else _read_sidecar(output_dir)[:2]
     result = RunResult(returncode=proc.returncode, output_dir=output_dir, log_path=log_path,

@@ -209,6 +209,26 @@ def bwrap_command(bwrap: str, argv: list[str], layout: Layout, *, network: bool,
     return cmd + argv
 
 
+def args_pipe(args: list[str]) -> int:
+    """A pipe's read end holding ``args`` NUL-separated, for ``bwrap --args FD``.
+
+    The whole list is written before bwrap starts (it is a few KiB, far below a pipe's buffer),
+    so nothing has to feed the pipe while the task runs.
+    """
+    read_fd, write_fd = os.pipe()
+    try:
+        data = b"".join(os.fsencode(arg) + b"\0" for arg in args)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(write_fd, view):]
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    return read_fd
+
+
 def probe(bwrap: str, *, as_root: bool, setpriv: str | None) -> str | None:
     """Why a minimal sandbox cannot start here, or ``None`` when it can.
 

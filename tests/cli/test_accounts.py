@@ -115,8 +115,8 @@ def test_fund_is_refused_on_a_live_chain(monkeypatch: pytest.MonkeyPatch,
     from decentralml.devnode.rpc import RpcApi
 
     class LiveRpc(RpcApi):
-        def __init__(self, chain: Any) -> None:
-            super().__init__(chain)
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
             self.table["system_chainType"] = lambda s, p: "Live"
 
     monkeypatch.setattr(node_module, "RpcApi", LiveRpc)
@@ -194,3 +194,98 @@ def test_env_password_is_not_visible_to_a_task(fresh_devnode: DevNode, tmp_path:
     assert metrics["parent_vars"] == 1, "the task could not read its parent's environment"
     assert metrics["scanned"] >= 2  # itself and the CLI, at least
     assert metrics["found"] == 0, "the keystore password is visible to the task"
+
+
+def test_os_keyring_is_an_explicit_opt_in(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    backend = {"PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring"}
+    created = out(dml(["--keyring", "os", "--json", "account", "new", "olga"], home=home,
+                      env=backend))
+    assert not (home / "keystore").exists()
+    index = json.loads((home / "accounts.json").read_text())
+    assert [a["keyring"] for a in index["accounts"]] == ["os"]
+    # read back from where the account says, without the opt-in or any password
+    exported = tmp_path / "olga.json"
+    dml(["account", "export", "olga", "--out", str(exported), "--password", "x"], home=home,
+        env=backend)
+    assert json.loads(exported.read_text())["address"] == created["address"]
+
+
+def _on_a_terminal(args: list[str], home: Path, answers: list[tuple[bytes, bytes]]) -> str:
+    """Run the CLI on a pseudo-terminal, answering each prompt (marker, reply) in turn."""
+    import pty
+    import select
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DECENTRALML_")}
+    env["DECENTRALML_HOME"] = str(home)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: become the CLI
+        os.execve(sys.executable, [sys.executable, "-m", "decentralml.cli.main", *args], env)
+    seen = b""
+    pending = list(answers)
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:
+            if pending and pending[0][0] in seen:
+                marker, reply = pending.pop(0)
+                seen = seen.replace(marker, b"<answered>", 1)
+                os.write(fd, reply)
+            ready, _, _ = select.select([fd], [], [], 1.0)
+            if ready:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:  # the CLI exited and closed the terminal
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, seen.decode(errors="replace")
+    assert not pending, f"never asked {pending}: {seen.decode(errors='replace')}"
+    return seen.decode(errors="replace")
+
+
+def test_prompt_on_a_terminal_once_per_command(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    shown = _on_a_terminal(["account", "new", "pat"], home, [
+        (b"new password for the keystore", b"typed-pass\n"),
+        (b"Repeat for confirmation", b"typed-pass\n")])
+    assert "shown only this once" in shown  # a terminal gets the mnemonic
+    # a second account in the same keystore: asked once (no confirmation), and checked
+    _on_a_terminal(["account", "new", "quinn"], home, [
+        (b"password of the keystore", b"typed-pass\n")])
+    exported = tmp_path / "pat.json"
+    text = _on_a_terminal(["account", "export", "pat", "--out", str(exported), "--password", "x"],
+                          home, [(b"password of the keystore", b"typed-pass\n")])
+    # asked exactly once (answered prompts are marked, any further prompt would remain)
+    assert text.count("<answered>") == 1 and "password of the keystore" not in text
+    assert json.loads(exported.read_text())["address"] == out(
+        dml(["--json", "account", "list"], home=home))[0]["address"]
+
+
+def test_handover_clears_the_kernel_view_of_the_environment(tmp_path: Path) -> None:
+    """The mechanism on its own, as the console script runs it: after the re-exec (same pid),
+    /proc/self/environ has no password, and the value arrived through the pipe."""
+    script = tmp_path / "entry.py"
+    script.write_text(
+        "import os, sys\n"
+        "from decentralml.cli.handover import hand_over_env_password, take_handed_over_password\n"
+        "print('pid', os.getpid(), flush=True)\n"
+        "hand_over_env_password()\n"
+        "value = take_handed_over_password()\n"
+        "environ = open('/proc/self/environ', 'rb').read()\n"
+        "names = [v.split(b'=')[0] for v in environ.split(b'\\0')]\n"
+        "print('environ-has-it', b'pipe-secret' in environ,\n"
+        "      b'DECENTRALML_KEYRING_PASSWORD' in names)\n"
+        "print('got', value, sys.argv[1:])\n")
+    env = {**os.environ, "DECENTRALML_KEYRING_PASSWORD": "pipe-secret"}
+    done = subprocess.run([sys.executable, str(script), "a", "b c"], env=env,
+                          capture_output=True, text=True, check=True, timeout=120)
+    lines = done.stdout.splitlines()
+    pids = [line for line in lines if line.startswith("pid")]
+    assert len(pids) == 2 and pids[0] == pids[1]  # it re-executed itself, in place
+    assert "environ-has-it False False" in lines
+    assert "got pipe-secret ['a', 'b c']" in lines  # the value and the arguments came through

@@ -205,17 +205,6 @@ def test_validate_min_accuracy_then_federate(fresh_devnode, tmp_path: Path) -> N
     alice.close()
 
 
-@pytest.mark.slow
-def test_demo_command_runs_one_round(tmp_path: Path) -> None:
-    pytest.importorskip("keras")
-    done = cli(["--json", "demo", "--rounds", "1", "--workdir", str(tmp_path / "demo")],
-               home=tmp_path, timeout=900)
-    report = json.loads(done.stdout)
-    assert report["balances_ok"] is True
-    assert [r["accepted"] for r in report["rounds"]] == [3]
-    assert report["rewards_paid"] == 3 * 10 * 10**12
-
-
 def test_task_from_a_template_takes_its_type_and_requirements(env: dict[str, object]) -> None:
     tmp = env["tmp"]
     assert isinstance(tmp, Path)

@@ -121,6 +121,10 @@ def test_abandon_gives_the_slot_back(fresh_devnode: DevNode, tmp_path: Path) -> 
     late = chain.run("//Charlie", "abandon", str(task_id), check=False)
     assert late.returncode == 4 and "cannot be withdrawn" in late.stderr
     assert "Traceback" not in late.stderr + none.stderr
+    bob = chain.json("//Alice", "account", "overview", "//Bob")
+    assert (bob["submissions"], bob["abandoned"], bob["results_submitted"]) == (1, 1, 0)
+    charlie = chain.json("//Alice", "account", "overview", "//Charlie")
+    assert (charlie["results_submitted"], charlie["pending"], charlie["accepted"]) == (1, 1, 0)
 
 
 def test_two_work_runs_for_one_account_at_once(fresh_devnode: DevNode, tmp_path: Path) -> None:
@@ -135,7 +139,8 @@ def test_two_work_runs_for_one_account_at_once(fresh_devnode: DevNode, tmp_path:
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 180
-        while not (data / "running").exists():
+        # the bundle says "running" in its output dir (the data dir is read-only in a sandbox)
+        while not list(chain.home("//Bob").glob("work/*/run/output/running")):
             assert first.poll() is None, first.communicate()
             assert time.monotonic() < deadline, "the first run's task never started"
             time.sleep(0.05)
@@ -181,3 +186,13 @@ def test_accept_run_submit_report_what_was_sent(fresh_devnode: DevNode, tmp_path
     with Client(fresh_devnode.url) as client:
         subs = client.task_submissions(task_id)
         assert [s.status for s in subs] == [SubmissionStatus.Accepted]  # one, sent once
+
+    # what each side did, read back from the chain
+    bob = chain.json("//Bob", "account", "overview")
+    assert bob["results_submitted"] == 1 and bob["accepted"] == 1 and bob["pending"] == 0
+    assert bob["rewards_earned"] == 10**12 and bob["tasks_created"] == 0
+    alice = chain.json("//Alice", "account", "overview")
+    assert alice["tasks_created"] == 1 and alice["tasks_open"] == 1
+    assert alice["rewards_paid"] == 10**12 and alice["escrow_locked"] == 0
+    shown = chain.run("//Bob", "account", "overview", as_json=False)
+    assert "rewards earned" in shown.stdout and "1 UNIT" in shown.stdout

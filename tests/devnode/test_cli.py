@@ -58,3 +58,33 @@ def test_run_serve_and_stop_with_ctrl_c(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
     assert (tmp_path / "chain.sqlite").exists()
+
+
+def test_rpc_limit_flags_are_listed_and_checked() -> None:
+    result = CliRunner().invoke(devnode_command, ["--help"])
+    for opt in ("--rpc-max-connections", "--rpc-max-subscriptions-per-connection",
+                "--rpc-max-request-size", "--rpc-max-response-size",
+                "--rpc-max-buffer-per-connection", "--rpc-max-buffer-total",
+                "--rpc-max-inbound-total", "--rpc-handshake-timeout"):
+        assert opt in result.output
+    bad = CliRunner().invoke(devnode_command, ["--rpc-max-buffer-per-connection", "1"])
+    assert bad.exit_code == 2
+    assert "--rpc-max-buffer-per-connection must be at least --rpc-max-response-size" \
+        in bad.output
+    assert CliRunner().invoke(devnode_command, ["--rpc-max-connections", "0"]).exit_code == 2
+
+
+def test_rpc_limit_flags_reach_the_server() -> None:
+    from tests.devnode.rawrpc import NodeProcess, RawClient, RpcFailure
+
+    node = NodeProcess("--rpc-max-subscriptions-per-connection", "2")
+    try:
+        c = RawClient(node.url)
+        c.call("chain_subscribeNewHeads")
+        c.call("chain_subscribeNewHeads")
+        with pytest.raises(RpcFailure) as info:
+            c.call("chain_subscribeNewHeads")
+        assert info.value.error["data"] == "Exceeded max limit of 2"
+        c.close()
+    finally:
+        node.stop()

@@ -112,6 +112,38 @@ def test_foreign_modules_and_junk_are_refused(tmp_path: Path, template: Any) -> 
         load_architecture(tmp_path / "model.h5")
 
 
+def test_zip_bomb_weights_are_refused_before_keras_opens_them(
+        tmp_path: Path, template: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small .keras file whose weights member inflates to far more than it stores."""
+    import decentralml.fl.keras as fk
+
+    good = save_architecture(template, tmp_path / "good.keras")
+    with zipfile.ZipFile(good) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    bomb = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            if name.endswith(".h5"):
+                # 64 MiB of zeros deflate to ~64 KiB; the same shape at 2 GiB is the attack
+                with zf.open(name, "w", force_zip64=True) as out:
+                    block = bytes(1 << 20)
+                    for _ in range(64):
+                        out.write(block)
+            else:
+                zf.writestr(name, data)
+    assert bomb.stat().st_size < 1 << 20
+    opened: list[Path] = []
+    monkeypatch.setattr(fk, "require_keras", lambda: types.SimpleNamespace(saving=types.
+                        SimpleNamespace(load_model=lambda p, **kw: opened.append(p))))
+    with pytest.raises(ModelError, match=r"model\.weights\.h5.*expands from \d+ to 67108864 "
+                                         r"bytes.*zip bomb"):
+        load_architecture(bomb)
+    assert opened == []  # Keras never saw it
+    monkeypatch.setattr(fk, "MAX_MODEL_BYTES", 1 << 16)  # and a plain oversized total
+    with pytest.raises(ModelError, match="limit: 65536"):
+        load_architecture(good)
+
+
 def test_update_against_a_model_names_the_layer(tmp_path: Path, template: Any,
                                                 keras: ModuleType) -> None:
     save_update(template, tmp_path / "ok", 7, {"accuracy": 0.5})

@@ -351,7 +351,11 @@ def test_bundle_edited_after_fetch_is_not_run(tmp_path: Path) -> None:
     (bundle.path / "train.py").write_text("print('evil')\n")
     with pytest.raises(IntegrityError, match=r"train\.py"):
         run(bundle, tmp_path)
-    assert not (tmp_path / "work" / "output" / "ran").exists()
+    assert not (tmp_path / "work").exists()  # no partial work dir left to run or trust later
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(IntegrityError):
+        run(bundle, tmp_path, name="empty")
+    assert list((tmp_path / "empty").iterdir()) == []  # a given empty dir is emptied again
     with pytest.raises(IntegrityError):
         load_bundle(bundle.path)
 
@@ -402,3 +406,12 @@ def test_pack_result_refuses_failed_runs_and_outside_symlinks(tmp_path: Path,
     result = run(make_bundle(tmp_path / "c", leak), tmp_path, name="w2")
     with pytest.raises(BundleError, match="outside"):
         pack_result(result, real_store)
+
+
+@pytest.mark.parametrize("value", ["1e400", "-1e400", "1" + "0" * 400, "NaN", "Infinity", "true",
+                                   '"9"'])
+def test_non_finite_or_huge_metrics_are_refused(tmp_path: Path, value: str) -> None:
+    script = ('echo \'{"num_examples": 1, "metrics": {"loss": ' + value
+              + '}}\' > "$DECENTRALML_OUTPUT_DIR/result.json"\n')
+    with pytest.raises(RunnerError, match="metric 'loss' must be a finite number"):
+        run(make_bundle(tmp_path / "b", script), tmp_path)
