@@ -10,7 +10,7 @@ DEMO_STAMP := $(VENV)/.installed-demo
 EXTRAS ?= tf-cpu,dev,dp
 DEMO_EXTRAS ?= tf-cpu
 
-.PHONY: demo test install ipfs runtime chopsticks chain lint typecheck check clean
+.PHONY: demo test install ipfs runtime chopsticks chain chromium lint typecheck check clean
 
 # `make chain PORT=9955` serves the runtime on another port.
 PORT ?= 9944
@@ -22,7 +22,7 @@ demo: $(DEMO_STAMP)
 
 # The chain tests run against both chains: the devnode and the Rust runtime served by Chopsticks
 # (tests/fixtures/chains.py); DECENTRALML_TEST_CHAINS=devnode restricts them to the devnode.
-test: $(STAMP) ipfs runtime chopsticks
+test: $(STAMP) ipfs runtime chopsticks chromium
 	bash scripts/install_bwrap.sh
 	bash scripts/with_ipfs.sh $(PY) -m pytest $(PYTEST_ARGS)
 
@@ -60,6 +60,10 @@ $(CHOPSTICKS_STAMP): chain/chopsticks/package-lock.json
 chain: $(STAMP) chopsticks
 	bash scripts/build_runtime.sh --no-test
 	$(PY) -m decentralml.cli.main node --port $(PORT)
+
+# Debian's chromium + chromedriver for the dashboard's browser test (apt-get, as root)
+chromium:
+	bash scripts/install_chromium.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check decentralml tests bench examples

@@ -157,6 +157,18 @@ def _register() -> None:
     for command in (devnode_command, node_command, account, task, accept, run, submit, work,
                     abandon, results, validate, federate, example, demo):
         cli.add_command(command)
+    _register_market()
+
+
+def _register_market() -> None:
+    """The long-running marketplace commands (worker, job, dashboard), one line each."""
+    from decentralml.cli.dashboard import dashboard
+    from decentralml.cli.job import job
+    from decentralml.cli.worker import worker
+
+    cli.add_command(worker)
+    cli.add_command(job)
+    cli.add_command(dashboard)
 
 
 _register()

@@ -11,6 +11,14 @@ job, so server optimizers carry their momentum and moments from round to round. 
 and client-side DP go into each round's ``config.json`` (``task_options``); with DP, client or
 server side, every round's task metadata states the job's (epsilon, delta) and the report gives
 the epsilon spent after each round.
+
+With a :class:`~decentralml.roles.job_store.JobDir` the job keeps its history on disk after every
+phase (publish, validate, federate, close) and can be resumed after the creator's process died:
+a round whose task exists is adopted (found by its question, which names the job and the round,
+if the process died before recording the id), validation only ever touches results the chain
+still shows as pending, and a closed round is never reopened, so nothing is published or paid
+twice. The strategy's server-side state (``get_state``/``set_state``) is saved with each round
+and restored on resume.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from decentralml.chain.types import TaskType, ValidationStrategy
+from decentralml.chain.types import SubmissionStatus, TaskStatus, TaskType, ValidationStrategy
 from decentralml.errors import ChainTimeout, InvalidInput
 from decentralml.fl.privacy import PrivacyGuarantee
 from decentralml.roles.creator import ModelCreator, PublishedTask
@@ -32,6 +40,7 @@ if TYPE_CHECKING:
     from decentralml.chain.policies import Policy
     from decentralml.fl.base import Aggregator
     from decentralml.fl.task_options import TaskOptions
+    from decentralml.roles.job_store import ContributorRecord, JobDir, JobState, RoundRecord
 
 #: File name of the global model inside each round's bundle (the contributor's train.py loads it).
 MODEL_FILE = "model.keras"
@@ -91,6 +100,8 @@ def run_federated_job(
     validation: Callable[[int], tuple[ValidationStrategy, Policy]] | None = None,
     on_round_published: Callable[[int, PublishedTask], None] | None = None,
     task_options: TaskOptions | None = None, dp_delta: float = 1e-5,
+    job: JobDir | None = None,
+    on_progress: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> tuple[Any, FederatedJobReport]:
     """Run the job; returns the final global model and a per-round report.
 
@@ -99,10 +110,13 @@ def run_federated_job(
     policy for that round (default: AutoAccept on chain). ``on_round_published`` is called once a
     round's task is on chain, e.g. to notify or start contributors. ``task_options`` (FedProx's
     ``proximal_mu``, client-side ``dp``) are written into each round's ``config.json`` for the
-    bundle to apply; ``dp_delta`` is the delta client-side DP is accounted at.
+    bundle to apply; ``dp_delta`` is the delta client-side DP is accounted at. ``job`` persists
+    the history and makes the call resumable (call it again with the same ``job`` after a crash:
+    ``rounds``, ``slots`` and ``reward`` must be the job spec's). ``on_progress(event, data)``
+    reports each phase.
     """
     from decentralml.chain.policies import AutoAccept
-    from decentralml.fl import evaluate, save_model
+    from decentralml.fl import evaluate, load_model, save_model
     from decentralml.fl.federate import resolve_strategy
 
     if rounds < 1:
@@ -114,54 +128,153 @@ def run_federated_job(
     chosen = resolve_strategy(strategy)
     guarantees = _job_privacy(chosen, task_options, dp_delta)  # checked before anything runs
     planned = [g(rounds) for g in guarantees]
+    progress = on_progress or (lambda event, data: None)
+    state = job.load() if job is not None else None
+    if state is not None:
+        spec = state.spec
+        question = spec.question
+        if (spec.rounds, spec.slots, spec.reward) != (rounds, slots, reward):
+            raise InvalidInput("rounds", "rounds, slots and reward must be the job's own "
+                               f"({spec.rounds}, {spec.slots}, {spec.reward})")
+    if job is not None and state is not None and state.initial_accuracy is None:
+        save_model(model, job.model_path(0))
+        state.initial_accuracy = float(evaluate(model, x_test, y_test)["accuracy"])
+        job.save(state)
+
+    def round_question(r: int) -> str:
+        if state is not None:
+            return state.spec.round_question(r)
+        return f"{question} (round {r}/{rounds})"
+
     reports: list[RoundReport] = []
-    accuracy: float | None = None
+    accuracy: float | None = None if state is None else state.initial_accuracy
     stopped = f"ran {rounds} rounds"
     for r in range(1, rounds + 1):
+        record = _record(state, r)
+        if record is not None and record.phase == "closed":
+            # done before the restart: take its model and strategy state, report it again
+            if record.accepted and job is not None and job.model_path(r).is_file():
+                model = load_model(job.model_path(r))
+                _restore_strategy(chosen, job, r)
+            accuracy = record.accuracy
+            reports.append(_report_of(record))
+            progress("round-resumed", {"round": r, "task_id": record.task_id,
+                                       "accuracy": accuracy, "phase": "closed"})
+            if target_accuracy is not None and accuracy is not None \
+                    and accuracy >= target_accuracy:
+                stopped = f"reached target accuracy {target_accuracy} in round {r}"
+                break
+            continue
         started = time.monotonic()
         lap = _Laps()
-        round_dir = creator.workdir / "rounds" / f"round-{r}"
-        if round_dir.exists():
-            shutil.rmtree(round_dir)
-        shutil.copytree(bundle_dir, round_dir)
-        save_model(model, round_dir / MODEL_FILE)
-        if task_options is not None:
-            from decentralml.fl.task_options import write_task_options
-
-            write_task_options(round_dir, task_options)
-        metadata = ({"privacy": [p.model_dump() for p in planned]} if planned else None)
         strategy_on_chain, policy = (validation(r) if validation is not None
                                      else (ValidationStrategy.AutoAccept, AutoAccept()))
-        published = creator.publish(
-            round_dir, question=f"{question} (round {r}/{rounds})", reward=reward,
-            task_type=TaskType.ModelContributor, max_assignments=slots,
-            validation_strategy=strategy_on_chain, metadata=metadata)
-        lap("publish")
-        if on_round_published is not None:
-            on_round_published(r, published)
-        try:
-            submitted = creator.wait_for_results(published.task_id, slots, timeout=round_timeout)
-        except ChainTimeout:
-            submitted = creator.results(published.task_id)  # go on with whatever arrived
-        lap("contributors")
-        report = creator.validate(published.task_id, policy)
+        published: PublishedTask | None = None
+        if record is not None and record.task_id is not None:
+            task_id = record.task_id
+            progress("round-resumed", {"round": r, "task_id": task_id, "phase": record.phase})
+        else:
+            adopted = _adopt(creator, round_question(r)) if record is not None else None
+            if adopted is not None:
+                task_id = adopted
+                progress("round-adopted", {"round": r, "task_id": task_id})
+            else:
+                round_dir = (job.round_bundle(r) if job is not None
+                             else creator.workdir / "rounds" / f"round-{r}")
+                if round_dir.exists():
+                    shutil.rmtree(round_dir)
+                shutil.copytree(bundle_dir, round_dir)
+                save_model(model, round_dir / MODEL_FILE)
+                if task_options is not None:
+                    from decentralml.fl.task_options import write_task_options
+
+                    write_task_options(round_dir, task_options)
+                metadata = ({"privacy": [p.model_dump() for p in planned]} if planned else None)
+                published = creator.publish(
+                    round_dir, question=round_question(r), reward=reward,
+                    task_type=TaskType.ModelContributor, max_assignments=slots,
+                    validation_strategy=strategy_on_chain, metadata=metadata)
+                task_id = published.task_id
+            if record is not None and job is not None and state is not None:
+                record.task_id = task_id
+                record.phase = "published"
+                record.published_at = time.time()
+                job.save(state)
+            lap("publish")
+            progress("round-published", {"round": r, "rounds": rounds, "task_id": task_id})
+            if on_round_published is not None and published is not None:
+                on_round_published(r, published)
+        deadline = (record.published_at if record is not None and record.published_at
+                    else time.time()) + round_timeout
+        task = creator.client.task(task_id)
+        rejected_now = 0
+        if task.status is TaskStatus.Open:
+            try:
+                submitted = creator.wait_for_results(task_id, slots,
+                                                     timeout=max(0.0, deadline - time.time()))
+            except ChainTimeout:
+                submitted = creator.results(task_id)  # go on with whatever arrived
+            lap("contributors")
+            progress("round-results", {"round": r, "task_id": task_id,
+                                       "submitted": len(submitted)})
+            rejected_now = len(creator.validate(task_id, policy).rejected)
         lap("validate")
-        accepted = creator.accepted_results(published.task_id)
+        subs = creator.results(task_id)
+        accepted = [s for s in subs if s.status is SubmissionStatus.Accepted]
+        if record is not None and job is not None and state is not None:
+            record.phase = "validated"
+            job.save(state)
+        progress("round-validated", {"round": r, "task_id": task_id, "accepted": len(accepted),
+                                     "paid": len(accepted) * reward})
+        contributors = (_score_contributors(creator, model, subs, reward, x_test, y_test)
+                        if job is not None else [])
         if accepted:
-            model = creator.federate(published.task_id, model, chosen)
+            model = creator.federate(task_id, model, chosen)
             accuracy = float(evaluate(model, x_test, y_test)["accuracy"])
+            if job is not None:
+                save_model(model, job.model_path(r))
+                get_state = getattr(chosen, "get_state", None)
+                if get_state is not None:
+                    job.save_strategy_state(r, get_state())
         lap("federate")
-        closed = creator.close(published.task_id)
+        if record is not None and job is not None and state is not None:
+            record.phase = "federated"
+            record.accuracy = accuracy
+            job.save(state)
+        task = creator.client.task(task_id)
+        if task.status is TaskStatus.Open:
+            closed = creator.close(task_id)
+            refund = int(getattr(closed, "refund", 0) or 0)
+        else:  # closed before the restart: what the escrow gave back
+            refund = task.reward * (task.max_assignments - task.accepted_results)
         lap("close")
-        reports.append(RoundReport(
-            round=r, task_id=published.task_id, submitted=len(submitted),
-            accepted=len(accepted), rejected=len(report.rejected),
-            paid=len(accepted) * reward, refund=int(getattr(closed, "refund", 0) or 0),
-            accuracy=accuracy, seconds=time.monotonic() - started, timings=lap.times,
-            epsilon=min((g(r).epsilon for g in guarantees), default=None)))
+        round_report = RoundReport(
+            round=r, task_id=task_id,
+            submitted=sum(1 for s in subs if s.status in _SUBMITTED),
+            accepted=len(accepted), rejected=max(rejected_now, sum(
+                1 for s in subs if s.status is SubmissionStatus.Rejected)),
+            paid=len(accepted) * reward, refund=refund, accuracy=accuracy,
+            seconds=time.monotonic() - started, timings=lap.times,
+            epsilon=min((g(r).epsilon for g in guarantees), default=None))
+        reports.append(round_report)
+        if record is not None and job is not None and state is not None:
+            record.phase = "closed"
+            for key in ("submitted", "accepted", "rejected", "paid", "refund", "accuracy",
+                        "timings"):
+                setattr(record, key, getattr(round_report, key))
+            record.seconds += round_report.seconds
+            record.contributors = contributors
+            job.save(state)
+            job.write_report(state)
+        progress("round-closed", round_report.model_dump(mode="json"))
         if target_accuracy is not None and accuracy is not None and accuracy >= target_accuracy:
             stopped = f"reached target accuracy {target_accuracy} in round {r}"
             break
+    if job is not None and state is not None:
+        state.status = "done"
+        state.stopped_because = stopped
+        job.save(state)
+        job.write_report(state)
     ran = len(reports)
     return model, FederatedJobReport(rounds=reports, final_accuracy=accuracy,
                                      stopped_because=stopped, strategy=_strategy_name(chosen),
@@ -207,3 +320,80 @@ def _job_privacy(strategy: Any, options: TaskOptions | None,
         server(1)
         out.append(server)
     return out
+
+
+_SUBMITTED = (SubmissionStatus.PendingValidation, SubmissionStatus.Accepted,
+              SubmissionStatus.Rejected)
+
+
+def _record(state: JobState | None, r: int) -> RoundRecord | None:
+    """Round ``r``'s record in ``state`` (created empty the first time), None without a job."""
+    if state is None:
+        return None
+    from decentralml.roles.job_store import RoundRecord
+
+    for record in state.rounds:
+        if record.round == r:
+            return record
+    record = RoundRecord(round=r)
+    state.rounds.append(record)
+    return record
+
+
+def _adopt(creator: ModelCreator, question: str) -> int | None:
+    """A task of ours with exactly this question: a round published just before a crash."""
+    address = creator.client.address
+    found = [t for t in creator.client.tasks(creator=address, status=TaskStatus.Open)
+             if t.question == question]
+    return found[-1].task_id if found else None
+
+
+def _restore_strategy(strategy: Any, job: JobDir, r: int) -> None:
+    set_state = getattr(strategy, "set_state", None)
+    saved = job.load_strategy_state(r)
+    if set_state is not None and saved is not None:
+        set_state(saved)
+
+
+def _report_of(record: RoundRecord) -> RoundReport:
+    return RoundReport(round=record.round, task_id=record.task_id or 0,
+                       submitted=record.submitted, accepted=record.accepted,
+                       rejected=record.rejected, paid=record.paid, refund=record.refund,
+                       accuracy=record.accuracy, seconds=record.seconds,
+                       timings=record.timings)
+
+
+def _score_contributors(creator: ModelCreator, model: Any, subs: list[Any], reward: int,
+                        x_test: Any, y_test: Any) -> list[ContributorRecord]:
+    """Each submitted result's own holdout accuracy (the per-contributor curve of the plot)."""
+    from decentralml.fl import clone_model, evaluate
+    from decentralml.roles.job_store import ContributorRecord
+
+    names = _dev_names(creator.client)
+    out = []
+    for sub in subs:
+        if sub.status not in _SUBMITTED:
+            continue
+        accuracy: float | None = None
+        try:
+            loaded = creator.load_contributor_models([sub], like=model)
+            if loaded:
+                accuracy = float(evaluate(clone_model(model, loaded[0].arrays()),
+                                          x_test, y_test)["accuracy"])
+        except Exception:  # unusable content: recorded as "no accuracy", never fatal here
+            accuracy = None
+        out.append(ContributorRecord(
+            submission_id=sub.submission_id, worker=sub.worker, name=names.get(sub.worker),
+            status=sub.status.value,
+            num_examples=sub.num_examples, accuracy=accuracy,
+            reward=reward if sub.status is SubmissionStatus.Accepted else 0))
+    return out
+
+
+def _dev_names(client: Any) -> dict[str, str]:
+    """Dev accounts' addresses -> names (``Bob``) on a dev chain; nothing elsewhere."""
+    if client.chain_type not in ("Development", "Local"):
+        return {}
+    from decentralml.accounts import DEV_ACCOUNTS
+
+    return {client.resolve_address(f"//{name}"): name for name in DEV_ACCOUNTS}

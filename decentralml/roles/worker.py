@@ -1,0 +1,488 @@
+"""A long-lived contributor: watch the chain for open tasks that match, take at most N at a time,
+run each through the same :class:`~decentralml.roles.contributor.Contributor` stages as
+``decentralml work`` (so the runner's containment applies unchanged), and keep going.
+
+What makes it safe to leave running:
+
+* **Exactly once.** Every stage is journaled by the contributor; after a crash or a reboot the
+  worker resumes each submission the chain still shows as ``Assigned`` to it, at its first
+  unfinished stage, and the contributor asks the chain before sending a result again.
+* **A failing task is skipped.** A task whose bundle fails for this worker (non-zero exit, timeout,
+  bad bundle, missing requirement) is recorded in a small local file and its slot is given back
+  with ``abandon_task``, so it never blocks the worker or the task's other contributors.
+* **A clean stop.** :meth:`Worker.stop` (the CLI calls it on SIGTERM) stops taking tasks, lets the
+  running stage finish (fetch, upload and submit are short) and, after a grace period, interrupts
+  running bundles; the journal then holds the last completed stage and a restart continues there.
+
+The worker is a library class with no argv, signal or terminal code: the CLI (``decentralml
+worker``) wires signals to :meth:`Worker.stop` and renders :class:`WorkerEvent` objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from decentralml.chain.types import SubmissionStatus, TaskInfo, TaskType
+from decentralml.errors import (
+    BundleError,
+    ChainError,
+    DecentralMLError,
+    InvalidInput,
+    PalletError,
+    RunnerError,
+    StorageError,
+)
+from decentralml.roles.journal import JournalBusy, Stage
+
+if TYPE_CHECKING:
+    from decentralml.roles.contributor import Contributor
+
+#: Pallet errors on ``accept_task`` that mean "someone was faster" or "the task went away": the
+#: task is passed over quietly, not counted as a failure.
+_LOST_RACE = ("NoSlotsLeft", "TaskClosed", "TaskExpired", "AlreadyAccepted")
+#: Transient errors (node or store unreachable) are retried this many times before the task is
+#: given up as failed.
+MAX_TRANSIENT_RETRIES = 3
+
+
+class WorkerFilters(BaseModel):
+    """Which open tasks the worker takes. Empty sets mean "any"."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task_types: frozenset[TaskType] = frozenset({TaskType.ModelContributor})
+    #: creator addresses (SS58); empty: tasks of any creator
+    creators: frozenset[str] = frozenset()
+    #: lowest reward per result, planck
+    min_reward: int = Field(default=0, ge=0)
+    #: only tasks whose bundle's declared requirements this interpreter satisfies
+    check_requirements: bool = True
+
+    def refuses(self, task: TaskInfo) -> str | None:
+        """Why ``task`` does not match (on-chain facts only), or None when it does."""
+        if self.task_types and task.task_type not in self.task_types:
+            return f"type {task.task_type.value} not wanted"
+        if self.creators and task.creator not in self.creators:
+            return "creator not in the allow-list"
+        if task.reward < self.min_reward:
+            return f"reward {task.reward} below the minimum {self.min_reward}"
+        return None
+
+
+class WorkerConfig(BaseModel):
+    """How the worker runs (the CLI's options, validated once)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    data_dir: Path
+    filters: WorkerFilters = WorkerFilters()
+    max_concurrent: int = Field(default=1, ge=1, le=64)
+    #: seconds between looks at the chain when nothing happens
+    poll_interval: float = Field(default=2.0, gt=0, le=3600)
+    #: take at most this many tasks (resumed ones included), then exit when they are done
+    max_tasks: int | None = Field(default=None, ge=1)
+    #: seconds a stop waits for running bundles before interrupting them
+    stop_grace: float = Field(default=30.0, ge=0)
+
+
+class WorkerEvent(BaseModel):
+    """One structured log line: what happened, to which task and submission."""
+
+    time: float
+    event: str
+    task_id: int | None = None
+    submission_id: int | None = None
+    message: str = ""
+    data: dict[str, Any] = {}
+
+
+class WorkerStatus(BaseModel):
+    """A snapshot for the status line and the final summary."""
+
+    address: str
+    running: dict[int, str] = {}
+    completed: list[int] = []
+    failed: list[int] = []
+    interrupted: list[int] = []
+    #: rewards paid for this worker's accepted results (all time, on this chain), planck
+    earned: int = 0
+    stopping: bool = False
+
+
+class SkipList:
+    """Tasks that failed for this worker, kept on disk so a restart does not try them again."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> dict[int, str]:
+        if not self.path.is_file():
+            return {}
+        raw = json.loads(self.path.read_text(encoding="utf-8"))
+        return {int(k): str(v) for k, v in raw.items()}
+
+    def add(self, task_id: int, reason: str) -> None:
+        """Record ``task_id`` atomically (temp file + rename: a kill leaves old or new)."""
+        entries = self.load()
+        entries[task_id] = reason[:500]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".skip-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump({str(k): v for k, v in sorted(entries.items())}, fh, indent=2)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _child_session_leaders() -> list[int]:
+    """This process's children that lead their own session: the runner's task processes.
+
+    The runner starts every bundle with ``start_new_session`` and offers no cancel hook, so this
+    is how a stopping worker reaches the bundles it runs without touching anything else; reading
+    ``/proc`` keeps it dependency-free (Linux, like the sandbox).
+    """
+    me = os.getpid()
+    found: list[int] = []
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return found
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp session ...; comm may hold spaces and parentheses
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) >= 4 and int(fields[1]) == me and int(fields[3]) == int(entry.name):
+            found.append(int(entry.name))
+    return found
+
+
+class Worker:
+    """Takes matching open tasks, at most ``config.max_concurrent`` at a time, until stopped."""
+
+    def __init__(self, contributor: Contributor, config: WorkerConfig, *,
+                 on_event: Callable[[WorkerEvent], None] | None = None) -> None:
+        if not config.data_dir.is_dir():
+            raise InvalidInput("data_dir", f"{config.data_dir} is not a directory")
+        self.contributor = contributor
+        self.client = contributor.client
+        self.config = config
+        self._on_event = on_event
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._now = threading.Event()
+        self._lock = threading.Lock()
+        self._status = WorkerStatus(address=contributor.address)
+        self._started = 0
+        self._passed_over: set[int] = set()
+        self._transient: dict[int, int] = {}
+        self._requirements_ok: dict[str, str | None] = {}
+        self._rewards: dict[int, int] = {}
+        chain = self.client.genesis_hash.removeprefix("0x")[:16]
+        self.state_dir = contributor.home / "worker" / chain / contributor.address
+        self.skip_list = SkipList(self.state_dir / "failed.json")
+
+    # --- control ------------------------------------------------------------------------------
+
+    def stop(self, *, now: bool = False) -> None:
+        """Stop taking tasks; running ones finish their stage (bundles get ``stop_grace``, or
+        are interrupted at once with ``now``).
+
+        Only sets flags, so it is safe to call from a signal handler or another thread.
+        """
+        if now:
+            self._now.set()
+        self._stop.set()
+        self._wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def status(self) -> WorkerStatus:
+        with self._lock:
+            return self._status.model_copy(deep=True)
+
+    def _emit(self, event: str, task_id: int | None = None, submission_id: int | None = None,
+              message: str = "", **data: Any) -> None:
+        if self._on_event is not None:
+            self._on_event(WorkerEvent(time=time.time(), event=event, task_id=task_id,
+                                       submission_id=submission_id, message=message, data=data))
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def run(self) -> WorkerStatus:
+        """Work until :meth:`stop` (or ``max_tasks`` are done); returns the final status."""
+        config = self.config
+        self._emit("started", message=f"worker {self.contributor.address} started",
+                   max_concurrent=config.max_concurrent,
+                   task_types=sorted(t.value for t in config.filters.task_types),
+                   creators=sorted(config.filters.creators), min_reward=config.filters.min_reward)
+        running: dict[int, Future[None]] = {}
+        pool = ThreadPoolExecutor(config.max_concurrent, thread_name_prefix="decentralml-worker")
+        last_head = -1
+        try:
+            self._refresh_earnings()
+            while not self._stop.is_set():
+                finished = [t for t, f in running.items() if f.done()]
+                for task_id in finished:
+                    running.pop(task_id).result()  # _work never raises; re-raise if it did
+                budget_left = config.max_tasks is None or self._started < config.max_tasks
+                if not budget_left and not running:
+                    self._emit("done", message=f"took {self._started} task(s); done")
+                    break
+                head = self.client.block_number()
+                # Look again when the chain moved or one of ours finished (a slot of ours freed;
+                # a dev chain that seals on demand may not produce a block for a while).
+                if head != last_head or finished:
+                    last_head = head
+                    if budget_left and len(running) < config.max_concurrent:
+                        for task_id in self._candidates(set(running)):
+                            if len(running) >= config.max_concurrent or self._stop.is_set():
+                                break
+                            if config.max_tasks is not None and self._started >= config.max_tasks:
+                                break
+                            self._started += 1
+                            running[task_id] = pool.submit(self._work, task_id)
+                    self._refresh_earnings()
+                self._wake.wait(config.poll_interval)
+                self._wake.clear()
+        finally:
+            self._stop.set()
+            with self._lock:
+                self._status.stopping = True
+            if running:
+                self._emit("stopping", message=f"waiting for {len(running)} running task(s)",
+                           running=sorted(running))
+                self._drain(running)
+            pool.shutdown(wait=True)
+            self._refresh_earnings()
+            final = self.status()
+            self._emit("stopped", message="worker stopped", **final.model_dump(mode="json"))
+        return final
+
+    def _drain(self, running: dict[int, Future[None]]) -> None:
+        """Let running tasks reach a stage boundary; interrupt bundles after the grace period."""
+        deadline = time.monotonic() + self.config.stop_grace
+        interrupted = False
+        while any(not f.done() for f in running.values()):
+            if not interrupted and (self._now.is_set() or time.monotonic() >= deadline):
+                interrupted = True
+                leaders = _child_session_leaders()
+                self._emit("interrupting", message=f"interrupting {len(leaders)} running "
+                           "bundle(s); their stage is run again on restart", pids=leaders)
+                for pid in leaders:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(pid, signal.SIGTERM)
+            time.sleep(0.1)
+
+    # --- choosing tasks -----------------------------------------------------------------------
+
+    def _candidates(self, running: set[int]) -> list[int]:
+        """Task ids to take now: held submissions to resume first, then matching open tasks."""
+        me = self.contributor.address
+        skipped = self.skip_list.load()
+        mine = self.client.worker_submissions(me)
+        touched = {s.task_id for s in mine}
+        out: list[int] = []
+        for sub in mine:
+            if sub.status is SubmissionStatus.Assigned and sub.task_id not in running \
+                    and sub.task_id not in skipped and sub.task_id not in out:
+                out.append(sub.task_id)  # ours already: resume (after a crash or a restart)
+        for task in self.client.tasks(open_slots=True):
+            tid = task.task_id
+            if tid in running or tid in touched or tid in skipped or tid in self._passed_over:
+                continue
+            if task.creator == me:
+                continue
+            reason = self.config.filters.refuses(task) or self._requirements_refuse(task)
+            if reason is not None:
+                self._passed_over.add(tid)
+                self._emit("passed", tid, message=f"task {tid} passed over: {reason}",
+                           reason=reason)
+                continue
+            out.append(tid)
+        return out
+
+    def _requirements_refuse(self, task: TaskInfo) -> str | None:
+        """Fetch (verified) and read the bundle's manifest before taking a slot, once per CID."""
+        if not self.config.filters.check_requirements:
+            return None
+        cid = task.assets_cid
+        if cid not in self._requirements_ok:
+            from decentralml.storage.bundle import fetch_bundle
+            from decentralml.storage.runner import check_requirements
+
+            dest = Path(tempfile.mkdtemp(dir=self._cache_dir(), prefix="bundle-"))
+            try:
+                bundle = fetch_bundle(self.contributor.store, cid, dest / "bundle")
+                missing = check_requirements(bundle.manifest)
+                self._requirements_ok[cid] = (f"missing requirement(s): {', '.join(missing)}"
+                                              if missing else None)
+            except (BundleError, StorageError) as exc:
+                self._requirements_ok[cid] = f"bundle unusable: {exc}"
+            finally:
+                import shutil
+
+                shutil.rmtree(dest, ignore_errors=True)
+        return self._requirements_ok[cid]
+
+    def _cache_dir(self) -> Path:
+        path = self.state_dir / "cache"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # --- one task -----------------------------------------------------------------------------
+
+    def _contributor_for(self, task_id: int) -> Contributor:
+        """The contributor for one task, with its own journal and work directory.
+
+        The contributor's journal is locked for the whole of a ``work`` call (one process per
+        journal); a journal per task lets N tasks run at once, and a restarted worker finds each
+        task's progress at the same place.
+        """
+        contributor = copy.copy(self.contributor)
+        contributor.home = self.state_dir / "tasks" / f"task-{task_id}"
+        return contributor
+
+    def _set_stage(self, task_id: int, stage: str | None) -> None:
+        with self._lock:
+            if stage is None:
+                self._status.running.pop(task_id, None)
+            else:
+                self._status.running[task_id] = stage
+
+    def _work(self, task_id: int) -> None:
+        """Accept (or resume) ``task_id`` and run it stage by stage; never raises."""
+        sid: int | None = None
+        contributor = self._contributor_for(task_id)
+        try:
+            try:
+                accepted = contributor.accept(task_id)  # adopts a slot we already hold
+            except PalletError as exc:
+                if type(exc).__name__ in _LOST_RACE:
+                    self._emit("missed", task_id, message=f"task {task_id}: "
+                               f"{type(exc).__name__}", error=type(exc).__name__)
+                    self._passed_over.add(task_id)
+                    return
+                raise
+            sid = accepted.submission_id
+            if accepted.sent:
+                self._emit("accepted", task_id, sid,
+                           f"accepted task {task_id}: submission {sid}")
+            else:
+                entry = contributor.journal.for_task(task_id)
+                stage = entry.stage.name.lower() if entry is not None else "accepted"
+                self._emit("resumed", task_id, sid,
+                           f"resuming task {task_id} after stage {stage}", stage=stage)
+            for stop_after in (Stage.FETCHED, Stage.RAN, Stage.UPLOADED, None):
+                if self._stop.is_set():
+                    self._interrupted(task_id, sid)
+                    return
+                self._set_stage(task_id, "submitting" if stop_after is None
+                                else {Stage.FETCHED: "fetching", Stage.RAN: "running",
+                                      Stage.UPLOADED: "uploading"}[stop_after])
+                report = contributor.work(task_id, self.config.data_dir,
+                                          stop_after=stop_after)
+                for stage in report.stages_run:
+                    self._emit("stage", task_id, sid, f"task {task_id}: {stage}", stage=stage,
+                               seconds=round(report.timings.get(stage, 0.0), 3))
+            with self._lock:
+                self._status.completed.append(task_id)
+            self._emit("submitted", task_id, sid, f"task {task_id}: result submitted "
+                       f"({report.status.value})", status=report.status.value,
+                       result_cid=report.result_cid, num_examples=report.num_examples,
+                       metrics=report.metrics)
+        except (RunnerError, BundleError) as exc:
+            if self._stop.is_set():  # our own interrupt, not the task's fault
+                self._interrupted(task_id, sid)
+            else:
+                self._failed(task_id, sid, exc)
+        except (ChainError, StorageError) as exc:
+            if isinstance(exc, PalletError):
+                self._failed(task_id, sid, exc)  # e.g. TaskClosed/TaskExpired mid-way
+                return
+            tries = self._transient[task_id] = self._transient.get(task_id, 0) + 1
+            if tries >= MAX_TRANSIENT_RETRIES:
+                self._failed(task_id, sid, exc)
+            else:
+                self._emit("retry", task_id, sid, f"task {task_id}: {type(exc).__name__}: {exc}; "
+                           f"will retry ({tries}/{MAX_TRANSIENT_RETRIES})",
+                           error=type(exc).__name__)
+                self._started -= 1  # it gets its budget back
+        except JournalBusy as exc:  # another local process works this task: leave it alone
+            self._passed_over.add(task_id)
+            self._emit("busy", task_id, sid, f"task {task_id}: {exc}")
+        except DecentralMLError as exc:
+            self._failed(task_id, sid, exc)
+        except Exception as exc:  # a bug must not kill the loop; it is reported, not hidden
+            self._failed(task_id, sid, exc)
+        finally:
+            self._set_stage(task_id, None)
+            self._wake.set()
+
+    def _interrupted(self, task_id: int, sid: int | None) -> None:
+        with self._lock:
+            self._status.interrupted.append(task_id)
+        self._emit("interrupted", task_id, sid, f"task {task_id}: stopped; the journal keeps "
+                   "its last completed stage")
+
+    def _failed(self, task_id: int, sid: int | None, exc: BaseException) -> None:
+        reason = f"{type(exc).__name__}: {exc}"
+        self.skip_list.add(task_id, reason)
+        with self._lock:
+            self._status.failed.append(task_id)
+        self._emit("failed", task_id, sid, f"task {task_id} failed: {reason}",
+                   error=type(exc).__name__)
+        if sid is not None:
+            self._abandon(task_id, sid)
+
+    def _abandon(self, task_id: int, sid: int) -> None:
+        """Give the slot back so others can take it (only while it is still ``Assigned``)."""
+        try:
+            if self.client.submission(sid).status is not SubmissionStatus.Assigned:
+                return
+            self.client.abandon_task(sid)
+        except DecentralMLError as exc:
+            self._emit("abandon-failed", task_id, sid, f"could not abandon submission {sid}: "
+                       f"{type(exc).__name__}: {exc}", error=type(exc).__name__)
+            return
+        self._emit("abandoned", task_id, sid, f"task {task_id}: slot given back "
+                   f"(submission {sid} abandoned)")
+
+    # --- earnings -----------------------------------------------------------------------------
+
+    def _refresh_earnings(self) -> None:
+        """What this account was paid: one reward per accepted submission."""
+        try:
+            accepted = self.client.worker_submissions(self.contributor.address,
+                                                      status=SubmissionStatus.Accepted)
+            total = 0
+            for sub in accepted:
+                if sub.task_id not in self._rewards:
+                    self._rewards[sub.task_id] = self.client.task(sub.task_id).reward
+                total += self._rewards[sub.task_id]
+        except ChainError:
+            return  # the status line can wait for the next look
+        with self._lock:
+            self._status.earned = total
