@@ -14,7 +14,8 @@ from decentralml.cli.demo import load_demo
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "federated_mnist"
 
-pytestmark = [pytest.mark.tf, pytest.mark.slow]
+# 4 rounds of 3 contributor processes: well over pytest's default 600 s on a loaded 2-core box
+pytestmark = [pytest.mark.tf, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 def _demo() -> ModuleType:
