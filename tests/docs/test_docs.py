@@ -76,7 +76,7 @@ def test_quickstart_by_hand_section_runs_as_written(tmp_path: Path) -> None:
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     out = done.stdout
     assert "30 UNIT in escrow (3 x 10 UNIT)" in out
-    assert out.count("PendingValidation (stages run: fetched, ran, uploaded, submitted)") == 3
+    assert out.count("PendingValidation (stages run: fetched, ran, uploaded, submitted; ") == 3
     assert "3 accepted, 0 rejected, 0 skipped; paid 30 UNIT" in out
     federated = re.search(r"federated 3 updates with fedavg -> federated\.keras "
                           r"\(accuracy (\d\.\d+)\)", out)
