@@ -1,5 +1,6 @@
 # The README's two commands: `make demo` and `make test`. Both bootstrap everything they need
-# (a .venv with the Python deps, the IPFS daemon for tests) and are quick when already set up.
+# (a .venv with the Python deps, the IPFS daemon for tests, the Rust runtime and the Chopsticks
+# that serves it) and are quick when already set up.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,13 +10,19 @@ DEMO_STAMP := $(VENV)/.installed-demo
 EXTRAS ?= tf-cpu,dev,dp
 DEMO_EXTRAS ?= tf-cpu
 
-.PHONY: demo test install ipfs chromium lint typecheck check clean
+.PHONY: demo test install ipfs runtime chopsticks chain chromium lint typecheck check clean
+
+# `make chain PORT=9955` serves the runtime on another port.
+PORT ?= 9944
+CHOPSTICKS_STAMP := chain/chopsticks/node_modules/.installed
 
 demo: $(DEMO_STAMP)
 	bash scripts/install_bwrap.sh
 	$(PY) -m decentralml.cli.main demo
 
-test: $(STAMP) ipfs chromium
+# The chain tests run against both chains: the devnode and the Rust runtime served by Chopsticks
+# (tests/fixtures/chains.py); DECENTRALML_TEST_CHAINS=devnode restricts them to the devnode.
+test: $(STAMP) ipfs runtime chopsticks chromium
 	bash scripts/install_bwrap.sh
 	bash scripts/with_ipfs.sh $(PY) -m pytest $(PYTEST_ARGS)
 
@@ -38,6 +45,21 @@ $(DEMO_STAMP): pyproject.toml
 
 ipfs:
 	bash scripts/install_ipfs.sh
+
+# The wasm and raw genesis chain spec in .tools/runtime/, after the pallet's FRAME tests (cargo is
+# incremental: a no-op rebuild takes seconds; its target dir is outside the clone, see the script).
+runtime:
+	bash scripts/build_runtime.sh
+
+chopsticks: $(CHOPSTICKS_STAMP)
+
+$(CHOPSTICKS_STAMP): chain/chopsticks/package-lock.json
+	bash scripts/install_chopsticks.sh
+
+# One command for a local node running the real runtime (Ctrl-C to stop).
+chain: $(STAMP) chopsticks
+	bash scripts/build_runtime.sh --no-test
+	$(PY) -m decentralml.cli.main node --port $(PORT)
 
 # Debian's chromium + chromedriver for the dashboard's browser test (apt-get, as root)
 chromium:

@@ -1,9 +1,10 @@
-"""Devnode throughput: N substrate-interface client threads submitting signed extrinsics.
+"""Devnode throughput: N substrate-interface client threads submitting signed extrinsics, and the
+same workloads against the Rust runtime served by Chopsticks, side by side in the same run.
 
-The node runs in its own process (``python -m decentralml.devnode``) so its CPU time is measured
-apart from the clients'. For each workload (``transfer``: Balances.transfer_keep_alive,
-``create_task``: DecentralML.create_task) and client count, each thread owns a funded account and
-its own connection, and the run has three phases:
+The node runs in its own process (``python -m decentralml.devnode``, or Chopsticks' ``node``
+process for the runtime) so its CPU time is measured apart from the clients'. For each workload
+(``transfer``: Balances.transfer_keep_alive, ``create_task``: DecentralML.create_task) and client
+count, each thread owns a funded account and its own connection, and the run has three phases:
 
 1. build: each client composes and signs ``--per-client`` extrinsics (explicit nonces) with
    ``create_signed_extrinsic``; its thread CPU gives the *client build CPU per extrinsic*;
@@ -14,11 +15,17 @@ its own connection, and the run has three phases:
 3. end to end: a ``--seconds`` loop of build+submit+wait as a notebook does it; here the node
    also serves the ~11 RPCs substrate-interface makes to build each extrinsic.
 
-With ``--base-path DIR`` the node keeps its chain on disk (a block is final once fsynced), the
-mode where durability costs something; without it the chain is in memory.
+With ``--base-path DIR`` the devnode keeps its chain on disk (a block is final once fsynced),
+the mode where durability costs something; without it the chain is in memory.
 
-Usage: ``python bench/devnode_tps.py [--per-client 300] [--seconds 5] [--clients 1 4]
-[--base-path DIR]``
+For the runtime (``--chains devnode runtime``, the default when ``.tools/runtime/`` exists) each
+row is followed by the runtime's and a ``runtime/devnode`` ratio row. Chopsticks executes the wasm
+in a wasm executor inside Node.js and builds a block per transaction, so it is far slower than a
+real node's native block production; the comparison says what a test or demo costs on each,
+not what a production chain can do. ``--runtime-per-client`` keeps that phase short.
+
+Usage: ``python bench/devnode_tps.py [--per-client 300] [--runtime-per-client 30] [--seconds 5]
+[--clients 1 4] [--chains devnode runtime] [--base-path DIR]``
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ from typing import Any
 
 import psutil
 from substrateinterface import Keypair, SubstrateInterface
+
+from decentralml.chain.runtime_node import DEFAULT_CHAIN_SPEC, RuntimeNode
 
 UNIT = 10**12
 
@@ -165,10 +174,31 @@ def run(url: str, node: psutil.Process, workload: str, clients: int, per_client:
     }
 
 
+def _row(chain: str, workload: str, n: int, r: dict[str, float]) -> str:
+    return (f"{chain:<9}{workload:<12}{n:>8}{r['tps']:>8.1f}{r['p50_ms']:>9.2f}"
+            f"{r['p99_ms']:>9.2f}{r['node_cpu_ms']:>16.3f}"
+            f"{r['client_build_cpu_ms']:>24.3f}{r['ratio']:>13.2f}"
+            f"{r['e2e_tps']:>10.1f}{r['e2e_node_cpu_ms']:>20.3f}"
+            + (f"  ({int(r['failed'])} failed)" if r["failed"] else ""))
+
+
+def _ratio_row(workload: str, n: int, dev: dict[str, float], rt: dict[str, float]) -> str:
+    def q(key: str) -> str:
+        return f"{rt[key] / dev[key]:.2f}x" if dev[key] else "-"
+    return (f"{'rt/dev':<9}{workload:<12}{n:>8}{q('tps'):>8}{q('p50_ms'):>9}{q('p99_ms'):>9}"
+            f"{q('node_cpu_ms'):>16}{q('client_build_cpu_ms'):>24}{'':>13}{q('e2e_tps'):>10}"
+            f"{q('e2e_node_cpu_ms'):>20}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--per-client", type=int, default=300,
-                        help="pre-signed extrinsics per client (throughput phase)")
+                        help="pre-signed extrinsics per client (throughput phase), devnode")
+    parser.add_argument("--runtime-per-client", type=int, default=30,
+                        help="pre-signed extrinsics per client (throughput phase), runtime")
+    parser.add_argument("--chains", nargs="+", choices=["devnode", "runtime"],
+                        default=["devnode", "runtime"] if DEFAULT_CHAIN_SPEC.is_file()
+                        else ["devnode"])
     parser.add_argument("--seconds", type=float, default=5.0,
                         help="duration of the end-to-end (build+submit) phase")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4])
@@ -176,27 +206,41 @@ def main() -> None:
     parser.add_argument("--base-path", default=None,
                         help="keep the node's chain in this (fresh) directory, not in memory")
     args = parser.parse_args()
-    proc, url = start_node(args.base_path)
+    nodes: dict[str, tuple[str, psutil.Process, int]] = {}
+    proc: subprocess.Popen[str] | None = None
+    runtime: RuntimeNode | None = None
     try:
-        node = psutil.Process(proc.pid)
-        print(f"devnode {url}; {psutil.cpu_count()} CPUs, load average "
-              f"{' '.join(f'{x:.1f}' for x in psutil.getloadavg())}; chain "
-              f"{args.base_path or 'in memory'}; {args.per_client} "
-              f"pre-signed extrinsics per client, then {args.seconds:g}s build+submit loop")
-        print(f"{'workload':<12}{'clients':>8}{'tx/s':>8}{'p50 ms':>8}{'p99 ms':>8}"
+        if "devnode" in args.chains:
+            proc, url = start_node(args.base_path)
+            nodes["devnode"] = (url, psutil.Process(proc.pid), args.per_client)
+        if "runtime" in args.chains:
+            runtime = RuntimeNode().start()
+            assert runtime.pid is not None
+            nodes["runtime"] = (runtime.url, psutil.Process(runtime.pid), args.runtime_per_client)
+        print(f"{psutil.cpu_count()} CPUs, load average "
+              f"{' '.join(f'{x:.1f}' for x in psutil.getloadavg())}; "
+              + "; ".join(f"{c} {u} ({k} pre-signed extrinsics per client)"
+                          for c, (u, _, k) in nodes.items())
+              + f"; devnode chain {args.base_path or 'in memory'}"
+              + f"; then a {args.seconds:g}s build+submit loop")
+        print(f"{'chain':<9}{'workload':<12}{'clients':>8}{'tx/s':>8}{'p50 ms':>9}{'p99 ms':>9}"
               f"{'node CPU ms/xt':>16}{'client build CPU ms/xt':>24}{'node/client':>13}"
               f"{'e2e tx/s':>10}{'e2e node CPU ms/xt':>20}")
         for workload in args.workloads:
             for n in args.clients:
-                r = run(url, node, workload, n, args.per_client, args.seconds)
-                print(f"{workload:<12}{n:>8}{r['tps']:>8.1f}{r['p50_ms']:>8.2f}"
-                      f"{r['p99_ms']:>8.2f}{r['node_cpu_ms']:>16.3f}"
-                      f"{r['client_build_cpu_ms']:>24.3f}{r['ratio']:>13.2f}"
-                      f"{r['e2e_tps']:>10.1f}{r['e2e_node_cpu_ms']:>20.3f}"
-                      + (f"  ({int(r['failed'])} failed)" if r["failed"] else ""), flush=True)
+                results = {}
+                for chain, (url, node, per_client) in nodes.items():
+                    results[chain] = run(url, node, workload, n, per_client, args.seconds)
+                    print(_row(chain, workload, n, results[chain]), flush=True)
+                if len(results) == 2:
+                    print(_ratio_row(workload, n, results["devnode"], results["runtime"]),
+                          flush=True)
     finally:
-        proc.terminate()
-        proc.wait()
+        if proc is not None:
+            proc.terminate()
+            proc.wait()
+        if runtime is not None:
+            runtime.stop()
 
 
 if __name__ == "__main__":

@@ -2,4 +2,5 @@
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.fixtures.devnode", "tests.fixtures.ipfs", "tests.fixtures.env"]
+pytest_plugins = ["tests.fixtures.devnode", "tests.fixtures.chains", "tests.fixtures.ipfs",
+                  "tests.fixtures.env"]

@@ -148,13 +148,14 @@ def _register() -> None:
     from decentralml.cli.accounts import account
     from decentralml.cli.demo import demo
     from decentralml.cli.example import example
+    from decentralml.cli.node import node_command
     from decentralml.cli.review import federate, results, validate
     from decentralml.cli.tasks import task
     from decentralml.cli.work import abandon, accept, run, submit, work
     from decentralml.devnode.cli import devnode_command
 
-    for command in (devnode_command, account, task, accept, run, submit, work, abandon, results,
-                    validate, federate, example, demo):
+    for command in (devnode_command, node_command, account, task, accept, run, submit, work,
+                    abandon, results, validate, federate, example, demo):
         cli.add_command(command)
     _register_market()
 

@@ -14,6 +14,7 @@ Run: ``make demo`` or ``python examples/federated_mnist/demo.py [--rounds 3] [--
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -133,8 +134,12 @@ def _work_in_subprocess(url: str, storage: str, account: str, home: Path, task_i
 
 def run_demo(workdir: Path, *, rounds: int = 3, storage: str | None = None,
              mnist_path: Path | None = None, min_accuracy: float = 0.5,
-             log: Any = print) -> DemoReport:
-    """Run the demo in ``workdir``; return the numbers of its table (the e2e test checks them)."""
+             log: Any = print, node_url: str | None = None) -> DemoReport:
+    """Run the demo in ``workdir``; return the numbers of its table (the e2e test checks them).
+
+    ``node_url``: run against that node (e.g. the Rust runtime of ``make chain``) instead of an
+    ephemeral devnode; the dev accounts //Alice, //Bob, //Charlie and //Dave must be funded there.
+    """
     from decentralml import AutoAccept, Client, ModelCreator, holdout_policy, open_store
     from decentralml.chain.types import ValidationStrategy
     from decentralml.devnode import DevNode
@@ -176,12 +181,14 @@ def run_demo(workdir: Path, *, rounds: int = 3, storage: str | None = None,
     runs: list[ContributorRun] = []
     ledger = Ledger()
     policies: dict[int, str] = {}
-    with DevNode(port=0) as node:
+    with contextlib.ExitStack() as stack:
         t = time.perf_counter()
+        url = node_url or stack.enter_context(DevNode(port=0)).url
         store = open_store(storage, home=workdir / "home-alice")
-        alice = Client(node.url, account="//Alice", home=workdir / "home-alice")
+        alice = Client(url, account="//Alice", home=workdir / "home-alice")
         accounts = ["//Alice", *CONTRIBUTORS]
         before = {a: alice.balance(alice.resolve_address(a)) for a in accounts}
+        start_block = alice.block_number()
         creator = ModelCreator(_Timed(alice, ledger, "chain"),  # type: ignore[arg-type]
                                _Timed(store, ledger, "storage"),  # type: ignore[arg-type]
                                workdir=workdir / "creator")
@@ -201,7 +208,7 @@ def run_demo(workdir: Path, *, rounds: int = 3, storage: str | None = None,
         def on_round(r: int, published: Any) -> None:
             log(f"round {r}: task {published.task_id} published ({published.assets_cid[:20]}...)")
             with ThreadPoolExecutor(len(CONTRIBUTORS)) as pool:
-                futures = {a: pool.submit(_work_in_subprocess, node.url, storage, a,
+                futures = {a: pool.submit(_work_in_subprocess, url, storage, a,
                                           workdir / f"home-{a.strip('/').lower()}",
                                           published.task_id, shard_dirs[a])
                            for a in CONTRIBUTORS}
@@ -223,7 +230,7 @@ def run_demo(workdir: Path, *, rounds: int = 3, storage: str | None = None,
         steps["federated job"] = time.perf_counter() - t
         federated_accuracy = float(evaluate(model, evaluation[0], evaluation[1])["accuracy"])
         after = {a: alice.balance(alice.resolve_address(a)) for a in accounts}
-        fees = alice.fees_paid(accounts)
+        fees = alice.fees_paid(accounts, from_block=start_block + 1)
         paid = job.total_paid
         refunded = sum(r.refund for r in job.rounds)
         earned = sum(after[a] - before[a] + fees.get(a, 0) for a in CONTRIBUTORS)
@@ -365,12 +372,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mnist", type=Path, help="a local mnist.npz (default: sklearn digits)")
     parser.add_argument("--workdir", type=Path, help="keep the demo's files here")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--node", help="a node URL to run against (default: an ephemeral devnode)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with tempfile.TemporaryDirectory(prefix="decentralml-demo-") as tmp:
         workdir = args.workdir or Path(tmp)
         report = run_demo(workdir, rounds=args.rounds, storage=args.storage,
-                          mnist_path=args.mnist, log=(lambda *_: None) if args.json else print)
+                          mnist_path=args.mnist, log=(lambda *_: None) if args.json else print,
+                          node_url=args.node)
     if args.json:
         print(report.model_dump_json(indent=2))
     else:

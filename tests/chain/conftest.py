@@ -1,8 +1,8 @@
 """Clients for the chain tests: Alice as the faucet, and fresh funded accounts per test.
 
 Every test works with brand-new accounts funded by //Alice, so tests neither depend on nor
-disturb each other's balances, and the same tests run against any dev node given by
-``DECENTRALML_NODE_URL`` (default: the devnode fixture).
+disturb each other's balances. ``alice`` (and so every test using ``funded``) runs once per chain
+of ``chain_url`` (tests/fixtures/chains.py): the devnode and the Rust runtime under Chopsticks.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ FUNDING = 1_000 * UNIT
 
 
 @pytest.fixture(scope="module")
-def alice(devnode_url: str) -> Iterator[Client]:
-    with Client(devnode_url, signer="//Alice", timeout=60) as client:
+def alice(chain_url: str) -> Iterator[Client]:
+    with Client(chain_url, signer="//Alice", timeout=60) as client:
         yield client
 
 

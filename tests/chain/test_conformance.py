@@ -1,8 +1,11 @@
 """Conformance: the full protocol of docs/protocol.md through the client, balances to the unit.
 
-Runs against any node with the DecentralML pallet: ``DECENTRALML_NODE_URL`` if set, else the
-devnode fixture. Every balance check is exact: escrow in, rewards out, refunds, and every fee as
-reported by ``TransactionPayment.TransactionFeePaid``.
+Runs once per chain (tests/fixtures/chains.py): the devnode, and the Rust runtime served by
+Chopsticks (or only ``DECENTRALML_NODE_URL`` if set). Every balance check is exact: escrow in,
+rewards out, refunds, and every fee as reported by ``TransactionPayment.TransactionFeePaid``.
+What legitimately differs between chains (fees, weights, error texts) is read from the chain under
+test, never assumed: fees from events, limits from the metadata's constants, error docs from its
+error variants.
 """
 
 from __future__ import annotations
@@ -13,12 +16,10 @@ from typing import Any
 import pytest
 
 from decentralml import errors
+from decentralml.chain import types as protocol
 from decentralml.chain.client import Client
 from decentralml.chain.policies import AutoAccept, Decision, Manual, Threshold
 from decentralml.chain.types import (
-    MAX_CID_LENGTH,
-    MAX_QUESTION_LENGTH,
-    MAX_RESULT_LENGTH,
     StorageType,
     Submission,
     SubmissionStatus,
@@ -35,6 +36,11 @@ CID = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
 
 def result(accuracy: float, n: int = 100) -> dict[str, Any]:
     return {"num_examples": n, "metrics": {"accuracy": accuracy}}
+
+
+def limit(client: Client, name: str) -> int:
+    """A protocol bound as the chain under test declares it (a metadata constant)."""
+    return int(client.constant(name))
 
 
 def assert_escrow(client: Client, task_id: int) -> None:
@@ -166,25 +172,89 @@ def test_lifecycle_custom_threshold(funded: Callable[..., Client], task_type: Ta
     assert creator.escrow_balance(task.task_id) == 0
 
 
+def _weights(client: Client, receipt: Any, pallet: str, function: str,
+             params: dict[str, Any]) -> tuple[int, int]:
+    """(declared, reported) ref_time of an included call: what ``query_info`` charges for before
+    dispatch, and what ``ExtrinsicSuccess.dispatch_info`` reports after (FRAME reports the actual
+    call weight plus the extrinsic base weight)."""
+    keypair = client._signer()
+
+    def declared(si: Any) -> Any:
+        if pallet == "Utility":
+            call = si.compose_call("Utility", function, {"calls": [
+                si.compose_call(p, f, a).value for p, f, a in params["calls"]]})
+        else:
+            call = si.compose_call(pallet, function, params)
+        return si.get_payment_info(call, keypair)["weight"]
+    info = next(e.attributes["dispatch_info"] for e in receipt.events
+                if (e.pallet, e.name) == ("System", "ExtrinsicSuccess"))
+    return int(client._conn.run(declared)["ref_time"]), int(info["weight"]["ref_time"])
+
+
+class FeeCheck:
+    """The fee paid (``TransactionFeePaid``) is the estimate, unless the call reported a lower
+    actual weight after dispatch (FRAME refunds the difference): then it is less. Which calls do
+    is the runtime's business (e.g. ``close_task`` is charged for ``MaxAssignments`` workers and
+    refunded down to the task's), so the check asks the chain instead of assuming.
+
+    The extrinsic base weight (in every reported weight) is learnt from a ``System.remark``,
+    whose actual weight is its declared weight on any FRAME chain.
+    """
+
+    def __init__(self, client: Client) -> None:
+        estimate = client.estimate_fee("System.remark", params={"remark": b"hello"})
+        remark = client.submit_call("System", "remark", {"remark": b"hello"})
+        assert remark.fee == estimate
+        declared, reported = _weights(client, remark, "System", "remark", {"remark": b"hello"})
+        self.base = reported - declared
+        assert self.base >= 0
+
+    def check(self, client: Client, estimate: int, receipt: Any, pallet: str, function: str,
+              params: dict[str, Any]) -> None:
+        declared, reported = _weights(client, receipt, pallet, function, params)
+        actual = reported - self.base
+        assert actual <= declared, (function, actual, declared)
+        if actual == declared:
+            assert receipt.fee == estimate, (function, receipt.fee, estimate)
+        else:
+            assert 0 < receipt.fee < estimate, (function, receipt.fee, estimate)
+
+
 def test_fee_estimates_match_fees_paid(funded: Callable[..., Client]) -> None:
     creator, worker = funded(), funded()
+    assert_fee = FeeCheck(creator).check
     kwargs: dict[str, Any] = dict(task_type=TaskType.ModelContributor, question="q",
                                   reward=REWARD, max_assignments=1, assets_cid=CID,
                                   expiration_block=creator.block_number() + 400)
+    raw_create = {"task_type": "ModelContributor", "question": b"q", "reward": REWARD,
+                  "max_assignments": 1, "validation_strategy": "ManualAccept",
+                  "assets_cid": CID.encode(), "assets_storage": "Ipfs",
+                  "expiration_block": kwargs["expiration_block"]}
     estimate = creator.estimate_fee("create_task", **kwargs)
     task = creator.create_task(**kwargs)
-    assert task.fee == estimate
+    assert_fee(creator, estimate, task, "DecentralML", "create_task", raw_create)
     est = worker.estimate_fee("accept_task", task_id=task.task_id)
     acc = worker.accept_task(task.task_id)
-    assert acc.fee == est
+    assert_fee(worker, est, acc, "DecentralML", "accept_task", {"task_id": task.task_id})
     est = worker.estimate_fee("send_task_result", submission_id=acc.submission_id, result="r")
-    assert worker.send_task_result(acc.submission_id, "r").fee == est
+    sent = worker.send_task_result(acc.submission_id, "r")
+    assert_fee(worker, est, sent, "DecentralML", "send_task_result",
+               {"submission_id": acc.submission_id, "result": b"r", "result_cid": None,
+                "result_storage": None})
     est = creator.estimate_fee("validate_task_result", decisions={acc.submission_id: True})
-    assert creator.validate_task_result(task.task_id).fee == est
-    assert creator.estimate_fee("close_task", task_id=task.task_id) == \
-        creator.close_task(task.task_id).fee
-    raw = creator.estimate_fee("System.remark", params={"remark": b"hello"})
-    assert raw == creator.submit_call("System", "remark", {"remark": b"hello"}).fee
+    report = creator.validate_task_result(task.task_id)
+    assert report.extrinsic is not None
+    assert_fee(creator, est, report.extrinsic, "Utility", "batch_all", {"calls": [
+        ("DecentralML", "validate_task_result",
+         {"submission_id": acc.submission_id, "accept": True})]})
+    est = creator.estimate_fee("close_task", task_id=task.task_id)
+    closed = creator.close_task(task.task_id)
+    assert_fee(creator, est, closed, "DecentralML", "close_task", {"task_id": task.task_id})
+    est = worker.estimate_fee("Balances.transfer_keep_alive",
+                              params={"dest": creator.address, "value": REWARD})
+    sent_back = worker.transfer(str(creator.address), REWARD)
+    assert_fee(worker, est, sent_back, "Balances", "transfer_keep_alive",
+               {"dest": creator.address, "value": REWARD})
 
 
 def test_validation_with_nothing_pending_sends_nothing(funded: Callable[..., Client]) -> None:
@@ -374,7 +444,7 @@ def _error_cases() -> dict[str, Callable[[Callable[..., Client]], None]]:
 
     def result_too_long(f: Callable[..., Client]) -> None:
         _, worker, _, sid = assigned(f)
-        send(worker, sid, result=b"x" * (MAX_RESULT_LENGTH + 1))
+        send(worker, sid, result=b"x" * (limit(worker, "MaxResultLength") + 1))
 
     def invalid_result_cid(f: Callable[..., Client]) -> None:
         _, worker, _, sid = assigned(f)
@@ -402,11 +472,14 @@ def _error_cases() -> dict[str, Callable[[Callable[..., Client]], None]]:
         "PendingValidations": pending_validations,
         "ZeroReward": lambda f: create(f(), reward=0),
         "RewardTooLow": lambda f: create(c := f(), reward=c.min_reward - 1),
-        "InvalidQuestion": lambda f: create(f(), question=b"q" * (MAX_QUESTION_LENGTH + 1)),
-        "InvalidMaxAssignments": lambda f: create(f(), max_assignments=0),
+        "InvalidQuestion": lambda f: create(
+            c := f(), question=b"q" * (limit(c, "MaxQuestionLength") + 1)),
+        "InvalidMaxAssignments": lambda f: create(
+            c := f(), max_assignments=limit(c, "MaxAssignments") + 1),
         "ExpirationInPast": lambda f: create(c := f(), expiration_block=c.block_number()),
         "EmptyAssets": lambda f: create(f(), assets_cid=b""),
-        "AssetsCidTooLong": lambda f: create(f(), assets_cid=b"b" * (MAX_CID_LENGTH + 1)),
+        "AssetsCidTooLong": lambda f: create(
+            c := f(), assets_cid=b"b" * (limit(c, "MaxCidLength") + 1)),
         "EmptyResult": empty_result,
         "ResultTooLong": result_too_long,
         "InvalidResultCid": invalid_result_cid,
@@ -417,6 +490,19 @@ def _error_cases() -> dict[str, Callable[[Callable[..., Client]], None]]:
 
 
 ERROR_CASES = _error_cases()
+
+
+@pytest.mark.parametrize(("name", "sdk_value"), [
+    ("MaxAssignments", protocol.MAX_ASSIGNMENTS),
+    ("MaxQuestionLength", protocol.MAX_QUESTION_LENGTH),
+    ("MaxCidLength", protocol.MAX_CID_LENGTH),
+    ("MaxResultLength", protocol.MAX_RESULT_LENGTH)])
+def test_the_sdk_checks_the_bounds_the_chain_declares(alice: Client, name: str,
+                                                      sdk_value: int) -> None:
+    """The client refuses bad input before sending with its own copy of the bounds: it must be
+    the chain's (MinReward is read from the chain at run time)."""
+    assert limit(alice, name) == sdk_value
+    assert alice.min_reward == int(alice.constant("ExistentialDeposit", "Balances"))
 
 
 def test_every_pallet_error_has_a_case() -> None:

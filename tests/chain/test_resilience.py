@@ -36,11 +36,11 @@ def test_fifty_concurrent_submissions_from_one_account(funded: Callable[..., Cli
         sorted(r.task_id for r in results)
 
 
-def test_two_clients_sharing_an_account_resync_nonces(devnode_url: str,
+def test_two_clients_sharing_an_account_resync_nonces(chain_url: str,
                                                       funded: Callable[..., Client]) -> None:
     creator = funded()
     # a second, independent client (its own nonce bookkeeping) signing for the same account
-    with Client(devnode_url, signer=creator._signer()) as twin:
+    with Client(chain_url, signer=creator._signer()) as twin:
         start = creator.account_balance().nonce
         with ThreadPoolExecutor(max_workers=20) as pool:
             futures = [pool.submit(_create, creator if i % 2 else twin, i) for i in range(20)]
@@ -49,10 +49,10 @@ def test_two_clients_sharing_an_account_resync_nonces(devnode_url: str,
     assert creator.account_balance().nonce == start + 20
 
 
-def test_stale_cached_nonce_is_resynced(devnode_url: str, funded: Callable[..., Client]) -> None:
+def test_stale_cached_nonce_is_resynced(chain_url: str, funded: Callable[..., Client]) -> None:
     creator = funded()
     first = _create(creator, 0)  # the client now caches the next nonce
-    with Client(devnode_url, signer=creator._signer()) as twin:
+    with Client(chain_url, signer=creator._signer()) as twin:
         used = _create(twin, 1)  # ... which another client uses behind its back
     assert used.nonce == first.nonce + 1
     resyncs = creator._submitter.nonces.resyncs
@@ -62,8 +62,8 @@ def test_stale_cached_nonce_is_resynced(devnode_url: str, funded: Callable[..., 
 
 
 @pytest.fixture
-def proxy(devnode_url: str) -> Iterator[DropProxy]:
-    p = DropProxy(devnode_url)
+def proxy(chain_url: str) -> Iterator[DropProxy]:
+    p = DropProxy(chain_url)
     yield p
     p.close()
 

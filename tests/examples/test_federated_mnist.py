@@ -1,5 +1,6 @@
-"""The demo's whole flow end to end (devnode + local store, and devnode + real IPFS daemon), and
-the creator's notebook executed as a user would run it."""
+"""The demo's whole flow end to end (devnode + local store, and devnode + real IPFS daemon), one
+round of it against the Rust runtime by URL, and the creator's notebook executed as a user would
+run it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from types import ModuleType
 
 import pytest
 
+from decentralml.chain.runtime_node import RuntimeNode
 from decentralml.cli.demo import load_demo
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "federated_mnist"
@@ -56,6 +58,20 @@ def test_demo_with_ipfs(tmp_path: Path, ipfs_api: str) -> None:
                               log=lambda *_: None)
     assert report.storage == "ipfs"
     _check(report)
+
+
+def test_one_round_against_the_runtime(tmp_path: Path, fresh_runtime_node: RuntimeNode) -> None:
+    """The same roles and CLI code, unchanged, pointed at the FRAME runtime by URL: the creator
+    publishes through the roles, three contributor CLI processes work the task, AutoAccept pays
+    them on chain, the creator federates; every balance reconciles with the runtime's fees."""
+    report = _demo().run_demo(tmp_path, rounds=1, node_url=fresh_runtime_node.url,
+                              log=lambda *_: None)
+    assert [(r["accepted"], r["rejected"]) for r in report.rounds] == [(3, 0)]
+    assert report.rewards_paid == report.rounds[0]["paid"] == 3 * 10 * 10**12
+    assert report.escrow_refunded == 0
+    assert report.fees_paid > 0  # the runtime's own fees, read from TransactionFeePaid
+    assert report.balances_ok, "balances do not reconcile to the unit on the runtime"
+    assert report.federated_accuracy > 0.2  # well above chance (0.1) after one round
 
 
 def test_creator_notebook_executes(tmp_path: Path) -> None:
