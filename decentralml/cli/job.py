@@ -32,15 +32,14 @@ def _strategy(spec: str) -> Any:
 
 
 def _units(app: App, planck: int) -> str:
-    """An amount in the chain's unit; without a configured node (``job list`` offline), the
-    devnode's 12 decimals."""
+    """An amount as the CLI shows amounts (``App.amount``); without a configured node (``job
+    list`` offline), in UNIT at the devnode's 12 decimals."""
     from decentralml.errors import ConfigurationError
 
     try:
-        client = app.client(need_account=False)
+        return app.amount(planck)
     except ConfigurationError:
         return f"{planck / 10**12:g} UNIT"
-    return f"{planck / 10**client.token_decimals:g} {client.token_symbol}"
 
 
 def _progress(app: App):  # type: ignore[no-untyped-def]

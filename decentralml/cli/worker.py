@@ -92,10 +92,9 @@ class _Log:
     def _status_text(self) -> str:
         s = self.worker.status()
         running = ", ".join(f"{t}:{stage}" for t, stage in sorted(s.running.items())) or "idle"
-        decimals = self.app.client().token_decimals
         return (f"[bold]worker[/] running {running} | done {len(s.completed)} | failed "
-                f"{len(s.failed)} | earned {s.earned / 10**decimals:g} "
-                f"{self.app.client().token_symbol}" + (" | stopping" if s.stopping else ""))
+                f"{len(s.failed)} | earned {self.app.amount(s.earned)}"
+                + (" | stopping" if s.stopping else ""))
 
 
 @click.command("worker")
