@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "PalletError": "decentralml.errors",
     "StorageError": "decentralml.errors",
     "IntegrityError": "decentralml.errors",
+    "FetchLimitExceeded": "decentralml.errors",
     "BundleError": "decentralml.errors",
     "RunnerError": "decentralml.errors",
     "ModelError": "decentralml.errors",
@@ -62,6 +63,7 @@ _EXPORTS: dict[str, str] = {
     "Account": "decentralml.accounts",
     # storage, bundles, the runner
     "Store": "decentralml.storage.base",
+    "FetchLimits": "decentralml.storage.base",
     "LocalStore": "decentralml.storage.local",
     "IPFSStore": "decentralml.storage.ipfs",
     "open_store": "decentralml.storage.config",
@@ -71,6 +73,7 @@ _EXPORTS: dict[str, str] = {
     "fetch_bundle": "decentralml.storage.bundle",
     "run_bundle": "decentralml.storage.runner",
     "RunResult": "decentralml.storage.runner",
+    "SandboxUnavailable": "decentralml.storage.sandbox",
     # roles
     "ModelCreator": "decentralml.roles.creator",
     "ModelContributor": "decentralml.roles.contributor",
@@ -154,6 +157,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         ConnectionFailed,
         DecentralMLError,
         DispatchError,
+        FetchLimitExceeded,
         IntegrityError,
         InvalidInput,
         InvalidTransaction,
@@ -183,6 +187,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         holdout_policy,
     )
     from decentralml.storage.base import (
+        FetchLimits,
         Store,
     )
     from decentralml.storage.bundle import (
@@ -203,4 +208,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from decentralml.storage.runner import (
         RunResult,
         run_bundle,
+    )
+    from decentralml.storage.sandbox import (
+        SandboxUnavailable,
     )

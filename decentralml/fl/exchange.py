@@ -202,10 +202,12 @@ def read_sidecar(path: str | os.PathLike[str]) -> tuple[int, dict[str, Any]]:
     if not isinstance(metrics, dict):
         raise ModelError(f"{p}: metrics must be a JSON object")
     for name, value in metrics.items():
-        # 1e400 parses to infinity and 10**400 overflows a float: refused like NaN.
+        # A number must be finite: 1e400 parses to infinity and 10**400 overflows a float, and
+        # both are refused like NaN. (Notes as strings stay allowed.)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
         try:
-            finite = not isinstance(value, bool) and isinstance(value, int | float) \
-                and math.isfinite(float(value))
+            finite = math.isfinite(float(value))
         except OverflowError:
             finite = False
         if not finite:

@@ -211,7 +211,6 @@ def test_forged_or_truncated_data(tmp_path: Path, weights: dict[str, np.ndarray]
     ('{"num_examples": 3, "metrics": {"loss": -1e400}}', "finite number, got -inf"),
     ('{"num_examples": 3, "metrics": {"loss": 1' + "0" * 400 + '}}', "finite number"),
     ('{"num_examples": 3, "metrics": {"loss": NaN}}', "NaN is not allowed"),
-    ('{"num_examples": 3, "metrics": {"loss": "high"}}', "finite number"),
     ("[1, 2]", "must be a JSON object"),
     ("\xff\xfe", "not valid JSON"),
 ])
