@@ -126,10 +126,10 @@ fn escrow_account_is_the_documented_derivation() {
 #[test]
 fn constants_have_the_protocol_values() {
 	assert_eq!(<Test as crate::Config>::PalletId::get().0, *b"decentml");
-	assert_eq!(<Test as crate::Config>::MaxAssignments::get(), 64);
-	assert_eq!(<Test as crate::Config>::MaxQuestionLength::get(), 2048);
-	assert_eq!(<Test as crate::Config>::MaxCidLength::get(), 128);
-	assert_eq!(<Test as crate::Config>::MaxResultLength::get(), 2048);
+	assert_eq!(<<Test as crate::Config>::MaxAssignments as Get<u32>>::get(), 64);
+	assert_eq!(<<Test as crate::Config>::MaxQuestionLength as Get<u32>>::get(), 2048);
+	assert_eq!(<<Test as crate::Config>::MaxCidLength as Get<u32>>::get(), 128);
+	assert_eq!(<<Test as crate::Config>::MaxResultLength as Get<u32>>::get(), 2048);
 	assert_eq!(<Test as crate::Config>::MinReward::get(), Balances::minimum_balance());
 	// and they are the ones exposed in metadata, in this order
 	let names: Vec<_> = Pallet::pallet_constants_metadata().into_iter().map(|c| c.name).collect();
