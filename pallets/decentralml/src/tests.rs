@@ -117,7 +117,8 @@ fn escrow_account_is_the_documented_derivation() {
 			frame_support::PalletId(*b"decentml").into_sub_account_truncating(task_id);
 		assert_eq!(escrow(task_id), via_pallet_id);
 	}
-	let task0: &[u8] = escrow(0).as_ref();
+	let task0 = escrow(0);
+	let task0: &[u8] = task0.as_ref();
 	assert_eq!(&task0[..16], b"modldecentml\0\0\0\0");
 	assert_eq!(&task0[16..], &[0u8; 16]);
 }
@@ -1190,25 +1191,34 @@ mod property {
 				let id = NextTaskId::<Test>::get();
 				// a deposit into a future escrow counts for the task that gets it
 				let pre = free(&escrow(id));
-				create_with(PEOPLE[who], Balance::from(reward_eds) * ED, max.into(), strategy)?;
+				create_with(
+					PEOPLE[who].clone(),
+					Balance::from(reward_eds) * ED,
+					max.into(),
+					strategy,
+				)?;
 				books.entry(id).or_default().deposits = pre;
 				Ok(())
 			},
-			Op::Accept { who, task } => Pallet::accept_task(origin(PEOPLE[who]), task.into()),
+			Op::Accept { who, task } => {
+				Pallet::accept_task(origin(PEOPLE[who].clone()), task.into())
+			},
 			Op::Send { who, sub } => Pallet::send_task_result(
-				origin(PEOPLE[who]),
+				origin(PEOPLE[who].clone()),
 				sub.into(),
 				b"{}".to_vec(),
 				None,
 				None,
 			),
 			Op::Validate { who, sub, accept } => {
-				Pallet::validate_task_result(origin(PEOPLE[who]), sub.into(), accept)
+				Pallet::validate_task_result(origin(PEOPLE[who].clone()), sub.into(), accept)
 			},
-			Op::Close { who, task } => Pallet::close_task(origin(PEOPLE[who]), task.into())
+			Op::Close { who, task } => Pallet::close_task(origin(PEOPLE[who].clone()), task.into())
 				.map(|_| ())
 				.map_err(|e| e.error),
-			Op::Abandon { who, sub } => Pallet::abandon_task(origin(PEOPLE[who]), sub.into()),
+			Op::Abandon { who, sub } => {
+				Pallet::abandon_task(origin(PEOPLE[who].clone()), sub.into())
+			},
 			Op::Deposit { who, task, eds } => {
 				let task_id = TaskId::from(task);
 				let open =
@@ -1218,7 +1228,11 @@ mod property {
 					return Ok(());
 				}
 				let amount = Balance::from(eds) * ED;
-				Balances::transfer_allow_death(origin(PEOPLE[who]), escrow(task_id), amount)?;
+				Balances::transfer_allow_death(
+					origin(PEOPLE[who].clone()),
+					escrow(task_id),
+					amount,
+				)?;
 				books.entry(task_id).or_default().deposits += amount;
 				Ok(())
 			},
