@@ -1,6 +1,6 @@
 # The README's two commands: `make demo` and `make test`. Both bootstrap everything they need
-# (a .venv with the Python deps, the IPFS daemon for tests, the Rust runtime and the Chopsticks
-# that serves it) and are quick when already set up.
+# (a .venv with the Python deps, the IPFS daemon, bubblewrap, chromium and, for `make test`, the
+# pallet's Rust toolchain) and are quick when already set up.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,7 +10,7 @@ DEMO_STAMP := $(VENV)/.installed-demo
 EXTRAS ?= tf-cpu,dev,dp
 DEMO_EXTRAS ?= tf-cpu
 
-.PHONY: demo test install ipfs runtime chopsticks chain chromium lint typecheck check clean
+.PHONY: demo test test-runtime pallet install ipfs runtime chopsticks chain chromium lint typecheck check clean
 
 # `make chain PORT=9955` serves the runtime on another port.
 PORT ?= 9944
@@ -20,11 +20,22 @@ demo: $(DEMO_STAMP)
 	bash scripts/install_bwrap.sh
 	$(PY) -m decentralml.cli.main demo
 
-# The chain tests run against both chains: the devnode and the Rust runtime served by Chopsticks
-# (tests/fixtures/chains.py); DECENTRALML_TEST_CHAINS=devnode restricts them to the devnode.
-test: $(STAMP) ipfs runtime chopsticks chromium
+# The chain tests run against the chains in TEST_CHAINS (tests/fixtures/chains.py). The Rust
+# runtime (`runtime`) is not in the default set yet: its wasm build has not been verified to
+# complete (docs/runtime.md, "Status"); `make test-runtime` runs the suite against both chains.
+# The pallet's FRAME tests (mock runtime, no wasm) always run.
+TEST_CHAINS ?= devnode
+
+test: $(STAMP) ipfs chromium pallet
 	bash scripts/install_bwrap.sh
-	bash scripts/with_ipfs.sh $(PY) -m pytest $(PYTEST_ARGS)
+	DECENTRALML_TEST_CHAINS=$(TEST_CHAINS) bash scripts/with_ipfs.sh $(PY) -m pytest $(PYTEST_ARGS)
+
+test-runtime: runtime chopsticks
+	$(MAKE) test TEST_CHAINS=devnode,runtime
+
+# pallet-decentralml's FRAME tests against its mock runtime (cargo, target dir outside the clone)
+pallet:
+	bash scripts/test_pallet.sh
 
 install: $(STAMP)
 
