@@ -164,7 +164,7 @@ def slow_readers_attack(url: str, count: int, phase: Phase, stop: threading.Even
             except OSError:
                 pass  # dropped by the node: what is measured
         stop.wait(0.1)
-    phase.answered(f"{sum(1 for r in readers if r.disconnected(5))} of {len(readers)} "
+    phase.answered(f"{sum(1 for r in readers if r.disconnected(0.5))} of {len(readers)} "
                    "dropped")
     for r in readers:
         r.close()
@@ -193,10 +193,10 @@ def _evasive_batch() -> bytes:
 
 ATTACKS = ("honest alone", "6 MB unsigned batch x4", "3.6 MB unsigned batch x4",
            "nested 10,000 deep x4", "nested, fee query x4", "signed 16,384 calls x1",
-           "signed 65x64 calls x1", "64 slow readers", "300 connections")
+           "signed 65x64 calls x1", "64 slow readers", "300 connections", "honest alone again")
 
 
-def attack(name: str, url: str, stop: Any, results: Any) -> None:
+def attack(name: str, url: str, ready: Any, stop: Any, results: Any) -> None:
     """Run attack ``name`` until ``stop`` is set, in a process of its own (the attackers' CPU
     and GIL are then not the honest client's); put its Phase on ``results``."""
     phase = Phase(name)
@@ -216,6 +216,7 @@ def attack(name: str, url: str, stop: Any, results: Any) -> None:
     deep_unsigned = unsigned(nested_batch(10_000))
     plans: dict[str, Callable[[], None]] = {
         "honest alone": lambda: stop.wait(),
+        "honest alone again": lambda: stop.wait(),
         "6 MB unsigned batch x4": lambda: _parallel(
             4, lambda: frames_attack(url, lambda c: big_unsigned, phase, stop)),
         "3.6 MB unsigned batch x4": lambda: _parallel(
@@ -232,6 +233,7 @@ def attack(name: str, url: str, stop: Any, results: Any) -> None:
         "64 slow readers": lambda: slow_readers_attack(url, 64, phase, stop),
         "300 connections": lambda: connection_flood(url, 300, phase, stop),
     }
+    ready.set()
     plans[name]()
     results.put(phase)
 
@@ -245,12 +247,14 @@ def run_abuse(node: NodeProcess, seconds: float) -> list[Phase]:
     ctx = multiprocessing.get_context("spawn")
     phases = []
     for name in ATTACKS:
-        stop = ctx.Event()
+        stop, ready = ctx.Event(), ctx.Event()
         results = ctx.Queue()
         client = RawClient(node.url, timeout=120)
-        attacker = ctx.Process(target=attack, args=(name, node.url, stop, results), daemon=True)
+        attacker = ctx.Process(target=attack, args=(name, node.url, ready, stop, results),
+                               daemon=True)
         attacker.start()
-        time.sleep(3)  # let the attacker process start and begin
+        ready.wait(300)
+        time.sleep(1)  # let the attack begin
         sampler = Sampler(node.pid)
         sampler.start()
         mine = Phase(name)
