@@ -10,7 +10,7 @@ Two parts, each against ``python -m decentralml.devnode`` in its own process:
    attack's frames counted and the node's RSS sampled every 20 ms. Attacks: 6 MB unsigned
    ``Utility.batch`` frames (beyond the block length), 3.6 MB unsigned batches (within it, the
    frame that used to take seconds to decode), batches nested 10,000 deep, a 16,384-call batch
-   signed with a (public) dev key, a batch of 65 batches of 64 calls (the most decoding a
+   signed with a (public) dev key, a batch of 171 batches of 64 calls (the most decoding a
    refused frame can cost), 64 subscribers that never read (and ask for metadata they never
    read), and a flood of 300 connections; each attack runs in a process of its own. Honest
    latency is reported as p50/p99 and as a ratio to the honest-only run of the same invocation.
@@ -185,15 +185,16 @@ def connection_flood(url: str, count: int, phase: Phase, stop: threading.Event) 
 
 
 def _evasive_batch() -> bytes:
-    """A batch of 65 batches of 64 remarks: no single length prefix is over the call limit, so
-    the node decodes up to the limit before refusing it (the costliest refused frame)."""
+    """A batch of 171 batches of 64 remarks: no single length prefix is over the call limit, so
+    the node decodes up to the limit (10,924 calls) before refusing it (the costliest refused
+    frame)."""
     inner = call_index("Utility", "batch") + encode_compact(64) + remark() * 64
-    return call_index("Utility", "batch") + encode_compact(65) + inner * 65
+    return call_index("Utility", "batch") + encode_compact(171) + inner * 171
 
 
 ATTACKS = ("honest alone", "6 MB unsigned batch x4", "3.6 MB unsigned batch x4",
            "nested 10,000 deep x4", "nested, fee query x4", "signed 16,384 calls x1",
-           "signed 65x64 calls x1", "64 slow readers", "300 connections", "honest alone again")
+           "signed 171x64 calls x1", "64 slow readers", "300 connections", "honest alone again")
 
 
 def attack(name: str, url: str, ready: Any, stop: Any, results: Any) -> None:
@@ -228,7 +229,7 @@ def attack(name: str, url: str, ready: Any, stop: Any, results: Any) -> None:
                                      "payment_queryInfo")),
         "signed 16,384 calls x1": lambda: frames_attack(
             url, signed(remark_batch(16_384)), phase, stop),
-        "signed 65x64 calls x1": lambda: frames_attack(url, signed(_evasive_batch()), phase,
+        "signed 171x64 calls x1": lambda: frames_attack(url, signed(_evasive_batch()), phase,
                                                        stop),
         "64 slow readers": lambda: slow_readers_attack(url, 64, phase, stop),
         "300 connections": lambda: connection_flood(url, 300, phase, stop),
