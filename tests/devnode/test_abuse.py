@@ -295,7 +295,8 @@ def test_partly_sent_requests_are_bounded_over_all_connections() -> None:
             with contextlib.suppress(OSError):
                 u.sock.sendall(header + b"x" * (900 * KIB))
         _wait_for(lambda: node.server.dropped_inbound >= 1)  # type: ignore[union-attr]
-        assert node.server.inbound <= limits.max_inbound_total
+        # read from this thread while the node's may still be shedding: wait for it to settle
+        _wait_for(lambda: node.server.inbound <= limits.max_inbound_total)  # type: ignore[union-attr]
         c = RawClient(node.url)
         assert c.call("system_health")["isSyncing"] is False
         c.close()
