@@ -32,6 +32,7 @@ import sr25519
 from decentralml.devnode.hashing import blake2_256
 from decentralml.devnode.pallets.system import BLOCK_HASH_COUNT
 from decentralml.devnode.pallets.transaction_payment import fee_parts
+from decentralml.devnode.pallets.utility import BATCHED_CALLS_LIMIT
 from decentralml.devnode.primitives import ERA, MULTI_ADDRESS, ZERO_WEIGHT, era_birth
 from decentralml.devnode.runtime import (
     MAX_BLOCK_REF_TIME,
@@ -84,13 +85,14 @@ MAX_NORMAL_REF_TIME = MAX_BLOCK_REF_TIME * 3 // 4
 #: (``RuntimeCall`` and the pallet's ``Call``); 64 levels leave Python's stack ample room for the
 #: decode, weigh and dispatch recursions that follow.
 MAX_CALL_DEPTH = 64
-#: Most calls one extrinsic may contain, nested ones included. A call costs the devnode's Python
-#: decoder tens of microseconds, so a block-length batch of one-byte calls would take minutes
-#: and even a full ``Utility`` batch (``batched_calls_limit`` = 10,922) a third of a second of a
-#: busy node, for anyone (the dev keys are public). The protocol's largest batch, a review of a
-#: task's results, has at most ``MaxAssignments`` (64) calls: this leaves a wide margin. A batch
-#: longer than what is left is refused from its length prefix, before any of it is decoded.
-MAX_DECODED_CALLS = 4096
+#: Most calls one extrinsic may contain, nested ones included: one full ``Utility`` batch
+#: (``batched_calls_limit``), plus one so that the pallet still answers an over-long batch with
+#: its own ``TooManyCalls``. A call costs the devnode's Python decoder tens of microseconds, so a
+#: block-length batch of one-byte calls would take minutes, for anyone (the dev keys are
+#: public); the protocol's largest batch, a review of a task's results, has at most
+#: ``MaxAssignments`` (64) calls. A batch longer than what is left is refused from its length
+#: prefix, before any of it is decoded.
+MAX_DECODED_CALLS = BATCHED_CALLS_LIMIT + 2
 
 
 class TransactionInvalid(Exception):

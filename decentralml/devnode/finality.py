@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 RETRY_S = 0.5
 #: Shortest time between the starts of two commits: the bound on what finality waits for
 #: grouping, under load (an idle node commits a new block at once).
-MIN_COMMIT_INTERVAL_S = 0.02
+MIN_COMMIT_INTERVAL_S = 0.05
 
 #: Called with the highest block number that is now final.
 OnFinal = Callable[[int], None]

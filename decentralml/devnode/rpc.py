@@ -171,6 +171,7 @@ class RpcApi:
         self._block_subs: dict[str, Callable[[Block, Any], None]] = {}
         #: finalized heads subscriptions, fed when blocks become final (durable)
         self._final_subs: dict[str, Callable[[Block], None]] = {}
+        self._all_changes_cache: tuple[bytes, dict[str, Any]] | None = None
         chain.listeners.append(self._on_block)
         chain.finality_listeners.append(self._on_final)
         self.table: dict[str, Callable[[Session, Any], Any]] = {
@@ -340,6 +341,15 @@ class RpcApi:
         for cb in list(self._block_subs.values()):
             cb(block, changes)
 
+    def _all_changes(self, block: Block, changes: Any) -> dict[str, Any]:
+        """A block's every change as ``state_storage`` reports it, built once per block."""
+        cached = self._all_changes_cache
+        if cached is None or cached[0] != block.hash:
+            result = {"block": _h(block.hash), "changes": [
+                [_h(k), None if v is None else _h(v)] for k, v in sorted(changes.items())]}
+            cached = self._all_changes_cache = (block.hash, result)
+        return cached[1]
+
     def _final_heads(self, s: Session, p: Any) -> Any:
         """``chain_subscribeFinalizedHeads``: a header once its block is durable (final)."""
         _params(p, 0, 0)
@@ -474,10 +484,12 @@ class RpcApi:
         sub = self.new_id()
 
         def on_block(block: Block, changes: Any) -> None:
-            if wanted is None:
-                hits = list(changes.items())
-            else:
-                hits = [(k, changes[k]) for k in wanted if k in changes]
+            if wanted is None:  # every change: computed once per block for all such subscribers
+                result = self._all_changes(block, changes)
+                if result["changes"]:
+                    s.notify("state_storage", sub, result)
+                return
+            hits = [(k, changes[k]) for k in wanted if k in changes]
             if hits:
                 s.notify("state_storage", sub, {"block": _h(block.hash), "changes": [
                     [_h(k), None if v is None else _h(v)] for k, v in sorted(hits)]})

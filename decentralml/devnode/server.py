@@ -20,7 +20,9 @@ most ``max_inbound_total`` bytes of partly received requests over all connection
 connection holding the most is closed); a response (or a batch's responses together) of at most
 ``max_response_bytes``; and outbound buffers, which grow only for clients that do not read, of
 at most ``max_buffer_per_connection`` each and ``max_buffer_total`` together: above either, the
-most backlogged client is disconnected, so slow readers are dropped and nobody else waits.
+most backlogged client is disconnected, so slow readers are dropped and nobody else waits. A
+backlogged client's further requests are not even read until it catches up, so one that does
+not read cannot make the node work for it either.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -104,6 +107,11 @@ class Connection(asyncio.Protocol):
         self._fragments: list[bytes] = []
         self._fragments_size = 0
         self._handshake_timer: asyncio.TimerHandle | None = None
+        #: Parsed events not handled yet: requests wait here while the client is not reading
+        #: its replies (backpressure: a client that does not read gets no more work done).
+        self._events: deque[Request | Frame] = deque()
+        self._events_size = 0
+        self.paused = False
         #: Bytes of partly received requests held for this client (see RpcServer.inbound).
         self.inbound = 0
         self.closed = False
@@ -132,19 +140,31 @@ class Connection(asyncio.Protocol):
             return
         self.ws.receive_data(data)
         for event in self.ws.events_received():
-            if self.closed:
-                return
+            if isinstance(event, Frame):
+                self._events_size += len(event.data)
+                self._events.append(event)
+            elif isinstance(event, Request):
+                self._events.append(event)
+        self._process()
+
+    def _process(self) -> None:
+        """Handle queued events until none is left or the client stops reading its replies."""
+        events = self._events
+        while events and not self.closed and not self.paused:
+            event = events.popleft()
             if isinstance(event, Request):
                 self.ws.send_response(self.ws.accept(event))
                 if self._handshake_timer is not None:
                     self._handshake_timer.cancel()
                     self._handshake_timer = None
-            elif isinstance(event, Frame):
+            else:
+                self._events_size -= len(event.data)
                 self._frame(event)
         self.flush()
         if not self.closed:
             # websockets' reader buffers a frame until it is complete (15.0.1: reader.buffer)
-            self.server.set_inbound(self, len(self.ws.reader.buffer) + self._fragments_size)
+            self.server.set_inbound(self, len(self.ws.reader.buffer) + self._fragments_size
+                                    + self._events_size)
 
     def eof_received(self) -> bool | None:
         self.ws.receive_eof()
@@ -160,13 +180,23 @@ class Connection(asyncio.Protocol):
         self.drop_subscriptions()
         self._after = []
         self._fragments = []
+        self._events.clear()
+        self._events_size = 0
 
     def pause_writing(self) -> None:
-        """The transport buffers more than BACKLOG_BYTES: the client is behind."""
+        """The transport buffers more than BACKLOG_BYTES: the client is behind. Stop reading
+        its requests until it catches up (notifications still go out, within the bounds)."""
         self.server.backlogged.add(self)
+        self.paused = True
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self.server.backlogged.discard(self)
+        self.paused = False
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+            self._process()
 
     def _handshake_expired(self) -> None:
         self._handshake_timer = None
