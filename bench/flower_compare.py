@@ -145,6 +145,21 @@ def run_flower(workdir: Path, rounds: int, shard_files: list[Path], shard_sha: l
     return {"wall": wall, "rounds": per_round, "train": train_seconds, "accuracy": accuracy}
 
 
+def _flower_with_retries(work: Path, rounds: int, files: list[Path], shard_sha: list[str],
+                         init_sha: str, attempts: int = 3) -> dict[str, Any] | None:
+    """Ray gives its raylet a fixed 30 s to start, which an overloaded machine can miss."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return run_flower(work, rounds, files, shard_sha, init_sha)
+        except Exception as exc:  # Flower wraps everything in RuntimeError
+            print(f"  flower attempt {attempt} failed: {exc}", flush=True)
+            import ray
+
+            ray.shutdown()
+            time.sleep(10)
+    return None
+
+
 # --- decentralml -----------------------------------------------------------------------------
 
 
@@ -208,12 +223,18 @@ def main() -> None:
                 work = root / f"{system}-{rep}"
                 work.mkdir()
                 if system == "flower":
-                    out = run_flower(work, args.rounds, files, shard_sha, init_sha)
+                    out = _flower_with_retries(work, args.rounds, files, shard_sha, init_sha)
+                    if out is None:
+                        continue
                 else:
                     out = run_decentralml(work, args.rounds, shard_sha, init_sha)
                 runs[system].append(out)
                 print(f"  {system} run {rep + 1}: job {out['wall']:.1f} s, accuracy "
-                      + " ".join(f"{a:.3f}" for a in out["accuracy"]), flush=True)
+                      + " ".join(f"{a:.3f}" for a in out["accuracy"]) + "; per round wall "
+                      + " ".join(f"{w:.1f}" for w in out["rounds"]) + " s, train "
+                      + " ".join(f"{t:.1f}" for t in out["train"]) + " s", flush=True)
+    if not runs["flower"] or not runs["decentralml"]:
+        sys.exit("no complete pair of runs to compare")
 
     print(f"\nflwr {flwr.__version__} simulation engine (3 supernodes, up to 3 actors) vs "
           f"decentralml demo (devnode + local store + 3 CLI contributor processes); "
