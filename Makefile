@@ -26,11 +26,11 @@ demo: $(DEMO_STAMP)
 # The pallet's FRAME tests (mock runtime, no wasm) always run.
 TEST_CHAINS ?= devnode
 
-test: $(STAMP) ipfs chromium pallet
+test: $(STAMP) ipfs chromium chopsticks pallet
 	bash scripts/install_bwrap.sh
 	DECENTRALML_TEST_CHAINS=$(TEST_CHAINS) bash scripts/with_ipfs.sh $(PY) -m pytest $(PYTEST_ARGS)
 
-test-runtime: runtime chopsticks
+test-runtime: runtime
 	$(MAKE) test TEST_CHAINS=devnode,runtime
 
 # pallet-decentralml's FRAME tests against its mock runtime (cargo, target dir outside the clone)
