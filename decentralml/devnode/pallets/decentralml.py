@@ -201,6 +201,19 @@ class DecentralML(Pallet):
             raise self.error("SubmissionNotFound")
         return sub
 
+    def _own_assigned(self, origin: Origin, submission_id: int
+                      ) -> tuple[bytes, dict[str, Any], int, dict[str, Any]]:
+        """The signer's ``Assigned`` submission and its task, checked in the protocol's order
+        (shared by ``send_task_result`` and ``abandon_task``)."""
+        who = origin.ensure_signed()
+        sub = self._submission(submission_id)
+        if sub["worker"] != who:
+            raise self.error("NotSubmissionWorker")
+        if sub["status"] != "Assigned":
+            raise self.error("InvalidStatus")
+        task_id: int = sub["task_id"]
+        return who, sub, task_id, self._task(task_id)
+
     def _accept(self, task_id: int, task: dict[str, Any], submission_id: int,
                 sub: dict[str, Any]) -> None:
         """Pay ``reward`` from escrow to the worker and mark the submission Accepted."""
@@ -306,14 +319,7 @@ class DecentralML(Pallet):
     def send_task_result(self, origin: Origin, submission_id: int, result: bytes,
                          result_cid: bytes | None, result_storage: str | None) -> None:
         """Submit the result of an assigned submission (paid at once on AutoAccept tasks)."""
-        who = origin.ensure_signed()
-        sub = self._submission(submission_id)
-        if sub["worker"] != who:
-            raise self.error("NotSubmissionWorker")
-        if sub["status"] != "Assigned":
-            raise self.error("InvalidStatus")
-        task_id = sub["task_id"]
-        task = self._task(task_id)
+        who, sub, task_id, task = self._own_assigned(origin, submission_id)
         if task["status"] == "Closed":
             raise self.error("TaskClosed")
         if self._now >= task["expiration_block"]:
@@ -392,14 +398,7 @@ class DecentralML(Pallet):
     @call(5, _SUBMISSION_ID, weight=Weight(50_000_000, 7_000))
     def abandon_task(self, origin: Origin, submission_id: int) -> None:
         """Give an assigned slot back (the worker only); the slot reopens at once."""
-        who = origin.ensure_signed()
-        sub = self._submission(submission_id)
-        if sub["worker"] != who:
-            raise self.error("NotSubmissionWorker")
-        if sub["status"] != "Assigned":
-            raise self.error("InvalidStatus")
-        task_id = sub["task_id"]
-        task = self._task(task_id)
+        who, sub, task_id, task = self._own_assigned(origin, submission_id)
         sub["status"] = "Abandoned"
         task["active_assignments"] -= 1
         self.Submissions.set(self.state, submission_id, sub)
