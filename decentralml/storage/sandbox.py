@@ -179,11 +179,7 @@ def bwrap_command(bwrap: str, argv: list[str], layout: Layout, *, network: bool,
         # (and would stay root in the kernel's eyes inside one), so it drops to SANDBOX_UID.
         cmd.append("--unshare-user")
     cmd += _system_args()
-    python = python_paths()
     made: set[str] = set()
-    cmd += _dirs_for(python, made)
-    for path in python:
-        cmd += ["--ro-bind", str(path), str(path)]
     if network:
         # resolv.conf is often a link into /run, which the sandbox otherwise does not have
         cmd += ["--ro-bind-try", "/run/systemd/resolve", "/run/systemd/resolve"]
@@ -197,6 +193,13 @@ def bwrap_command(bwrap: str, argv: list[str], layout: Layout, *, network: bool,
     cmd += _dirs_for([dest for _, _, dest in mounts], made)
     for flag, src, dest in mounts:
         cmd += [flag, str(src), str(dest)]
+    # The Python environment last: bwrap mounts in order, so a venv or interpreter that lives
+    # under /tmp on the host (a CI checkout in /tmp, say) is mounted over the task's private
+    # /tmp instead of being hidden by it.
+    python = python_paths()
+    cmd += _dirs_for(python, made)
+    for path in python:
+        cmd += ["--ro-bind", str(path), str(path)]
     cmd += ["--chdir", str(TASK_DIR)]
     if as_root:
         if setpriv is None:
