@@ -111,6 +111,11 @@ def python_paths() -> list[Path]:
     spec = importlib.util.find_spec("decentralml")
     if spec is not None and spec.submodule_search_locations:
         paths.extend(Path(p) for p in spec.submodule_search_locations)
+    # site dirs outside the prefix (another environment's site-packages added by a .pth file):
+    # installed packages only; a plain directory on sys.path (an editable install's clone root)
+    # is never bound
+    paths.extend(Path(p) for p in sys.path
+                 if p and Path(p).name in ("site-packages", "dist-packages"))
     return _minimal([p.absolute() for p in paths if p.is_dir()])
 
 
