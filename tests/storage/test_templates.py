@@ -228,6 +228,12 @@ def test_model_contributor_default_hooks_train_keras(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 4)).astype("float32")
     np.savez(data / "data.npz", x=x, y=(x[:, 0] > 0).astype("int64"))
+    # the template trains the creator's model (task create --model ships it as model.keras)
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.save(task / "model.keras")
     result = run(as_bundle(task), tmp_path, data, env_extra={"KERAS_BACKEND": "tensorflow"})
     assert result.num_examples == 64 and "accuracy" in result.metrics
     assert (result.output_dir / "update.npz").is_file()
