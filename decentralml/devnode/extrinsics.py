@@ -286,6 +286,19 @@ def _signed_for_earlier_era(runtime: Runtime, xt: Extrinsic, view: ChainView, bi
     return False
 
 
+def _check_sender_and_nonce(runtime: Runtime, xt: Extrinsic, signer: bytes,
+                            allow_future: bool) -> int:
+    """CheckNonZeroSender and CheckNonce, shared by the pre-decode and the full checks."""
+    if signer == bytes(32):
+        raise TransactionInvalid(BAD_SIGNER)
+    account_nonce: int = runtime.system.nonce(signer)
+    if xt.nonce < account_nonce:
+        raise TransactionInvalid(STALE)
+    if xt.nonce > account_nonce and not allow_future:
+        raise TransactionInvalid(FUTURE)
+    return account_nonce
+
+
 def precheck_extensions(runtime: Runtime, xt: Extrinsic, signer: bytes, *,
                         allow_future: bool) -> None:
     """The extension checks that need no decoded call, run before decoding it.
@@ -294,13 +307,7 @@ def precheck_extensions(runtime: Runtime, xt: Extrinsic, signer: bytes, *,
     (the weight fee can only add to it): a transaction failing these is refused before its call
     costs any decoding.
     """
-    if signer == bytes(32):
-        raise TransactionInvalid(BAD_SIGNER)
-    account_nonce = runtime.system.nonce(signer)
-    if xt.nonce < account_nonce:
-        raise TransactionInvalid(STALE)
-    if xt.nonce > account_nonce and not allow_future:
-        raise TransactionInvalid(FUTURE)
+    _check_sender_and_nonce(runtime, xt, signer, allow_future)
     check_length(xt.raw)
     if not runtime.balances.can_withdraw_preserving(
             signer, sum(fee_parts(ZERO_WEIGHT, xt.length)) + xt.tip):
@@ -314,13 +321,7 @@ def check_extensions(runtime: Runtime, xt: Extrinsic, signer: bytes, *,
     Returns (account nonce, total fee). ``allow_future`` lets a pool queue nonces ahead of the
     account's (interval sealing); instant sealing needs the exact next nonce.
     """
-    if signer == bytes(32):
-        raise TransactionInvalid(BAD_SIGNER)
-    account_nonce = runtime.system.nonce(signer)
-    if xt.nonce < account_nonce:
-        raise TransactionInvalid(STALE)
-    if xt.nonce > account_nonce and not allow_future:
-        raise TransactionInvalid(FUTURE)
+    account_nonce = _check_sender_and_nonce(runtime, xt, signer, allow_future)
     if xt.length > MAX_EXTRINSIC_LENGTH:
         raise TransactionInvalid(EXHAUSTS)
     weight, _, _ = runtime.call_info(xt.call)
