@@ -67,6 +67,9 @@ step "toolchain ($(rustc --version | cut -d' ' -f2))"
 
 export CARGO_TARGET_DIR="${DECENTRALML_CARGO_TARGET_DIR:-$HOME/.cache/decentralml/cargo-target}"
 export WASM_BUILD_TYPE=release
+# The target dir is outside the clone, so substrate-wasm-builder cannot find our Cargo.lock by
+# walking up from it; without this hint it resolves a fresh, unpinned lockfile for the wasm build.
+export WASM_BUILD_WORKSPACE_HINT="$ROOT"
 unset SKIP_WASM_BUILD
 mkdir -p "$CARGO_TARGET_DIR"
 cd "$ROOT"
