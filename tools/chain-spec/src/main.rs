@@ -29,8 +29,10 @@ fn json_merge(base: &mut Value, patch: Value) {
 	}
 }
 
+/// `0x`-prefixed hex of every byte. (Not `HexDisplay`: its `Display` elides the middle of long
+/// values, such as `:code`, with an ellipsis.)
 fn hex(bytes: &[u8]) -> String {
-	format!("0x{}", sp_core::hexdisplay::HexDisplay::from(&bytes))
+	sp_core::bytes::to_hex(bytes, false)
 }
 
 /// The genesis storage of the `development` preset, with `code` as `:code`.
@@ -137,6 +139,14 @@ mod tests {
 				6 * decentralml_runtime::DEV_ENDOWMENT
 			);
 		});
+	}
+
+	#[test]
+	fn hex_keeps_every_byte_of_long_values() {
+		let long = vec![0xabu8; 100_000];
+		let text = hex(&long);
+		assert_eq!(text.len(), 2 + 2 * long.len());
+		assert_eq!(sp_core::bytes::from_hex(&text).unwrap(), long);
 	}
 
 	#[test]
