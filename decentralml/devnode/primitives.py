@@ -12,7 +12,6 @@ from typing import Any
 
 from decentralml.devnode.scale import (
     BYTES,
-    COMPACT_U32,
     COMPACT_U64,
     U8,
     U32,
@@ -20,15 +19,18 @@ from decentralml.devnode.scale import (
     U128,
     ByteArray,
     Codec,
+    CompactUnit,
     DecodeError,
     Enum,
     Field,
     Struct,
+    Tuple,
     TypeRegistry,
     Variant,
     simple_enum,
 )
 
+COMPACT_UNIT = CompactUnit()
 ACCOUNT_ID = Struct("sp_core::crypto::AccountId32", [Field(None, ByteArray(32), "[u8; 32]")])
 HASH = Struct("primitive_types::H256", [Field(None, ByteArray(32), "[u8; 32]")])
 BALANCE = U128
@@ -39,12 +41,13 @@ MULTI_ADDRESS = Enum(
     "sp_runtime::multiaddress::MultiAddress",
     [
         Variant("Id", 0, (Field(None, ACCOUNT_ID, "AccountId"),)),
-        Variant("Index", 1, (Field(None, COMPACT_U32, "AccountIndex"),)),
+        # `MultiAddress<AccountId, ()>` as in the runtime (no indices pallet): Index is a bare tag
+        Variant("Index", 1, (Field(None, COMPACT_UNIT, "AccountIndex"),)),
         Variant("Raw", 2, (Field(None, BYTES, "Vec<u8>"),)),
         Variant("Address32", 3, (Field(None, ByteArray(32), "[u8; 32]"),)),
         Variant("Address20", 4, (Field(None, ByteArray(20), "[u8; 20]"),)),
     ],
-    params=[("AccountId", ACCOUNT_ID), ("AccountIndex", U32)],
+    params=[("AccountId", ACCOUNT_ID), ("AccountIndex", Tuple())],
 )
 
 WEIGHT = Struct("sp_weights::weight_v2::Weight", [
@@ -55,7 +58,9 @@ WEIGHT = Struct("sp_weights::weight_v2::Weight", [
 DISPATCH_CLASS = simple_enum("frame_support::dispatch::DispatchClass",
                              ["Normal", "Operational", "Mandatory"])
 PAYS = simple_enum("frame_support::dispatch::Pays", ["Yes", "No"])
-DISPATCH_INFO = Struct("frame_support::dispatch::DispatchInfo", [
+#: What ``ExtrinsicSuccess``/``ExtrinsicFailed`` carry: FRAME's ``DispatchInfo`` without its
+#: extension weight, under frame_system's own name (as the runtime's metadata has it).
+DISPATCH_INFO = Struct("frame_system::DispatchEventInfo", [
     Field("weight", WEIGHT, "Weight"),
     Field("class", DISPATCH_CLASS, "DispatchClass"),
     Field("pays_fee", PAYS, "Pays"),
@@ -70,6 +75,11 @@ TOKEN_ERROR = simple_enum("sp_runtime::TokenError", [
     "Unsupported", "CannotCreateHold", "NotExpendable", "Blocked"])
 ARITHMETIC_ERROR = simple_enum("sp_arithmetic::ArithmeticError",
                                ["Underflow", "Overflow", "DivisionByZero"])
+TRIE_ERROR = simple_enum("sp_runtime::proving_trie::TrieError", [
+    "InvalidStateRoot", "IncompleteDatabase", "ValueAtIncompleteKey", "DecoderError",
+    "InvalidHash", "DuplicateKey", "ExtraneousNode", "ExtraneousValue",
+    "ExtraneousHashReference", "InvalidChildReference", "ValueMismatch", "IncompleteProof",
+    "RootMismatch", "DecodeError"])
 TRANSACTIONAL_ERROR = simple_enum("sp_runtime::TransactionalError",
                                   ["LimitReached", "NoLayer"])
 DISPATCH_ERROR = Enum("sp_runtime::DispatchError", [
@@ -87,6 +97,7 @@ DISPATCH_ERROR = Enum("sp_runtime::DispatchError", [
     Variant("Corruption", 11),
     Variant("Unavailable", 12),
     Variant("RootNotAllowed", 13),
+    Variant("Trie", 14, (Field(None, TRIE_ERROR, "TrieError"),)),
 ])
 
 

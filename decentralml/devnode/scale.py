@@ -203,6 +203,28 @@ class Compact(Codec):
         return ("compact", self.inner.registry_key())
 
 
+class CompactUnit(Codec):
+    """``Compact<()>``: zero bytes on the wire (parity-scale-codec encodes nothing for it).
+
+    Polkadot-style runtimes use it as ``MultiAddress``'s account index type when they have no
+    indices pallet, which makes the ``Index`` variant a bare tag.
+    """
+
+    def encode(self, value: Any) -> bytes:
+        if value not in (None, (), []):
+            raise ValueError(f"{value!r} is not a Compact<()>")
+        return b""
+
+    def decode(self, data: bytes, pos: int) -> tuple[None, int]:
+        return None, pos
+
+    def type_info(self, reg: TypeRegistry) -> dict[str, Any]:
+        return {"def": {"compact": {"type": reg.id_of(Tuple())}}}
+
+    def registry_key(self) -> object:
+        return ("compact", ("tuple",))
+
+
 class Bytes(Codec):
     """``Vec<u8>``."""
 

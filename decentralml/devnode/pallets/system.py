@@ -113,10 +113,10 @@ class System(Pallet):
     MODULE = "frame_system"
 
     EVENTS = (
-        EventDef("ExtrinsicSuccess", (Field("dispatch_info", DISPATCH_INFO, "DispatchInfo"),),
+        EventDef("ExtrinsicSuccess", (Field("dispatch_info", DISPATCH_INFO, "DispatchEventInfo"),),
                  "An extrinsic completed successfully."),
         EventDef("ExtrinsicFailed", (Field("dispatch_error", DISPATCH_ERROR, "DispatchError"),
-                                     Field("dispatch_info", DISPATCH_INFO, "DispatchInfo")),
+                                     Field("dispatch_info", DISPATCH_INFO, "DispatchEventInfo")),
                  "An extrinsic failed."),
         EventDef("CodeUpdated", (), "`:code` was updated."),
         EventDef("NewAccount", (_WHO,), "A new account was created."),
