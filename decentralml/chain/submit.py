@@ -35,6 +35,9 @@ from decentralml.errors import ChainError, ChainTimeout, DispatchError
 
 #: How many times a nonce conflict is resolved by resyncing before giving up.
 _NONCE_RETRIES = 100
+#: Seconds between checks, while waiting for inclusion, that our nonce was not taken by another
+#: transaction (see ``Submitter._superseded``).
+_SUPERSEDED_CHECK = 2.0
 #: How many recent blocks' extrinsic hashes the tracker remembers.
 _TRACKED_BLOCKS = 4096
 
@@ -211,15 +214,45 @@ class Submitter:
         deadline = time.monotonic() + timeout
         address = keypair.ss58_address
         since, extrinsic, nonce = self._sign_and_send(compose, keypair, address, deadline)
-        extrinsic_hash = "0x" + extrinsic.extrinsic_hash.hex()
-        try:
-            location = self.tracker.wait(extrinsic_hash, since, deadline)
-        except ChainTimeout:
-            # If the pool dropped it, its nonce is a gap: ask the node (pool-aware) next time.
-            with self.conn.lock:
-                self.nonces.forget(address)
-            raise
+        while True:
+            extrinsic_hash = "0x" + extrinsic.extrinsic_hash.hex()
+            try:
+                location = self.tracker.wait(
+                    extrinsic_hash, since, min(deadline, time.monotonic() + _SUPERSEDED_CHECK))
+                break
+            except ChainTimeout:
+                if time.monotonic() >= deadline:
+                    # If the pool dropped it, its nonce is a gap: ask the node (pool-aware) next
+                    # time.
+                    with self.conn.lock:
+                        self.nonces.forget(address)
+                    raise
+            if self._superseded(address, nonce, extrinsic_hash, since):
+                # Another transaction of this account (another client, or another node's pool)
+                # took our nonce, so ours can never execute: signing the call again with a new
+                # nonce cannot make it run twice.
+                with self.conn.lock:
+                    self.nonces.resync(self.conn, address)
+                since, extrinsic, nonce = self._sign_and_send(compose, keypair, address, deadline)
         return self._outcome(extrinsic_hash, address, nonce, location)
+
+    def _superseded(self, address: str, nonce: int, extrinsic_hash: str, since: int) -> bool:
+        """Is ``nonce`` used on chain by a transaction other than ours?
+
+        A node's pool refuses a second transaction with a nonce it already holds, but it cannot
+        know of one waiting in another node's pool (or, with Chopsticks, it does not check): then
+        the loser is silently dropped when the winner is included, and nothing would tell us.
+        """
+        head = self.conn.head_number()
+        block_hash = self.conn.block_hash(head)
+        if block_hash is None:
+            return False
+        account = self.conn.run(
+            lambda si: si.query("System", "Account", [address], block_hash=block_hash))
+        if int(account.value["nonce"]) <= nonce:
+            return False
+        self.tracker.scan(since)  # every block up to (at least) ``head``
+        return self.tracker.lookup(extrinsic_hash) is None
 
     def _sign_and_send(self, compose: Callable[[SubstrateInterface], GenericCall],
                        keypair: Keypair, address: str, deadline: float

@@ -9,8 +9,12 @@
 const { ApiPromise, WsProvider, Keyring } = require("@polkadot/api");
 
 async function inBlock(api, tx, signer) {
+  // The nonce is asked of the node for each transaction: left to itself, polkadot.js derives it
+  // through a memoized query that can still hold the previous transaction's nonce when the next
+  // one is signed right after the first was included (Chopsticks then answers "stale").
+  const nonce = await api.rpc.system.accountNextIndex(signer.address);
   return new Promise((resolve, reject) => {
-    tx.signAndSend(signer, ({ status, events, dispatchError }) => {
+    tx.signAndSend(signer, { nonce }, ({ status, events, dispatchError }) => {
       if (process.env.SMOKE_DEBUG) console.error(`status ${status.type}`);
       if (dispatchError) {
         reject(new Error(`dispatch error: ${dispatchError.toString()}`));
