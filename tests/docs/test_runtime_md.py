@@ -1,10 +1,11 @@
-"""docs/runtime.md is executable: its Python runs against the runtime, and every ``make`` target,
-CLI command, script and path its ``sh`` blocks name exists as written (those blocks start a
-long-running node or the test suite itself, so they are checked, not run; the ``bash`` blocks of
-the Building section are what ``make test`` runs anyway)."""
+"""docs/runtime.md is executable: its Python runs against the runtime, its ``bash`` blocks run as
+written (but ``scripts/build_runtime.sh`` itself, which is how ``make test`` starts), and every
+``make`` target, CLI command, script and path its ``sh`` blocks name exists as written (those
+blocks start a long-running node or the test suite itself, so they are checked, not run)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -40,6 +41,22 @@ def test_python_blocks_run_against_the_runtime(fresh_runtime_node: RuntimeNode,
                               text=True, timeout=300, check=False)
         assert done.returncode == 0, done.stderr[-3000:]
         assert done.stdout.strip(), "the block prints what it read from the chain"
+
+
+#: The Building section's first block: ``make test`` has just run it (the ``runtime`` target).
+BUILT_BY_MAKE_TEST = "scripts/build_runtime.sh"
+
+
+def test_bash_blocks_run_as_written() -> None:
+    blocks = [b for b in _blocks("bash") if b.strip() != BUILT_BY_MAKE_TEST]
+    assert len(blocks) >= 3, "the chain-spec tool, the pallet tests and the benchmark"
+    # a reader's shell after rustup's installer: cargo on PATH (make test installs it there)
+    cargo_bin = Path.home() / ".cargo" / "bin"
+    env = {**os.environ, "PATH": f"{cargo_bin}{os.pathsep}{os.environ['PATH']}"}
+    for block in blocks:
+        done = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=900, check=False)
+        assert done.returncode == 0, (block, done.stdout[-2000:], done.stderr[-3000:])
 
 
 def test_make_targets_exist() -> None:
