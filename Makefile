@@ -75,8 +75,10 @@ chain: $(STAMP) chopsticks
 chromium:
 	bash scripts/install_chromium.sh
 
+# ruff, and clippy (-D warnings) + rustfmt --check over the Cargo workspace
 lint: $(STAMP)
 	$(VENV)/bin/ruff check decentralml tests bench examples
+	bash scripts/build_runtime.sh --no-test --lint
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
