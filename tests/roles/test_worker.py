@@ -8,6 +8,7 @@ data directory is only read by tasks (a sandboxed runner may mount it read-only)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -192,7 +193,9 @@ def test_worker_killed_mid_task_resumes_and_submits_exactly_once(market) -> None
     # kill -9 the worker and everything it started (the bundle leads its own session)
     tree = [proc.pid, *(c.pid for c in psutil.Process(proc.pid).children(recursive=True))]
     for pid in tree:
-        os.kill(pid, signal.SIGKILL)
+        # a short-lived child (e.g. one step of the sandbox's start-up) may be gone already
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     proc.wait()
     (Path(str(m["data"])) / "hold").unlink()
     [sub] = _bob_subs(m)
