@@ -222,7 +222,7 @@ class CompactUnit(Codec):
         return {"def": {"compact": {"type": reg.id_of(Tuple())}}}
 
     def registry_key(self) -> object:
-        return ("compact", ("tuple",))
+        return ("compact", Tuple().registry_key())
 
 
 class Bytes(Codec):
