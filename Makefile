@@ -11,7 +11,7 @@ EXTRAS ?= tf-cpu,dev,dp
 DEMO_EXTRAS ?= tf-cpu
 comma := ,
 
-.PHONY: demo test pallet install lock bench-env ipfs runtime chopsticks chain chromium lint typecheck check clean
+.PHONY: demo test test-fast pallet install lock bench-env ipfs runtime chopsticks chain chromium lint typecheck check clean
 
 # `make chain PORT=9955` serves the runtime on another port.
 PORT ?= 9944
@@ -28,9 +28,19 @@ demo: $(DEMO_STAMP)
 # on the Rust side but runs the Python chain tests against the devnode only.
 TEST_CHAINS ?= devnode,runtime
 
+# Tests run in TEST_WORKERS pytest-xdist processes: most of a test's time is spent waiting (for a
+# block, a subprocess, a sandbox), so more workers than cores pays. TEST_WORKERS=0 runs in-process.
+TEST_WORKERS ?= 3
+
 test: $(STAMP) ipfs chromium chopsticks runtime
 	bash scripts/install_bwrap.sh
-	DECENTRALML_TEST_CHAINS=$(TEST_CHAINS) bash scripts/with_ipfs.sh $(PY) -m pytest $(PYTEST_ARGS)
+	DECENTRALML_TEST_CHAINS=$(TEST_CHAINS) bash scripts/with_ipfs.sh $(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+
+# The inner loop (a few minutes): everything but the slow, IPFS and Rust-runtime tiers, against
+# the devnode; nothing to build.
+test-fast: $(STAMP)
+	bash scripts/install_bwrap.sh
+	DECENTRALML_TEST_CHAINS=devnode $(PY) -m pytest -n $(TEST_WORKERS) -m "not slow and not ipfs" $(PYTEST_ARGS)
 
 # pallet-decentralml's FRAME tests alone against its mock runtime (the quick loop; `runtime` runs
 # them too)
