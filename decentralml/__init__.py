@@ -42,6 +42,7 @@ _EXPORTS: dict[str, str] = {
     "Submission": "decentralml.chain.types",
     "CreateTaskArgs": "decentralml.chain.types",
     "SendTaskResultArgs": "decentralml.chain.types",
+    "ProtocolLimits": "decentralml.chain.types",
     "escrow_account_id": "decentralml.chain.types",
     # the chain client, its results, events and validation policies
     "Client": "decentralml.chain.client",
@@ -131,6 +132,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from decentralml.chain.types import (
         CreateTaskArgs,
+        ProtocolLimits,
         SendTaskResultArgs,
         StorageType,
         Submission,

@@ -60,6 +60,7 @@ from decentralml.chain.types import (
     AcceptTaskArgs,
     CloseTaskArgs,
     CreateTaskArgs,
+    ProtocolLimits,
     SendTaskResultArgs,
     StorageType,
     Submission,
@@ -160,6 +161,9 @@ class Client:
         self.timeout = timeout
         self.poll_interval = poll_interval
         self.allow_dev_accounts = allow_dev_accounts
+        # (runtime spec version, the limits it declares), shared with views (with_signer)
+        self._limits: list[tuple[int, ProtocolLimits]] = [] if _shared is None \
+            else _shared._limits
         self._conn: Connection
         self._submitter: Submitter
         if _shared is not None:
@@ -306,6 +310,19 @@ class Client:
     def min_reward(self) -> int:
         return int(self.constant("MinReward"))
 
+    @property
+    def limits(self) -> ProtocolLimits:
+        """The pallet's bounds as this chain's metadata declares them (its constants), read once
+        per runtime version: what every argument is checked against before it is sent."""
+        version = int(self._conn.run(lambda si: si.runtime_version) or 0)
+        cached = self._limits[0] if self._limits else None
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        limits = ProtocolLimits(**{field: int(self.constant(name))
+                                   for field, name in ProtocolLimits.CONSTANTS.items()})
+        self._limits[:] = [(version, limits)]
+        return limits
+
     def escrow_address(self, task_id: int) -> str:
         """Task ``task_id``'s escrow account as an SS58 address (docs/protocol.md)."""
         return str(ss58_encode(escrow_account_id(task_id), ss58_format=self._ss58_format()))
@@ -422,10 +439,10 @@ class Client:
             if not isinstance(lifetime, int) or isinstance(lifetime, bool) or lifetime < 1:
                 raise InvalidInput("expires_in", f"{lifetime!r}", ">= 1 block")
             expiration_block = current + lifetime
-        args = build(CreateTaskArgs, task_type=task_type, question=question, reward=reward,
-                     max_assignments=max_assignments, validation_strategy=validation_strategy,
-                     assets_cid=assets_cid, assets_storage=assets_storage,
-                     expiration_block=expiration_block)
+        args = build(CreateTaskArgs, limits=self.limits, task_type=task_type,
+                     question=question, reward=reward, max_assignments=max_assignments,
+                     validation_strategy=validation_strategy, assets_cid=assets_cid,
+                     assets_storage=assets_storage, expiration_block=expiration_block)
         args.check_against(current, self.min_reward)
         return args
 
@@ -443,8 +460,8 @@ class Client:
                          timeout: float | None = None) -> SendResultResult:
         """Submit the result of an assigned submission (a JSON dict, text or bytes, plus an
         optional CID of a larger artifact). On an AutoAccept task it is paid in the same call."""
-        args = build(SendTaskResultArgs, submission_id=submission_id, result=result,
-                     result_cid=result_cid, result_storage=result_storage)
+        args = build(SendTaskResultArgs, limits=self.limits, submission_id=submission_id,
+                     result=result, result_cid=result_cid, result_storage=result_storage)
         inc = self._send(PALLET, "send_task_result", args.call_params(), timeout)
         receipt = self._receipt(inc)
         accepted = [e for e in receipt["market_events"] if isinstance(e, ResultAcceptedEvent)]
@@ -541,7 +558,8 @@ class Client:
             "send_task_result": SendTaskResultArgs}
         if call in simple:
             pallet, function = PALLET, call
-            args = build(simple[call], **params).call_params()  # type: ignore[attr-defined]
+            args = build(simple[call], limits=self.limits,
+                         **params).call_params()  # type: ignore[attr-defined]
             return self._payment(lambda si: si.compose_call(pallet, function, args))
         if call == "validate_task_result":
             decisions = params.pop("decisions", None)
