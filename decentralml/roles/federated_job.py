@@ -282,12 +282,11 @@ def run_federated_job(
 
 
 def _strategy_name(strategy: Any) -> str:
-    from decentralml.fl.registry import STRATEGIES
+    """The registry's name for the report, or a label (the class name) for a strategy the
+    registry does not build: a label only, never looked up."""
+    from decentralml.fl.registry import strategy_name
 
-    for name, (_module, cls) in STRATEGIES.items():
-        if type(strategy).__name__ == cls:
-            return name
-    return type(strategy).__name__
+    return strategy_name(strategy) or type(strategy).__name__
 
 
 def _job_privacy(strategy: Any, options: TaskOptions | None,
