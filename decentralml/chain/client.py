@@ -29,6 +29,7 @@ from scalecodec.types import GenericCall
 from substrateinterface import Keypair, SubstrateInterface
 from substrateinterface.utils.ss58 import is_valid_ss58_address, ss58_encode
 
+from decentralml.amounts import Token
 from decentralml.chain.connection import Connection
 from decentralml.chain.events import (
     ChainEvent,
@@ -286,6 +287,12 @@ class Client:
     @property
     def token_decimals(self) -> int:
         return int(self._conn.run(lambda si: si.token_decimals) or 0)
+
+    @property
+    def token(self) -> Token:
+        """The chain's token as its ``system_properties`` declare it: how amounts are typed and
+        shown (``Token.parse``, ``Token.format``)."""
+        return Token(symbol=self.token_symbol, decimals=self.token_decimals)
 
     def block_number(self) -> int:
         """The best block's number."""

@@ -114,35 +114,17 @@ def account_balance(app: App, who: str | None) -> None:
         app.fail("no account: pass --account or set DECENTRALML_ACCOUNT", ExitCode.CONFIG)
     free = client.balance(address)
     app.emit({"address": address, "free": free},
-             lambda c: _print_balance(c, address, free, client.token_symbol,
-                                      client.token_decimals))
+             lambda c: c.print(f"{address}: {app.amount(free)}"
+                               + ("" if app.planck else f" ({free} planck)"), highlight=False))
 
 
-def _print_balance(c: Console, address: str, free: int, symbol: str, decimals: int) -> None:
-    c.print(f"{address}: {free / 10**decimals:,.4f} {symbol} ({free} planck)")
-
-
-
-def _amount(text: str, decimals: int) -> int:
-    from decentralml.cli.tasks import parse_amount
+def _amount(app: App, text: str) -> int:
     from decentralml.errors import InvalidInput
 
-    try:
-        value = parse_amount(text, decimals)
-    except InvalidInput:
-        raise InvalidInput("amount", f"{text!r} is not an amount",
-                           f"a number of UNIT with at most {decimals} decimals, or "
-                           f"NNNplanck") from None
+    value = app.parse_amount(text, "amount")
     if value <= 0:
         raise InvalidInput("amount", f"{text!r}", "more than 0")
     return value
-
-
-def _units(planck: int, decimals: int) -> str:
-    from decimal import Decimal
-
-    text = f"{Decimal(planck) / (Decimal(10) ** decimals):f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _name_of(app: App, address: str) -> str | None:
@@ -161,20 +143,20 @@ def account_transfer(app: App, to: str, amount: str, allow_death: bool) -> None:
     """Send AMOUNT (UNIT, or NNNplanck) from --account to TO (a name, address or //Dev URI)."""
     client = app.client()
     dest = client.resolve_address(to)
-    planck = _amount(amount, client.token_decimals)
+    planck = _amount(app, amount)
     sent = client.transfer(dest, planck, keep_alive=not allow_death)
     _emit_transfer(app, client.address or "", dest, planck, sent.fee, sent.block_number,
-                   sent.extrinsic_hash, client.token_symbol, client.token_decimals)
+                   sent.extrinsic_hash)
 
 
 def _emit_transfer(app: App, source: str, dest: str, planck: int, fee: int, block: int,
-                   extrinsic: str, symbol: str, decimals: int) -> None:
+                   extrinsic: str) -> None:
     data = {"from": source, "to": dest, "amount": planck, "fee": fee, "block_number": block,
             "extrinsic_hash": extrinsic}
     shown = _name_of(app, dest) or dest
     app.emit(data, lambda c: c.print(
-        f"sent {_units(planck, decimals)} {symbol} to {shown} in block {block} (fee "
-        f"{_units(fee, decimals)} {symbol})", highlight=False))
+        f"sent {app.amount(planck)} to {shown} in block {block} (fee "
+        f"{app.amount(fee)})", highlight=False))
 
 
 @account.command("fund")
@@ -195,11 +177,11 @@ def account_fund(app: App, who: str, amount: str) -> None:
                  f"this chain's type is {client.chain_type!r}. Ask someone with funds, or use "
                  f"`account transfer` from a funded account", ExitCode.CONFIG)
     dest = client.resolve_address(who)
-    planck = _amount(amount, client.token_decimals)
+    planck = _amount(app, amount)
     alice = client.with_signer("//Alice")
     sent = alice.transfer(dest, planck)
     _emit_transfer(app, alice.address or "", dest, planck, sent.fee, sent.block_number,
-                   sent.extrinsic_hash, client.token_symbol, client.token_decimals)
+                   sent.extrinsic_hash)
 
 
 @account.command("overview")
@@ -239,11 +221,9 @@ def account_overview(app: App, who: str | None) -> None:
         "rewards_earned": sum(tasks[s.task_id].reward for s in subs
                               if s.status is SubmissionStatus.Accepted),
     }
-    symbol, decimals = client.token_symbol, client.token_decimals
-
     def render(c: Console) -> None:
         def money(key: str) -> str:
-            return f"{_units(int(data[key] or 0), decimals)} {symbol}"
+            return app.amount(int(data[key] or 0))
 
         rows: list[list[Any]] = [["balance", money("free")],
                 ["tasks created", f"{data['tasks_created']} ({data['tasks_open']} open)"],

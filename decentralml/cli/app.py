@@ -34,6 +34,7 @@ from decentralml.errors import (
 
 if TYPE_CHECKING:
     from decentralml.accounts import Accounts
+    from decentralml.amounts import Token
     from decentralml.chain.client import Client
     from decentralml.keystore import Password
     from decentralml.storage.base import Store
@@ -98,17 +99,6 @@ def _console(*, stderr: bool) -> Console:
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = PIPE_WIDTH
     return console
-
-
-def format_amount(value: int, decimals: int, symbol: str, *, planck: bool = False) -> str:
-    """``12.5 UNIT`` (exact: no float rounding), or ``12500000000000 planck`` with ``planck``."""
-    if planck:
-        return f"{value} planck"
-    from decimal import Decimal
-
-    whole = Decimal(value).scaleb(-decimals)
-    text = format(whole.normalize(), "f") if whole else "0"
-    return f"{text} {symbol}"
 
 
 def format_metrics(metrics: Any) -> str:
@@ -200,11 +190,17 @@ class App:
             self._store = open_store(self.settings.storage_spec, home=self.settings.home)
         return self._store
 
-    def amount(self, value: int) -> str:
-        """An amount for people: UNIT (the chain's symbol and decimals), planck with --planck."""
-        client = self.client(need_account=False)
-        return format_amount(value, client.token_decimals, client.token_symbol,
-                             planck=self.planck)
+    def amount(self, value: int, token: Token | None = None) -> str:
+        """An amount for people, exact: in ``token`` (default: the connected chain's symbol and
+        decimals), or in planck with --planck."""
+        if self.planck:
+            return f"{value} planck"
+        return (token or self.client(need_account=False).token).format(value)
+
+    def parse_amount(self, text: str, field: str) -> int:
+        """Planck from an amount the user typed (``2.5``, ``2.5 UNIT``, ``5000planck``), in the
+        connected chain's token; an error names ``field`` (the option)."""
+        return self.client(need_account=False).token.parse(text, field=field)
 
     def name(self, address: str | None) -> str:
         """The account name people know an address by (``//Bob``, a stored account), else the
