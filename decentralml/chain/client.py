@@ -74,7 +74,7 @@ from decentralml.chain.types import (
     build,
     escrow_account_id,
 )
-from decentralml.config import load_settings
+from decentralml.config import ENV_ACCOUNT, load_settings
 from decentralml.errors import (
     ChainError,
     ChainTimeout,
@@ -137,9 +137,10 @@ class Escrow(BaseModel):
 class Client:
     """A connection to a node with the DecentralML pallet, and (optionally) a signing account.
 
-    ``url`` defaults to the configured node (``DECENTRALML_NODE_URL`` / config file); ``signer``
-    to the configured account (``DECENTRALML_ACCOUNT``). Dev URIs like ``//Alice`` are refused
-    unless the chain's ``system_chainType`` is Development or Local, or ``allow_dev_accounts``.
+    ``url`` defaults to the configured node, ``signer`` to the configured account
+    (:func:`decentralml.config.load_settings`: env vars, then the config file). Dev URIs like
+    ``//Alice`` are refused unless the chain's ``system_chainType`` is Development or Local, or
+    ``allow_dev_accounts``.
     ``account`` is the same as a string ``signer`` (a stored account's name, from the account
     store under ``home``, or ``accounts`` when given). A stored account's secret is read only
     when the client first signs, so a read-only use never needs the keystore's password.
@@ -255,7 +256,7 @@ class Client:
                 if self._keypair is None:
                     self._keypair = self._account_store().keypair(self._stored[0])
         if self._keypair is None:
-            raise MissingConfiguration("signing account", env_var="DECENTRALML_ACCOUNT",
+            raise MissingConfiguration("signing account", env_var=ENV_ACCOUNT,
                                        option="signer= (or Client.with_signer)")
         return self._keypair
 

@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 
 from decentralml.cli.app import App, ExitCode, pass_app, table
+from decentralml.config import ENV_ACCOUNT, ENV_JSON_PASSWORD
 
 if TYPE_CHECKING:
     from decentralml.accounts import Accounts
@@ -49,8 +50,8 @@ def account_new(app: App, name: str, crypto: str) -> None:
               help="File holding the mnemonic (never pass secrets on the command line).")
 @click.option("--json-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="polkadot.js encrypted JSON export.")
-@click.option("--password", envvar="DECENTRALML_JSON_PASSWORD",
-              help="Password of --json-file [env DECENTRALML_JSON_PASSWORD]; prompted if absent.")
+@click.option("--password", envvar=ENV_JSON_PASSWORD,
+              help=f"Password of --json-file [env {ENV_JSON_PASSWORD}]; prompted if absent.")
 @pass_app
 def account_import(app: App, name: str, mnemonic_file: Path | None, json_file: Path | None,
                    password: str | None) -> None:
@@ -64,7 +65,7 @@ def account_import(app: App, name: str, mnemonic_file: Path | None, json_file: P
         assert json_file is not None
         if password is None:
             if not app.interactive:
-                app.fail("--password (or env DECENTRALML_JSON_PASSWORD) is needed with --yes, "
+                app.fail(f"--password (or env {ENV_JSON_PASSWORD}) is needed with --yes, "
                          "--json or without a terminal", code=ExitCode.USAGE)
             password = click.prompt("JSON password", hide_input=True)
         info = accounts.import_json(name, json_file.read_text(encoding="utf-8"), password)
@@ -85,14 +86,14 @@ def account_list(app: App) -> None:
 @account.command("export")
 @click.argument("name")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--password", envvar="DECENTRALML_JSON_PASSWORD",
-              help="Password for the export [env DECENTRALML_JSON_PASSWORD]; prompted if absent.")
+@click.option("--password", envvar=ENV_JSON_PASSWORD,
+              help=f"Password for the export [env {ENV_JSON_PASSWORD}]; prompted if absent.")
 @pass_app
 def account_export(app: App, name: str, out: Path, password: str | None) -> None:
     """Export NAME as polkadot.js encrypted JSON to --out."""
     if password is None:
         if not app.interactive:
-            app.fail("--password (or env DECENTRALML_JSON_PASSWORD) is needed with --yes, "
+            app.fail(f"--password (or env {ENV_JSON_PASSWORD}) is needed with --yes, "
                      "--json or without a terminal", code=ExitCode.USAGE)
         password = click.prompt("new JSON password", hide_input=True, confirmation_prompt=True)
     exported = _accounts(app).export_json(name, password)
@@ -111,7 +112,7 @@ def account_balance(app: App, who: str | None) -> None:
     client = app.client(need_account=who is None)
     address = client.resolve_address(who) if who else client.address
     if address is None:
-        app.fail("no account: pass --account or set DECENTRALML_ACCOUNT", ExitCode.CONFIG)
+        app.fail(f"no account: pass --account or set {ENV_ACCOUNT}", ExitCode.CONFIG)
     free = client.balance(address)
     app.emit({"address": address, "free": free},
              lambda c: c.print(f"{address}: {app.amount(free)}"
@@ -195,7 +196,7 @@ def account_overview(app: App, who: str | None) -> None:
     client = app.client(need_account=who is None)
     address = client.resolve_address(who) if who else client.address
     if address is None:
-        app.fail("no account: pass --account or set DECENTRALML_ACCOUNT", ExitCode.CONFIG)
+        app.fail(f"no account: pass --account or set {ENV_ACCOUNT}", ExitCode.CONFIG)
     created = client.tasks(creator=address)
     subs = client.worker_submissions(address)
     tasks = {t.task_id: t for t in created}

@@ -164,11 +164,9 @@ class App:
                 password_file=self.settings.keyring_password_file,
                 handed_over=self.handed_over_password, may_prompt=not self.yes,
                 keystore=str(home / "keystore"))
-            kind = self.settings.keyring
-            if kind not in (None, "file", "os"):
-                raise ConfigurationError(f"keyring: {kind!r} is not a keyring (\"file\" or "
-                                         f"\"os\")")
-            self._accounts = Accounts(home, keyring=kind, password=source)  # type: ignore[arg-type]
+            # load_settings checked the keyring's name (and names where a bad one came from)
+            self._accounts = Accounts(home, keyring=self.settings.keyring,  # type: ignore[arg-type]
+                                      password=source)
         return self._accounts
 
     def client(self, *, need_account: bool = True) -> Client:
