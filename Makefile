@@ -92,9 +92,11 @@ chain: $(STAMP) chopsticks
 chromium:
 	bash scripts/install_chromium.sh
 
-# ruff, and clippy (-D warnings) + rustfmt --check over the Cargo workspace
+# ruff, the import contracts (layers, no cycles: [tool.importlinter] in pyproject.toml), and
+# clippy (-D warnings) + rustfmt --check over the Cargo workspace
 lint: $(STAMP)
 	$(VENV)/bin/ruff check decentralml tests bench examples
+	$(VENV)/bin/lint-imports
 	bash scripts/build_runtime.sh --no-test --lint
 
 typecheck: $(STAMP)

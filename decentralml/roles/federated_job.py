@@ -265,7 +265,7 @@ def run_federated_job(
             record.seconds += round_report.seconds
             record.contributors = contributors
             job.save(state)
-            job.write_report(state)
+            _write_report(job, state)
         progress("round-closed", round_report.model_dump(mode="json"))
         if target_accuracy is not None and accuracy is not None and accuracy >= target_accuracy:
             stopped = f"reached target accuracy {target_accuracy} in round {r}"
@@ -274,11 +274,19 @@ def run_federated_job(
         state.status = "done"
         state.stopped_because = stopped
         job.save(state)
-        job.write_report(state)
+        _write_report(job, state)
     ran = len(reports)
     return model, FederatedJobReport(rounds=reports, final_accuracy=accuracy,
                                      stopped_because=stopped, strategy=_strategy_name(chosen),
                                      privacy=[g(ran) for g in guarantees])
+
+
+def _write_report(job: JobDir, state: JobState) -> None:
+    """The job's report: its records as JSON and their picture beside them."""
+    from decentralml.roles.job_plot import plot_job
+
+    job.write_report(state)
+    plot_job(state, job.report_png)
 
 
 def _strategy_name(strategy: Any) -> str:

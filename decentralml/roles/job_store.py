@@ -196,11 +196,9 @@ class JobDir:
             return {k: data[k] for k in data.files}
 
     def write_report(self, state: JobState) -> None:
-        """``report.json`` and, with matplotlib, ``report.png`` next to it."""
+        """``report.json``; the picture beside it (``report_png``) is
+        :func:`decentralml.roles.job_plot.plot_job`'s, which reads this module's records."""
         _atomic_write(self.report_json, state.model_dump_json(indent=2).encode("utf-8"))
-        from decentralml.roles.job_plot import plot_job
-
-        plot_job(state, self.report_png)
 
 
 class JobStore:
