@@ -43,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "CreateTaskArgs": "decentralml.chain.types",
     "SendTaskResultArgs": "decentralml.chain.types",
     "ProtocolLimits": "decentralml.chain.types",
+    "Token": "decentralml.amounts",
     "escrow_account_id": "decentralml.chain.types",
     # the chain client, its results, events and validation policies
     "Client": "decentralml.chain.client",
@@ -107,6 +108,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from decentralml.accounts import (
         Account,
         Accounts,
+    )
+    from decentralml.amounts import (
+        Token,
     )
     from decentralml.chain.client import (
         Client,
