@@ -48,7 +48,8 @@ def task() -> None:
               help="Where to copy --template (default: ./NAME).")
 @click.option("--type", "task_type", type=click.Choice(sorted(_TYPES)),
               help="Task type [default: the template's, else model-contributor].")
-@click.option("--question", required=True, help="What the task asks (<= 2048 bytes).")
+@click.option("--question", required=True,
+              help="What the task asks (at most the chain's MaxQuestionLength bytes).")
 @click.option("--reward", required=True, help="Reward per accepted result, e.g. 10 (UNIT).")
 @click.option("--slots", type=int, default=1, show_default=True, help="max_assignments")
 @click.option("--validation", type=click.Choice(sorted(_STRATEGIES)), default="manual",
