@@ -102,9 +102,13 @@ chain: $(STAMP) chopsticks
 chromium:
 	bash scripts/install_chromium.sh
 
-# ruff, and clippy (-D warnings) + rustfmt --check over the Cargo workspace
+# ruff, the import contracts (layers, no cycles: [tool.importlinter] in pyproject.toml), the
+# declared dependencies against the imports (deptry, [tool.deptry]), and clippy (-D warnings)
+# + rustfmt --check over the Cargo workspace
 lint: $(STAMP)
 	$(VENV)/bin/ruff check decentralml tests bench examples
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/deptry decentralml
 	bash scripts/build_runtime.sh --no-test --lint
 
 typecheck: $(STAMP)

@@ -42,6 +42,8 @@ _EXPORTS: dict[str, str] = {
     "Submission": "decentralml.chain.types",
     "CreateTaskArgs": "decentralml.chain.types",
     "SendTaskResultArgs": "decentralml.chain.types",
+    "ProtocolLimits": "decentralml.chain.types",
+    "Token": "decentralml.amounts",
     "escrow_account_id": "decentralml.chain.types",
     # the chain client, its results, events and validation policies
     "Client": "decentralml.chain.client",
@@ -107,6 +109,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         Account,
         Accounts,
     )
+    from decentralml.amounts import (
+        Token,
+    )
     from decentralml.chain.client import (
         Client,
     )
@@ -131,6 +136,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from decentralml.chain.types import (
         CreateTaskArgs,
+        ProtocolLimits,
         SendTaskResultArgs,
         StorageType,
         Submission,

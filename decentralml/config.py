@@ -1,6 +1,10 @@
 """Where settings come from: explicit arguments, then ``DECENTRALML_*`` env vars, then the config
 file (``$DECENTRALML_HOME/config.toml``), then defaults. A missing piece raises
-:class:`MissingConfiguration` that names the env var and the option to set.
+:class:`MissingConfiguration` that names the env var and the option to set; a bad value, a
+:class:`ConfigurationError` naming where it came from (the option, the env var or the file).
+
+The one place that knows the settings' env var names: the CLI's options, the client and the
+runner's limits all resolve through :func:`load_settings`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,14 @@ ENV_STORAGE = "DECENTRALML_STORAGE"
 ENV_ACCOUNT = "DECENTRALML_ACCOUNT"
 ENV_KEYRING = "DECENTRALML_KEYRING"
 ENV_KEYRING_PASSWORD_FILE = "DECENTRALML_KEYRING_PASSWORD_FILE"
+ENV_MAX_OUTPUT_BYTES = "DECENTRALML_MAX_OUTPUT_BYTES"
+ENV_MAX_PROCESSES = "DECENTRALML_MAX_PROCESSES"
+#: the password of an account's JSON file (``account import``/``export``), a per-command secret
+#: the CLI takes from its option or this variable
+ENV_JSON_PASSWORD = "DECENTRALML_JSON_PASSWORD"
+
+#: the keyrings account secrets can live in
+KEYRINGS = ("file", "os")
 
 #: Defaults for the ML stack's start-up logging, for this process and the tasks it runs. TensorFlow
 #: logs its C++ start-up lines (CPU features) below ``TF_CPP_MIN_LOG_LEVEL``, but its oneDNN
@@ -56,7 +68,13 @@ SOURCES: dict[str, tuple[str, str]] = {
     "keyring": (ENV_KEYRING, "--keyring"),
     # a file holding the keystore's password (never the password itself in config or argv)
     "keyring_password_file": (ENV_KEYRING_PASSWORD_FILE, "--keyring-password-file"),
+    # what one task run may use (docs/bundles.md, "Limits"); unset: the runner's defaults
+    "max_output_bytes": (ENV_MAX_OUTPUT_BYTES, "max_output_bytes="),
+    "max_processes": (ENV_MAX_PROCESSES, "max_processes="),
 }
+
+#: settings that are positive integers (the rest are strings)
+_POSITIVE_INTS = ("max_output_bytes", "max_processes")
 
 
 def home_dir(explicit: str | Path | None = None) -> Path:
@@ -76,6 +94,8 @@ class Settings(BaseModel):
     account: str | None = None
     keyring: str | None = None
     keyring_password_file: str | None = None
+    max_output_bytes: int | None = None
+    max_processes: int | None = None
 
     def require(self, name: str) -> str:
         """The setting ``name``, or an error that says how to set it."""
@@ -106,11 +126,36 @@ def _read_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_settings(home: str | Path | None = None, **explicit: str | None) -> Settings:
+def _checked(name: str, value: Any, where: str) -> Any:
+    """``value`` of setting ``name`` as the setting's type; the error names ``where`` it came
+    from, so the user knows what to change."""
+    if name in _POSITIVE_INTS:
+        text = str(value).strip()
+        if isinstance(value, bool) or not text.isdigit() or int(text) <= 0:
+            raise ConfigurationError(f"{where}: {value!r} is not a positive integer "
+                                     f"({name.replace('_', ' ')})")
+        return int(text)
+    if name == "keyring" and value not in KEYRINGS:
+        raise ConfigurationError(f"{where}: {value!r} is not a keyring; one of "
+                                 f"{', '.join(KEYRINGS)}")
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{where}: {value!r} is not a string")
+    return value
+
+
+def load_settings(home: str | Path | None = None, **explicit: Any) -> Settings:
     """Resolve settings: ``explicit`` arguments win over env vars, which win over the file."""
     root = home_dir(home)
-    from_file = _read_file(root / "config.toml")
+    config_file = root / "config.toml"
+    from_file = _read_file(config_file)
+    unknown = set(explicit) - set(SOURCES)
+    if unknown:
+        raise TypeError(f"load_settings: unknown setting(s) {sorted(unknown)}")
     values: dict[str, Any] = {}
-    for name, (env, _option) in SOURCES.items():
-        values[name] = explicit.get(name) or os.environ.get(env) or from_file.get(name)
+    for name, (env, option) in SOURCES.items():
+        for value, where in ((explicit.get(name), option.rstrip("=")), (os.environ.get(env), env),
+                             (from_file.get(name), f"{config_file} ({name})")):
+            if value is not None and value != "":
+                values[name] = _checked(name, value, where)
+                break
     return Settings(home=root, **values)

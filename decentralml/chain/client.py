@@ -29,6 +29,7 @@ from scalecodec.types import GenericCall
 from substrateinterface import Keypair, SubstrateInterface
 from substrateinterface.utils.ss58 import is_valid_ss58_address, ss58_encode
 
+from decentralml.amounts import Token
 from decentralml.chain.connection import Connection
 from decentralml.chain.events import (
     ChainEvent,
@@ -60,6 +61,7 @@ from decentralml.chain.types import (
     AcceptTaskArgs,
     CloseTaskArgs,
     CreateTaskArgs,
+    ProtocolLimits,
     SendTaskResultArgs,
     StorageType,
     Submission,
@@ -72,7 +74,7 @@ from decentralml.chain.types import (
     build,
     escrow_account_id,
 )
-from decentralml.config import load_settings
+from decentralml.config import ENV_ACCOUNT, load_settings
 from decentralml.errors import (
     ChainError,
     ChainTimeout,
@@ -135,9 +137,10 @@ class Escrow(BaseModel):
 class Client:
     """A connection to a node with the DecentralML pallet, and (optionally) a signing account.
 
-    ``url`` defaults to the configured node (``DECENTRALML_NODE_URL`` / config file); ``signer``
-    to the configured account (``DECENTRALML_ACCOUNT``). Dev URIs like ``//Alice`` are refused
-    unless the chain's ``system_chainType`` is Development or Local, or ``allow_dev_accounts``.
+    ``url`` defaults to the configured node, ``signer`` to the configured account
+    (:func:`decentralml.config.load_settings`: env vars, then the config file). Dev URIs like
+    ``//Alice`` are refused unless the chain's ``system_chainType`` is Development or Local, or
+    ``allow_dev_accounts``.
     ``account`` is the same as a string ``signer`` (a stored account's name, from the account
     store under ``home``, or ``accounts`` when given). A stored account's secret is read only
     when the client first signs, so a read-only use never needs the keystore's password.
@@ -160,6 +163,9 @@ class Client:
         self.timeout = timeout
         self.poll_interval = poll_interval
         self.allow_dev_accounts = allow_dev_accounts
+        # (runtime spec version, the limits it declares), shared with views (with_signer)
+        self._limits: list[tuple[int, ProtocolLimits]] = [] if _shared is None \
+            else _shared._limits
         self._conn: Connection
         self._submitter: Submitter
         if _shared is not None:
@@ -250,7 +256,7 @@ class Client:
                 if self._keypair is None:
                     self._keypair = self._account_store().keypair(self._stored[0])
         if self._keypair is None:
-            raise MissingConfiguration("signing account", env_var="DECENTRALML_ACCOUNT",
+            raise MissingConfiguration("signing account", env_var=ENV_ACCOUNT,
                                        option="signer= (or Client.with_signer)")
         return self._keypair
 
@@ -283,6 +289,12 @@ class Client:
     def token_decimals(self) -> int:
         return int(self._conn.run(lambda si: si.token_decimals) or 0)
 
+    @property
+    def token(self) -> Token:
+        """The chain's token as its ``system_properties`` declare it: how amounts are typed and
+        shown (``Token.parse``, ``Token.format``)."""
+        return Token(symbol=self.token_symbol, decimals=self.token_decimals)
+
     def block_number(self) -> int:
         """The best block's number."""
         return self._conn.head_number()
@@ -305,6 +317,19 @@ class Client:
     @property
     def min_reward(self) -> int:
         return int(self.constant("MinReward"))
+
+    @property
+    def limits(self) -> ProtocolLimits:
+        """The pallet's bounds as this chain's metadata declares them (its constants), read once
+        per runtime version: what every argument is checked against before it is sent."""
+        version = int(self._conn.run(lambda si: si.runtime_version) or 0)
+        cached = self._limits[0] if self._limits else None
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        limits = ProtocolLimits(**{field: int(self.constant(name))
+                                   for field, name in ProtocolLimits.CONSTANTS.items()})
+        self._limits[:] = [(version, limits)]
+        return limits
 
     def escrow_address(self, task_id: int) -> str:
         """Task ``task_id``'s escrow account as an SS58 address (docs/protocol.md)."""
@@ -422,10 +447,10 @@ class Client:
             if not isinstance(lifetime, int) or isinstance(lifetime, bool) or lifetime < 1:
                 raise InvalidInput("expires_in", f"{lifetime!r}", ">= 1 block")
             expiration_block = current + lifetime
-        args = build(CreateTaskArgs, task_type=task_type, question=question, reward=reward,
-                     max_assignments=max_assignments, validation_strategy=validation_strategy,
-                     assets_cid=assets_cid, assets_storage=assets_storage,
-                     expiration_block=expiration_block)
+        args = build(CreateTaskArgs, limits=self.limits, task_type=task_type,
+                     question=question, reward=reward, max_assignments=max_assignments,
+                     validation_strategy=validation_strategy, assets_cid=assets_cid,
+                     assets_storage=assets_storage, expiration_block=expiration_block)
         args.check_against(current, self.min_reward)
         return args
 
@@ -443,8 +468,8 @@ class Client:
                          timeout: float | None = None) -> SendResultResult:
         """Submit the result of an assigned submission (a JSON dict, text or bytes, plus an
         optional CID of a larger artifact). On an AutoAccept task it is paid in the same call."""
-        args = build(SendTaskResultArgs, submission_id=submission_id, result=result,
-                     result_cid=result_cid, result_storage=result_storage)
+        args = build(SendTaskResultArgs, limits=self.limits, submission_id=submission_id,
+                     result=result, result_cid=result_cid, result_storage=result_storage)
         inc = self._send(PALLET, "send_task_result", args.call_params(), timeout)
         receipt = self._receipt(inc)
         accepted = [e for e in receipt["market_events"] if isinstance(e, ResultAcceptedEvent)]
@@ -541,7 +566,8 @@ class Client:
             "send_task_result": SendTaskResultArgs}
         if call in simple:
             pallet, function = PALLET, call
-            args = build(simple[call], **params).call_params()  # type: ignore[attr-defined]
+            args = build(simple[call], limits=self.limits,
+                         **params).call_params()  # type: ignore[attr-defined]
             return self._payment(lambda si: si.compose_call(pallet, function, args))
         if call == "validate_task_result":
             decisions = params.pop("decisions", None)

@@ -2,27 +2,77 @@
 
 Every bound the pallet enforces is enforced here too, so a bad argument fails in Python with an
 :class:`~decentralml.errors.InvalidInput` naming the field and the limit, before anything is
-signed or sent. The chain stays the authority; this is the early, friendlier copy of its rules.
+signed or sent. The chain stays the authority: the length and count bounds are its pallet
+constants, which a connected client reads from the metadata (:class:`ProtocolLimits`, passed to
+:func:`build`); the values below are docs/protocol.md's, used only when there is no chain to ask.
 """
 
 from __future__ import annotations
 
 import json
 from enum import Enum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from decentralml.errors import InvalidInput
 
 PALLET = "DecentralML"
 PALLET_ID = b"decentml"
+# Offline defaults of the pallet's bounds (docs/protocol.md); a chain may configure others.
 MAX_ASSIGNMENTS = 64
 MAX_QUESTION_LENGTH = 2048
 MAX_CID_LENGTH = 128
 MAX_RESULT_LENGTH = 2048
 U32_MAX = 2**32 - 1
 U128_MAX = 2**128 - 1
+
+
+class ProtocolLimits(BaseModel):
+    """The bounds a runtime configures for the pallet, as its metadata constants declare them.
+
+    A runtime chooses these in its ``Config`` (docs/protocol.md gives the reference values), so
+    checking input against fixed numbers would refuse what the chain accepts, or let through what
+    it refuses; :meth:`decentralml.chain.client.Client.limits` reads them from the chain. The
+    defaults serve only where no chain is at hand (a dry run before connecting).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    #: field -> the pallet constant it mirrors
+    CONSTANTS: ClassVar[dict[str, str]] = {
+        "max_assignments": "MaxAssignments",
+        "max_question_length": "MaxQuestionLength",
+        "max_cid_length": "MaxCidLength",
+        "max_result_length": "MaxResultLength",
+    }
+
+    max_assignments: int = Field(default=MAX_ASSIGNMENTS, ge=1, le=U32_MAX)
+    max_question_length: int = Field(default=MAX_QUESTION_LENGTH, ge=1, le=U32_MAX)
+    max_cid_length: int = Field(default=MAX_CID_LENGTH, ge=1, le=U32_MAX)
+    max_result_length: int = Field(default=MAX_RESULT_LENGTH, ge=1, le=U32_MAX)
+
+
+#: The reference values, for validation without a chain.
+DEFAULT_LIMITS = ProtocolLimits()
+
+
+def _limits(info: ValidationInfo) -> ProtocolLimits:
+    """The limits :func:`build` was given (the chain's), else the offline defaults."""
+    context = info.context
+    if isinstance(context, dict):
+        given = context.get("limits")
+        if isinstance(given, ProtocolLimits):
+            return given
+    return DEFAULT_LIMITS
 
 
 class TaskType(str, Enum):
@@ -87,8 +137,8 @@ class CreateTaskArgs(_Args):
 
     @field_validator("question")
     @classmethod
-    def _question(cls, v: str) -> str:
-        _bounded_bytes("question", v, minimum=1, maximum=MAX_QUESTION_LENGTH)
+    def _question(cls, v: str, info: ValidationInfo) -> str:
+        _bounded_bytes("question", v, minimum=1, maximum=_limits(info).max_question_length)
         return v
 
     @field_validator("reward")
@@ -102,15 +152,16 @@ class CreateTaskArgs(_Args):
 
     @field_validator("max_assignments")
     @classmethod
-    def _max_assignments(cls, v: int) -> int:
-        if not 1 <= v <= MAX_ASSIGNMENTS:
-            raise ValueError(f"is {v} (limit: 1..={MAX_ASSIGNMENTS})")
+    def _max_assignments(cls, v: int, info: ValidationInfo) -> int:
+        maximum = _limits(info).max_assignments
+        if not 1 <= v <= maximum:
+            raise ValueError(f"is {v} (limit: 1..={maximum})")
         return v
 
     @field_validator("assets_cid")
     @classmethod
-    def _assets_cid(cls, v: str) -> str:
-        _bounded_bytes("assets_cid", v, minimum=1, maximum=MAX_CID_LENGTH)
+    def _assets_cid(cls, v: str, info: ValidationInfo) -> str:
+        _bounded_bytes("assets_cid", v, minimum=1, maximum=_limits(info).max_cid_length)
         return v
 
     @field_validator("expiration_block")
@@ -180,20 +231,21 @@ class SendTaskResultArgs(_Args):
 
     @field_validator("result", mode="before")
     @classmethod
-    def _encode_result(cls, v: Any) -> bytes:
+    def _encode_result(cls, v: Any, info: ValidationInfo) -> bytes:
         if isinstance(v, dict):
             v = json.dumps(v, separators=(",", ":"), sort_keys=True)
         if isinstance(v, str):
             v = v.encode("utf-8")
         if not isinstance(v, bytes | bytearray):
             raise ValueError("must be a dict, str or bytes")
-        return _bounded_bytes("result", bytes(v), minimum=1, maximum=MAX_RESULT_LENGTH)
+        return _bounded_bytes("result", bytes(v), minimum=1,
+                              maximum=_limits(info).max_result_length)
 
     @field_validator("result_cid")
     @classmethod
-    def _cid(cls, v: str | None) -> str | None:
+    def _cid(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v is not None:
-            _bounded_bytes("result_cid", v, minimum=1, maximum=MAX_CID_LENGTH)
+            _bounded_bytes("result_cid", v, minimum=1, maximum=_limits(info).max_cid_length)
         return v
 
     @model_validator(mode="after")
@@ -237,13 +289,15 @@ class AbandonTaskArgs(_Args):
 M = TypeVar("M", bound=BaseModel)
 
 
-def build(model: type[M], **kwargs: Any) -> M:
+def build(model: type[M], *, limits: ProtocolLimits | None = None, **kwargs: Any) -> M:
     """Construct ``model`` and turn a pydantic error into :class:`InvalidInput` naming the field.
 
     One place for the conversion keeps every public call's errors alike: ``field: what (limit)``.
+    ``limits`` are the chain's bounds (a connected client's :attr:`Client.limits`); without them
+    the offline defaults apply.
     """
     try:
-        return model(**kwargs)
+        return model.model_validate(kwargs, context={"limits": limits or DEFAULT_LIMITS})
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or model.__name__

@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 
 from decentralml.cli.app import App, ExitCode, pass_app, table
+from decentralml.config import ENV_ACCOUNT, ENV_JSON_PASSWORD
 
 if TYPE_CHECKING:
     from decentralml.accounts import Accounts
@@ -49,8 +50,8 @@ def account_new(app: App, name: str, crypto: str) -> None:
               help="File holding the mnemonic (never pass secrets on the command line).")
 @click.option("--json-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="polkadot.js encrypted JSON export.")
-@click.option("--password", envvar="DECENTRALML_JSON_PASSWORD",
-              help="Password of --json-file [env DECENTRALML_JSON_PASSWORD]; prompted if absent.")
+@click.option("--password", envvar=ENV_JSON_PASSWORD,
+              help=f"Password of --json-file [env {ENV_JSON_PASSWORD}]; prompted if absent.")
 @pass_app
 def account_import(app: App, name: str, mnemonic_file: Path | None, json_file: Path | None,
                    password: str | None) -> None:
@@ -64,7 +65,7 @@ def account_import(app: App, name: str, mnemonic_file: Path | None, json_file: P
         assert json_file is not None
         if password is None:
             if not app.interactive:
-                app.fail("--password (or env DECENTRALML_JSON_PASSWORD) is needed with --yes, "
+                app.fail(f"--password (or env {ENV_JSON_PASSWORD}) is needed with --yes, "
                          "--json or without a terminal", code=ExitCode.USAGE)
             password = click.prompt("JSON password", hide_input=True)
         info = accounts.import_json(name, json_file.read_text(encoding="utf-8"), password)
@@ -85,14 +86,14 @@ def account_list(app: App) -> None:
 @account.command("export")
 @click.argument("name")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--password", envvar="DECENTRALML_JSON_PASSWORD",
-              help="Password for the export [env DECENTRALML_JSON_PASSWORD]; prompted if absent.")
+@click.option("--password", envvar=ENV_JSON_PASSWORD,
+              help=f"Password for the export [env {ENV_JSON_PASSWORD}]; prompted if absent.")
 @pass_app
 def account_export(app: App, name: str, out: Path, password: str | None) -> None:
     """Export NAME as polkadot.js encrypted JSON to --out."""
     if password is None:
         if not app.interactive:
-            app.fail("--password (or env DECENTRALML_JSON_PASSWORD) is needed with --yes, "
+            app.fail(f"--password (or env {ENV_JSON_PASSWORD}) is needed with --yes, "
                      "--json or without a terminal", code=ExitCode.USAGE)
         password = click.prompt("new JSON password", hide_input=True, confirmation_prompt=True)
     exported = _accounts(app).export_json(name, password)
@@ -111,38 +112,20 @@ def account_balance(app: App, who: str | None) -> None:
     client = app.client(need_account=who is None)
     address = client.resolve_address(who) if who else client.address
     if address is None:
-        app.fail("no account: pass --account or set DECENTRALML_ACCOUNT", ExitCode.CONFIG)
+        app.fail(f"no account: pass --account or set {ENV_ACCOUNT}", ExitCode.CONFIG)
     free = client.balance(address)
     app.emit({"address": address, "free": free},
-             lambda c: _print_balance(c, address, free, client.token_symbol,
-                                      client.token_decimals))
+             lambda c: c.print(f"{address}: {app.amount(free)}"
+                               + ("" if app.planck else f" ({free} planck)"), highlight=False))
 
 
-def _print_balance(c: Console, address: str, free: int, symbol: str, decimals: int) -> None:
-    c.print(f"{address}: {free / 10**decimals:,.4f} {symbol} ({free} planck)")
-
-
-
-def _amount(text: str, decimals: int) -> int:
-    from decentralml.cli.tasks import parse_amount
+def _amount(app: App, text: str) -> int:
     from decentralml.errors import InvalidInput
 
-    try:
-        value = parse_amount(text, decimals)
-    except InvalidInput:
-        raise InvalidInput("amount", f"{text!r} is not an amount",
-                           f"a number of UNIT with at most {decimals} decimals, or "
-                           f"NNNplanck") from None
+    value = app.parse_amount(text, "amount")
     if value <= 0:
         raise InvalidInput("amount", f"{text!r}", "more than 0")
     return value
-
-
-def _units(planck: int, decimals: int) -> str:
-    from decimal import Decimal
-
-    text = f"{Decimal(planck) / (Decimal(10) ** decimals):f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _name_of(app: App, address: str) -> str | None:
@@ -161,20 +144,20 @@ def account_transfer(app: App, to: str, amount: str, allow_death: bool) -> None:
     """Send AMOUNT (UNIT, or NNNplanck) from --account to TO (a name, address or //Dev URI)."""
     client = app.client()
     dest = client.resolve_address(to)
-    planck = _amount(amount, client.token_decimals)
+    planck = _amount(app, amount)
     sent = client.transfer(dest, planck, keep_alive=not allow_death)
     _emit_transfer(app, client.address or "", dest, planck, sent.fee, sent.block_number,
-                   sent.extrinsic_hash, client.token_symbol, client.token_decimals)
+                   sent.extrinsic_hash)
 
 
 def _emit_transfer(app: App, source: str, dest: str, planck: int, fee: int, block: int,
-                   extrinsic: str, symbol: str, decimals: int) -> None:
+                   extrinsic: str) -> None:
     data = {"from": source, "to": dest, "amount": planck, "fee": fee, "block_number": block,
             "extrinsic_hash": extrinsic}
     shown = _name_of(app, dest) or dest
     app.emit(data, lambda c: c.print(
-        f"sent {_units(planck, decimals)} {symbol} to {shown} in block {block} (fee "
-        f"{_units(fee, decimals)} {symbol})", highlight=False))
+        f"sent {app.amount(planck)} to {shown} in block {block} (fee "
+        f"{app.amount(fee)})", highlight=False))
 
 
 @account.command("fund")
@@ -195,11 +178,11 @@ def account_fund(app: App, who: str, amount: str) -> None:
                  f"this chain's type is {client.chain_type!r}. Ask someone with funds, or use "
                  f"`account transfer` from a funded account", ExitCode.CONFIG)
     dest = client.resolve_address(who)
-    planck = _amount(amount, client.token_decimals)
+    planck = _amount(app, amount)
     alice = client.with_signer("//Alice")
     sent = alice.transfer(dest, planck)
     _emit_transfer(app, alice.address or "", dest, planck, sent.fee, sent.block_number,
-                   sent.extrinsic_hash, client.token_symbol, client.token_decimals)
+                   sent.extrinsic_hash)
 
 
 @account.command("overview")
@@ -213,7 +196,7 @@ def account_overview(app: App, who: str | None) -> None:
     client = app.client(need_account=who is None)
     address = client.resolve_address(who) if who else client.address
     if address is None:
-        app.fail("no account: pass --account or set DECENTRALML_ACCOUNT", ExitCode.CONFIG)
+        app.fail(f"no account: pass --account or set {ENV_ACCOUNT}", ExitCode.CONFIG)
     created = client.tasks(creator=address)
     subs = client.worker_submissions(address)
     tasks = {t.task_id: t for t in created}
@@ -239,11 +222,9 @@ def account_overview(app: App, who: str | None) -> None:
         "rewards_earned": sum(tasks[s.task_id].reward for s in subs
                               if s.status is SubmissionStatus.Accepted),
     }
-    symbol, decimals = client.token_symbol, client.token_decimals
-
     def render(c: Console) -> None:
         def money(key: str) -> str:
-            return f"{_units(int(data[key] or 0), decimals)} {symbol}"
+            return app.amount(int(data[key] or 0))
 
         rows: list[list[Any]] = [["balance", money("free")],
                 ["tasks created", f"{data['tasks_created']} ({data['tasks_open']} open)"],

@@ -34,6 +34,7 @@ from decentralml.errors import (
 
 if TYPE_CHECKING:
     from decentralml.accounts import Accounts
+    from decentralml.amounts import Token
     from decentralml.chain.client import Client
     from decentralml.keystore import Password
     from decentralml.storage.base import Store
@@ -100,17 +101,6 @@ def _console(*, stderr: bool) -> Console:
     return console
 
 
-def format_amount(value: int, decimals: int, symbol: str, *, planck: bool = False) -> str:
-    """``12.5 UNIT`` (exact: no float rounding), or ``12500000000000 planck`` with ``planck``."""
-    if planck:
-        return f"{value} planck"
-    from decimal import Decimal
-
-    whole = Decimal(value).scaleb(-decimals)
-    text = format(whole.normalize(), "f") if whole else "0"
-    return f"{text} {symbol}"
-
-
 def format_metrics(metrics: Any) -> str:
     """``accuracy 0.912, loss 0.231, train_seconds 3.2``: 3 decimals (1 for seconds)."""
     if not metrics:
@@ -174,11 +164,9 @@ class App:
                 password_file=self.settings.keyring_password_file,
                 handed_over=self.handed_over_password, may_prompt=not self.yes,
                 keystore=str(home / "keystore"))
-            kind = self.settings.keyring
-            if kind not in (None, "file", "os"):
-                raise ConfigurationError(f"keyring: {kind!r} is not a keyring (\"file\" or "
-                                         f"\"os\")")
-            self._accounts = Accounts(home, keyring=kind, password=source)  # type: ignore[arg-type]
+            # load_settings checked the keyring's name (and names where a bad one came from)
+            self._accounts = Accounts(home, keyring=self.settings.keyring,  # type: ignore[arg-type]
+                                      password=source)
         return self._accounts
 
     def client(self, *, need_account: bool = True) -> Client:
@@ -200,11 +188,17 @@ class App:
             self._store = open_store(self.settings.storage_spec, home=self.settings.home)
         return self._store
 
-    def amount(self, value: int) -> str:
-        """An amount for people: UNIT (the chain's symbol and decimals), planck with --planck."""
-        client = self.client(need_account=False)
-        return format_amount(value, client.token_decimals, client.token_symbol,
-                             planck=self.planck)
+    def amount(self, value: int, token: Token | None = None) -> str:
+        """An amount for people, exact: in ``token`` (default: the connected chain's symbol and
+        decimals), or in planck with --planck."""
+        if self.planck:
+            return f"{value} planck"
+        return (token or self.client(need_account=False).token).format(value)
+
+    def parse_amount(self, text: str, field: str) -> int:
+        """Planck from an amount the user typed (``2.5``, ``2.5 UNIT``, ``5000planck``), in the
+        connected chain's token; an error names ``field`` (the option)."""
+        return self.client(need_account=False).token.parse(text, field=field)
 
     def name(self, address: str | None) -> str:
         """The account name people know an address by (``//Bob``, a stored account), else the

@@ -10,7 +10,9 @@ fd number in ``DECENTRALML_KEYRING_PASSWORD_FD``. The new image reads the pipe o
 any process it starts, holds the password.
 
 Light on purpose (the standard library and two constants): the re-exec happens before the CLI's
-real imports, so it costs an interpreter start and nothing more.
+real imports, so it costs an interpreter start and nothing more. The console script that calls it
+first is :mod:`decentralml.cli.entry`; the CLI (:mod:`decentralml.cli.main`) imports this module,
+never the other way round.
 """
 
 from __future__ import annotations
@@ -87,11 +89,3 @@ def take_handed_over_password() -> str | None:
     if not data or len(data) > MAX_PASSWORD_BYTES:
         return None
     return data.decode("utf-8", errors="replace")
-
-
-def main() -> None:
-    """The ``decentralml`` console script: hand the password over, then run the CLI."""
-    hand_over_env_password()
-    from decentralml.cli.main import main as cli_main
-
-    cli_main()

@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from decentralml.cli.app import App, pass_app, table
 from decentralml.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from decentralml.amounts import Token
 
 
 def _root(app: App, workdir: Path | None) -> Path:
@@ -31,15 +34,15 @@ def _strategy(spec: str) -> Any:
     return strategy_from_spec(spec)
 
 
-def _units(app: App, planck: int) -> str:
-    """An amount as the CLI shows amounts (``App.amount``); without a configured node (``job
-    list`` offline), in UNIT at the devnode's 12 decimals."""
+def _units(app: App, planck: int, token: Token | None) -> str:
+    """An amount in the token of the job's chain (recorded when it started, so ``job list``
+    needs no node); a job recorded without one is shown in the node's token, else in planck."""
     from decentralml.errors import ConfigurationError
 
     try:
-        return app.amount(planck)
+        return app.amount(planck, token)
     except ConfigurationError:
-        return f"{planck / 10**12:g} UNIT"
+        return f"{planck} planck"
 
 
 def _progress(app: App):  # type: ignore[no-untyped-def]
@@ -60,10 +63,10 @@ def _progress(app: App):  # type: ignore[no-untyped-def]
             app.info(f"round {r}: {data['submitted']} result(s) in")
         elif event == "round-validated":
             app.info(f"round {r}: {data['accepted']} accepted, paid "
-                     f"{_units(app, int(data['paid']))}")
+                     f"{app.amount(int(data['paid']))}")
         elif event == "round-closed":
             acc = data.get("accuracy")
-            app.info(f"round {r}: closed, refund {_units(app, int(data['refund']))}; federated "
+            app.info(f"round {r}: closed, refund {app.amount(int(data['refund']))}; federated "
                      f"accuracy {'-' if acc is None else f'{acc:.3f}'}")
     return show
 
@@ -113,7 +116,7 @@ def _run(app: App, job_dir: Any) -> None:
             "rounds": [r.model_dump(mode="json") for r in state.rounds]}
     app.emit(data, lambda c: c.print(
         f"job {spec.name}: {state.stopped_because}; final accuracy "
-        f"{_fmt(state.final_accuracy)}, paid {_units(app, state.total_paid)}\n"
+        f"{_fmt(state.final_accuracy)}, paid {_units(app, state.total_paid, spec.token)}\n"
         f"report: {job_dir.report_json}\nplot:   {job_dir.report_png}"))
 
 
@@ -144,8 +147,9 @@ _workdir_option = click.option(
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="An .npz with arrays x and y: the creator's holdout set.")
 @click.option("--rounds", type=click.IntRange(1, 1000), default=3, show_default=True)
-@click.option("--slots", type=click.IntRange(1, 64), default=2, show_default=True,
-              help="Contributors per round (max_assignments).")
+@click.option("--slots", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Contributors per round (max_assignments, at most the chain's "
+                   "MaxAssignments).")
 @click.option("--reward", required=True, help="Reward per accepted result, in UNIT.")
 @click.option("--validation", default="auto", show_default=True,
               help="auto (paid on submission) or min-accuracy=X (holdout policy).")
@@ -166,7 +170,6 @@ def job_run(app: App, name: str, bundle_dir: Path, model_path: Path, holdout: Pa
     import numpy as np
 
     from decentralml.cli.review import parse_policy
-    from decentralml.cli.tasks import parse_amount
     from decentralml.roles.job_store import JobSpec, JobStore, check_job_name
 
     check_job_name(name)
@@ -180,12 +183,16 @@ def job_run(app: App, name: str, bundle_dir: Path, model_path: Path, holdout: Pa
             raise InvalidInput("holdout", f"{holdout} needs arrays x and y")
     _strategy(strategy)
     client = app.client()
-    amount = parse_amount(reward, client.token_decimals)
+    amount = app.parse_amount(reward, "reward")
+    most = client.limits.max_assignments
+    if slots > most:
+        raise InvalidInput("slots", f"is {slots}", f"1..={most}, the chain's MaxAssignments")
     store = JobStore(_root(app, workdir))
     spec = JobSpec(name=name, question=question, rounds=rounds, slots=slots, reward=amount,
                    validation=validation, target_accuracy=target_accuracy,
                    round_timeout=round_timeout, strategy=strategy, bundle_dir=str(bundle_dir),
-                   creator=str(client.address), genesis_hash=client.genesis_hash)
+                   creator=str(client.address), genesis_hash=client.genesis_hash,
+                   token=client.token)
     job_dir = store.create(spec)
     # The job keeps its own copies, so a resume does not depend on files elsewhere.
     shutil.copytree(bundle_dir, job_dir.path / "bundle")
@@ -193,7 +200,7 @@ def job_run(app: App, name: str, bundle_dir: Path, model_path: Path, holdout: Pa
     job_dir.model_path(0).parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(model_path, job_dir.model_path(0))
     app.info(f"job {name}: {rounds} round(s) of {slots} slot(s) at "
-             f"{_units(app, amount)}; history in {job_dir.path}")
+             f"{app.amount(amount)}; history in {job_dir.path}")
     _run(app, job_dir)
 
 
@@ -272,13 +279,15 @@ def job_show(app: App, name: str, workdir: Path | None) -> None:
             chain = r.get("chain") or {}
             rows.append([r["round"], r["task_id"], chain.get("status", "-"), r["phase"],
                          f"{chain.get('submitted', '-')}/{chain.get('slots', '-')}",
-                         chain.get("accepted", "-"), _units(app, int(chain.get("paid", 0))),
+                         chain.get("accepted", "-"),
+                         _units(app, int(chain.get("paid", 0)), state.spec.token),
                          _fmt(r["accuracy"]),
                          " ".join(_fmt(x["accuracy"]) for x in r["contributors"]) or "-"])
         c.print(table(f"job {name} ({state.status}; {state.stopped_because or 'in progress'})",
                       ["round", "task", "chain", "phase", "results", "accepted", "paid",
                        "accuracy", "updates' accuracy"], rows))
-        c.print(f"paid in total: {_units(app, int(data['total_paid']))}; plot: {data['plot']}")
+        paid = _units(app, int(data["total_paid"]), state.spec.token)
+        c.print(f"paid in total: {paid}; plot: {data['plot']}")
 
     app.emit(data, render)
 
@@ -290,8 +299,10 @@ def job_list(app: App, workdir: Path | None) -> None:
     """Every job in the job directory, newest last."""
     from decentralml.roles.job_store import JobStore, state_summary
 
-    jobs = [state_summary(s) for s in JobStore(_root(app, workdir)).list()]
+    states = JobStore(_root(app, workdir)).list()
+    jobs = [state_summary(s) for s in states]
     app.emit(jobs, lambda c: c.print(table(
         "jobs", ["name", "status", "rounds", "accuracy", "paid", "stopped because"],
         [[j["name"], j["status"], j["rounds"], _fmt(j["accuracy"]),
-          _units(app, int(j["paid"])), j["stopped_because"]] for j in jobs])))
+          _units(app, int(j["paid"]), s.spec.token), j["stopped_because"]]
+         for j, s in zip(jobs, states, strict=True)])))

@@ -18,7 +18,16 @@ from collections.abc import Sequence
 import click
 
 from decentralml.cli.app import App, ExitCode, error_json, exit_code_for
-from decentralml.config import quiet_framework_env
+from decentralml.config import (
+    ENV_ACCOUNT,
+    ENV_HOME,
+    ENV_KEYRING,
+    ENV_KEYRING_PASSWORD_FILE,
+    ENV_NODE_URL,
+    ENV_STORAGE,
+    KEYRINGS,
+    quiet_framework_env,
+)
 from decentralml.errors import DecentralMLError
 from decentralml.keystore import Password
 
@@ -104,21 +113,18 @@ class _Root(click.Group):
 
 
 @click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--node", envvar="DECENTRALML_NODE_URL", help="Node websocket URL "
-              "[env DECENTRALML_NODE_URL].")
-@click.option("--storage", envvar="DECENTRALML_STORAGE", help="local:PATH or ipfs:URL "
-              "[env DECENTRALML_STORAGE].")
-@click.option("--account", envvar="DECENTRALML_ACCOUNT", help="Account name, or //Alice-style "
-              "dev URI on a dev chain [env DECENTRALML_ACCOUNT].")
-@click.option("--home", envvar="DECENTRALML_HOME", help="Home directory (accounts index, "
-              "local store, journals) [env DECENTRALML_HOME, default ~/.decentralml].")
-@click.option("--keyring", type=click.Choice(["file", "os"]), envvar="DECENTRALML_KEYRING",
+@click.option("--node", help=f"Node websocket URL [env {ENV_NODE_URL}].")
+@click.option("--storage", help=f"local:PATH or ipfs:URL [env {ENV_STORAGE}].")
+@click.option("--account", help="Account name, or //Alice-style dev URI on a dev chain "
+              f"[env {ENV_ACCOUNT}].")
+@click.option("--home", help="Home directory (accounts index, local store, journals) "
+              f"[env {ENV_HOME}, default ~/.decentralml].")
+@click.option("--keyring", type=click.Choice(KEYRINGS),
               help="Where new account secrets go: the encrypted keystore under home (file, the "
-              "default) or the OS keyring (os) [env DECENTRALML_KEYRING].")
-@click.option("--keyring-password-file", envvar="DECENTRALML_KEYRING_PASSWORD_FILE",
-              type=click.Path(dir_okay=False), help="File holding the keystore's password "
-              "[env DECENTRALML_KEYRING_PASSWORD_FILE]; else DECENTRALML_KEYRING_PASSWORD or a "
-              "prompt.")
+              f"default) or the OS keyring (os) [env {ENV_KEYRING}].")
+@click.option("--keyring-password-file", type=click.Path(dir_okay=False),
+              help="File holding the keystore's password "
+              f"[env {ENV_KEYRING_PASSWORD_FILE}]; else {ENV_KEYRING_PASSWORD} or a prompt.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout "
               "(errors too: {\"error\": {...}}).")
 @click.option("--yes", "-y", is_flag=True, help="Never prompt; take the non-interactive default.")

@@ -24,25 +24,6 @@ _STRATEGIES = {"auto": ValidationStrategy.AutoAccept, "manual": ValidationStrate
                "custom": ValidationStrategy.CustomAccept}
 
 
-def parse_amount(text: str, decimals: int) -> int:
-    """``10`` or ``10UNIT`` is whole units; ``5000planck`` is raw. Floats are exact (Decimal)."""
-    from decimal import Decimal, InvalidOperation
-
-    from decentralml.errors import InvalidInput
-
-    raw = text.strip().lower()
-    try:
-        if raw.endswith("planck"):
-            return int(raw.removesuffix("planck"))
-        value = Decimal(raw.removesuffix("unit")) * (Decimal(10) ** decimals)
-    except (InvalidOperation, ValueError):
-        raise InvalidInput("reward", f"{text!r} is not an amount",
-                           "a number of UNIT, or NNNplanck") from None
-    if value != value.to_integral_value():
-        raise InvalidInput("reward", f"{text!r} has more than {decimals} decimals")
-    return int(value)
-
-
 def task_rows(app: App, tasks: list[TaskInfo], current_block: int) -> list[list[object]]:
     return [[t.task_id, t.task_type.value, t.status.value, app.amount(t.reward),
              f"{t.accepted_results}/{t.max_assignments}", t.open_slots,
@@ -67,7 +48,8 @@ def task() -> None:
               help="Where to copy --template (default: ./NAME).")
 @click.option("--type", "task_type", type=click.Choice(sorted(_TYPES)),
               help="Task type [default: the template's, else model-contributor].")
-@click.option("--question", required=True, help="What the task asks (<= 2048 bytes).")
+@click.option("--question", required=True,
+              help="What the task asks (at most the chain's MaxQuestionLength bytes).")
 @click.option("--reward", required=True, help="Reward per accepted result, e.g. 10 (UNIT).")
 @click.option("--slots", type=int, default=1, show_default=True, help="max_assignments")
 @click.option("--validation", type=click.Choice(sorted(_STRATEGIES)), default="manual",
@@ -92,7 +74,7 @@ def task_create(app: App, bundle: Path | None, template: str | None, bundle_out:
     if (bundle is None) == (template is None):
         raise click.UsageError("give exactly one of --bundle and --template")
     client = app.client()
-    amount = parse_amount(reward, client.token_decimals)
+    amount = app.parse_amount(reward, "reward")
     creator = ModelCreator(client, app.store(), workdir=app.settings.home / "creator")
     kwargs: dict[str, Any] = dict(question=question, reward=amount,
                                   task_type=_TYPES[task_type] if task_type else None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +11,6 @@ import click
 
 from decentralml.chain.types import SubmissionStatus, TaskType
 from decentralml.cli.app import App, ExitCode, format_metrics, pass_app
-from decentralml.errors import InvalidInput
 from decentralml.roles.journal import Stage
 
 _ROLES = {"model-contributor": TaskType.ModelContributor,
@@ -29,16 +27,10 @@ def _contributor(app: App, timeout: float, no_sandbox: bool = False,  # type: ig
     if no_sandbox:
         app.err.print(f"[bold yellow]warning:[/] --no-sandbox: {NO_SANDBOX_RISK}", highlight=False)
         warnings.simplefilter("ignore", SandboxWarning)  # said once, above
-    limits: dict[str, int] = {}
-    for name, env in (("max_output_bytes", "DECENTRALML_MAX_OUTPUT_BYTES"),
-                      ("max_processes", "DECENTRALML_MAX_PROCESSES")):
-        if os.environ.get(env):
-            if not os.environ[env].isdigit() or int(os.environ[env]) <= 0:
-                raise InvalidInput(env, f"{os.environ[env]!r} is not a positive integer")
-            limits[name] = int(os.environ[env])
     return Contributor(app.client(), app.store(), home=app.settings.home, timeout=timeout,
                        sandbox="none" if no_sandbox else "auto", allow_network=allow_network,
-                       **limits)
+                       max_output_bytes=app.settings.max_output_bytes,
+                       max_processes=app.settings.max_processes)
 
 
 def _sandbox_options(f):  # type: ignore[no-untyped-def]

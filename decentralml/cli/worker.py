@@ -134,17 +134,12 @@ def worker(app: App, data_dir: Path, task_types: tuple[str, ...], any_type: bool
     Resumes its unfinished submissions after a crash or reboot; a task that fails here is
     skipped and its slot abandoned.
     """
-    from decentralml.cli.tasks import parse_amount
-    from decentralml.errors import InvalidInput
     from decentralml.roles.worker import Worker, WorkerConfig, WorkerFilters
 
     if any_type and task_types:
         raise click.UsageError("give --type or --any-type, not both")
     client = app.client()
-    try:
-        reward = parse_amount(min_reward, client.token_decimals)
-    except InvalidInput as exc:
-        raise InvalidInput("min-reward", str(exc).split(": ", 1)[-1]) from None
+    reward = app.parse_amount(min_reward, "min-reward")
     types = (frozenset() if any_type else
              frozenset(_TYPES[t] for t in task_types) or frozenset({TaskType.ModelContributor}))
     filters = WorkerFilters(task_types=types,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from decentralml.amounts import Token
 from decentralml.chain.types import Submission, SubmissionStatus, TaskInfo, TaskStatus
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ class Snapshot(BaseModel):
         return self.names.get(address, address[:6] + "…" + address[-4:])
 
     def units(self, planck: int) -> str:
-        return f"{planck / 10**self.decimals:g} {self.symbol}"
+        return Token(symbol=self.symbol, decimals=self.decimals).format(planck)
 
 
 def known_names(client: Client, home: Path | None) -> dict[str, str]:

@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "FedAdagrad": "decentralml.fl.fedadagrad",
     "DPFedAvg": "decentralml.fl.dp_fedavg",
     "strategy_from_name": "decentralml.fl.registry",
+    "strategy_name": "decentralml.fl.registry",
     "strategy_names": "decentralml.fl.registry",
     # differential privacy (the accountant needs the [dp] extra)
     "PrivacyGuarantee": "decentralml.fl.privacy",
@@ -149,6 +150,7 @@ __all__ = [
     "save_update",
     "set_weights",
     "strategy_from_name",
+    "strategy_name",
     "strategy_names",
     "train_local",
     "update_norm",
@@ -216,7 +218,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         privatize_update,
         update_norm,
     )
-    from decentralml.fl.registry import strategy_from_name, strategy_names
+    from decentralml.fl.registry import strategy_from_name, strategy_name, strategy_names
     from decentralml.fl.scoring import HoldoutScorer, Score, evaluate
     from decentralml.fl.server_opt import ServerOptimizer
     from decentralml.fl.task_options import (

@@ -175,7 +175,8 @@ class Aggregator(ABC):
     persist ``strategy.get_state()`` after it, whatever the strategy.
     """
 
-    #: Short name for tables and logs.
+    #: The strategy's one name: its key in :mod:`decentralml.fl.registry` for the registered
+    #: strategies (a test holds them equal), shown in tables and logs.
     name: str = "aggregator"
 
     @abstractmethod

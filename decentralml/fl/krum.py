@@ -51,7 +51,7 @@ class MultiKrum(Aggregator):
     meaningless and :class:`~decentralml.errors.InvalidInput` is raised.
     """
 
-    name = "multikrum"
+    name = "multi-krum"
 
     def __init__(self, f: int = 1, m: int | None = None) -> None:
         if isinstance(f, bool) or not isinstance(f, int) or f < 0:

@@ -20,7 +20,8 @@ from decentralml.errors import InvalidInput
 if TYPE_CHECKING:
     from decentralml.fl.base import Strategy
 
-#: name -> (module, class): imported on demand, so listing names imports no strategy.
+#: name -> (module, class): imported on demand, so listing names imports no strategy. Each key is
+#: also the class's ``name`` attribute (tests/fl/test_registry.py checks the round trip).
 STRATEGIES: dict[str, tuple[str, str]] = {
     "fedavg": ("decentralml.fl.fedavg", "FedAvg"),
     "fedavgm": ("decentralml.fl.fedavgm", "FedAvgM"),
@@ -86,10 +87,28 @@ def strategy_from_spec(spec: str) -> Strategy:
     return strategy_from_name(name, **params)
 
 
+def _strategy_class(name: str) -> type[Strategy]:
+    module, attr = STRATEGIES[name]
+    cls: type[Strategy] = getattr(importlib.import_module(module), attr)
+    return cls
+
+
+def strategy_name(strategy: Strategy) -> str | None:
+    """The name :func:`strategy_from_name` rebuilds ``strategy``'s class from, or None.
+
+    None for a class the registry does not build (a user's own strategy, or a subclass of a
+    registered one: the name would rebuild its parent, not it), hence the check on the class
+    object itself rather than on ``isinstance``, which a subclass also passes.
+    """
+    name = getattr(type(strategy), "name", None)
+    if not isinstance(name, str) or name not in STRATEGIES:
+        return None
+    return name if type(strategy) is _strategy_class(name) else None
+
+
 def strategy_from_name(name: str, **params: Any) -> Strategy:
     """A new strategy ``name`` built with ``params`` (its constructor's keyword arguments)."""
-    module, attr = STRATEGIES[canonical_name(name)]
-    cls = getattr(importlib.import_module(module), attr)
+    cls = _strategy_class(canonical_name(name))
     signature = inspect.signature(cls)
     accepted = [p.name for p in signature.parameters.values()
                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]

@@ -26,7 +26,7 @@ from decentralml.fl.base import (
 class TrimmedMean(Aggregator):
     """Mean of each coordinate after trimming a fraction ``beta`` (in [0, 0.5)) from each end."""
 
-    name = "trimmed_mean"
+    name = "trimmed-mean"
 
     def __init__(self, beta: float = 0.1) -> None:
         self.beta = validate_fraction("beta", beta, low=0.0, high=0.5)

@@ -123,11 +123,12 @@ class ModelCreator:
 
         if expires_in <= 0:
             raise InvalidInput("expires_in", f"is {expires_in}", "> 0 blocks")
-        # Dry-run validation with a placeholder CID: same rules the client applies later.
-        build(CreateTaskArgs, task_type=task_type, question=question, reward=reward,
-              max_assignments=max_assignments, validation_strategy=validation_strategy,
-              assets_cid="x", assets_storage=self.store.storage_type,
-              expiration_block=expires_in)
+        # Dry-run validation with a placeholder CID, against the chain's bounds: the same rules
+        # the client applies later, before anything is packed or stored.
+        build(CreateTaskArgs, limits=self.client.limits, task_type=task_type, question=question,
+              reward=reward, max_assignments=max_assignments,
+              validation_strategy=validation_strategy, assets_cid="x",
+              assets_storage=self.store.storage_type, expiration_block=expires_in)
         check_bundle_runs(bundle_dir)
         packed = pack_bundle(bundle_dir, self.store, task_type=task_type,
                              requirements=tuple(requirements), outputs=tuple(outputs),

@@ -265,7 +265,7 @@ def run_federated_job(
             record.seconds += round_report.seconds
             record.contributors = contributors
             job.save(state)
-            job.write_report(state)
+            _write_report(job, state)
         progress("round-closed", round_report.model_dump(mode="json"))
         if target_accuracy is not None and accuracy is not None and accuracy >= target_accuracy:
             stopped = f"reached target accuracy {target_accuracy} in round {r}"
@@ -274,20 +274,27 @@ def run_federated_job(
         state.status = "done"
         state.stopped_because = stopped
         job.save(state)
-        job.write_report(state)
+        _write_report(job, state)
     ran = len(reports)
     return model, FederatedJobReport(rounds=reports, final_accuracy=accuracy,
                                      stopped_because=stopped, strategy=_strategy_name(chosen),
                                      privacy=[g(ran) for g in guarantees])
 
 
-def _strategy_name(strategy: Any) -> str:
-    from decentralml.fl.registry import STRATEGIES
+def _write_report(job: JobDir, state: JobState) -> None:
+    """The job's report: its records as JSON and their picture beside them."""
+    from decentralml.roles.job_plot import plot_job
 
-    for name, (_module, cls) in STRATEGIES.items():
-        if type(strategy).__name__ == cls:
-            return name
-    return type(strategy).__name__
+    job.write_report(state)
+    plot_job(state, job.report_png)
+
+
+def _strategy_name(strategy: Any) -> str:
+    """The registry's name for the report, or a label (the class name) for a strategy the
+    registry does not build: a label only, never looked up."""
+    from decentralml.fl.registry import strategy_name
+
+    return strategy_name(strategy) or type(strategy).__name__
 
 
 def _job_privacy(strategy: Any, options: TaskOptions | None,

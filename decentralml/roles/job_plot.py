@@ -15,11 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from decentralml.roles.job_store import JobState
 
-#: planck per UNIT on the devnode (12 decimals); the plot's reward axis is in UNIT
-UNIT_DECIMALS = 12
-
-
-def job_figure(state: JobState, *, decimals: int = UNIT_DECIMALS) -> Any:
+def job_figure(state: JobState) -> Any:
     """A matplotlib ``Figure`` of the job's rounds so far (two panels side by side)."""
     from matplotlib.figure import Figure
 
@@ -54,17 +50,21 @@ def job_figure(state: JobState, *, decimals: int = UNIT_DECIMALS) -> Any:
     acc.grid(alpha=0.3)
     acc.legend(loc="lower right", fontsize=8)
 
+    # The bars are drawn in the job's token (floats are fine for a picture; report.json keeps
+    # the exact planck), or in planck for a job recorded without its token.
+    token = state.spec.token
+    unit, per_unit = (token.symbol, 10**token.decimals) if token else ("planck", 1)
     bottoms = [0.0] * len(state.rounds)
     labels = [r.round for r in state.rounds]
     for i, worker in enumerate(workers):
-        heights = [sum(c.reward for c in r.contributors if c.worker == worker) / 10**decimals
+        heights = [sum(c.reward for c in r.contributors if c.worker == worker) / per_unit
                    for r in state.rounds]
         pay.bar(labels, heights, bottom=bottoms, color=palette[i % len(palette)],
                 label=label[worker])
         bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
-    pay.set_title("rewards paid per round (UNIT)")
+    pay.set_title(f"rewards paid per round ({unit})")
     pay.set_xlabel("round")
-    pay.set_ylabel("UNIT")
+    pay.set_ylabel(unit)
     pay.set_xticks(labels or [1])
     pay.grid(alpha=0.3, axis="y")
     if workers:
@@ -72,11 +72,11 @@ def job_figure(state: JobState, *, decimals: int = UNIT_DECIMALS) -> Any:
     return fig
 
 
-def plot_job(state: JobState, path: Path, *, decimals: int = UNIT_DECIMALS) -> Path:
+def plot_job(state: JobState, path: Path) -> Path:
     """Write the job's figure as a PNG at ``path`` (atomically) and return the path."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    fig = job_figure(state, decimals=decimals)
+    fig = job_figure(state)
     FigureCanvasAgg(fig)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")

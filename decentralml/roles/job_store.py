@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from decentralml.amounts import Token
 from decentralml.errors import InvalidInput
 
 #: Job names become directory names and go into task questions: keep them plain.
@@ -46,7 +47,7 @@ class JobSpec(BaseModel):
     name: str
     question: str
     rounds: int = Field(ge=1, le=1000)
-    slots: int = Field(ge=1, le=64)
+    slots: int = Field(ge=1)  # at most the chain's MaxAssignments, checked against it
     reward: int = Field(gt=0)
     #: ``auto`` (AutoAccept on chain) or ``min-accuracy=X`` (a holdout policy, CustomAccept)
     validation: str = "auto"
@@ -56,6 +57,9 @@ class JobSpec(BaseModel):
     bundle_dir: str = ""
     creator: str = ""
     genesis_hash: str = ""
+    #: the chain's token when the job started, so its amounts read right without a node (None
+    #: in jobs recorded before it was kept)
+    token: Token | None = None
 
     def round_question(self, r: int) -> str:
         """The task question of round ``r``; it names the job, so a resumed job finds its task."""
@@ -192,11 +196,9 @@ class JobDir:
             return {k: data[k] for k in data.files}
 
     def write_report(self, state: JobState) -> None:
-        """``report.json`` and, with matplotlib, ``report.png`` next to it."""
+        """``report.json``; the picture beside it (``report_png``) is
+        :func:`decentralml.roles.job_plot.plot_job`'s, which reads this module's records."""
         _atomic_write(self.report_json, state.model_dump_json(indent=2).encode("utf-8"))
-        from decentralml.roles.job_plot import plot_job
-
-        plot_job(state, self.report_png)
 
 
 class JobStore:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from decentralml import errors
 from decentralml.chain.types import SubmissionStatus, TaskInfo, TaskType
 from decentralml.errors import (
     BundleError,
@@ -52,7 +53,8 @@ if TYPE_CHECKING:
 
 #: Pallet errors on ``accept_task`` that mean "someone was faster" or "the task went away": the
 #: task is passed over quietly, not counted as a failure.
-_LOST_RACE = ("NoSlotsLeft", "TaskClosed", "TaskExpired", "AlreadyAccepted")
+_LOST_RACE: tuple[type[PalletError], ...] = (
+    errors.NoSlotsLeft, errors.TaskClosed, errors.TaskExpired, errors.AlreadyAccepted)
 #: Transient errors (node or store unreachable) are retried this many times before the task is
 #: given up as failed.
 MAX_TRANSIENT_RETRIES = 3
@@ -380,7 +382,7 @@ class Worker:
             try:
                 accepted = contributor.accept(task_id)  # adopts a slot we already hold
             except PalletError as exc:
-                if type(exc).__name__ in _LOST_RACE:
+                if isinstance(exc, _LOST_RACE):
                     self._emit("missed", task_id, message=f"task {task_id}: "
                                f"{type(exc).__name__}", error=type(exc).__name__)
                     self._passed_over.add(task_id)

@@ -18,16 +18,8 @@ from decentralml.errors import FetchLimitExceeded, StorageError
 from decentralml.storage._fs import remove_tree_quietly
 from decentralml.storage.base import FetchLimits
 from decentralml.storage.progress import Advance
-from decentralml.storage.unixfs import (
-    DAG_PB,
-    RAW,
-    BlockGetter,
-    cid_codec,
-    cid_to_str,
-    load_node,
-    remember_last,
-    walk_tree,
-)
+from decentralml.storage.unixfs.cid import DAG_PB, RAW, cid_codec, cid_to_str
+from decentralml.storage.unixfs.reader import BlockGetter, load_node, remember_last, walk_tree
 
 #: Streams a file's verified bytes given its CID and a block getter.
 FileReader = Callable[[bytes, BlockGetter], Iterator[bytes]]

@@ -15,19 +15,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO
 
 from decentralml.errors import IntegrityError
-from decentralml.storage.unixfs import (
+from decentralml.storage.unixfs.cid import MAX_BLOCK_SIZE, RAW, make_cid
+from decentralml.storage.unixfs.importer import (
     CHUNK_SIZE,
-    MAX_BLOCK_SIZE,
     MAX_LINKS,
-    RAW,
     BlockSink,
     Entry,
     FileBuilder,
-    RawLeaf,
-    check_leaf,
-    make_cid,
     read_chunks,
 )
+from decentralml.storage.unixfs.reader import RawLeaf, check_leaf
 
 #: Bytes read at once, and batches in flight (x BATCH of memory).
 BATCH = 4 * 1024 * 1024
@@ -52,7 +49,7 @@ def verified_stream(segments: Iterable[RawLeaf | bytes], read: Callable[[int], b
                     ) -> Iterator[bytes]:
     """The file's bytes, read in order with ``read(n)``, each piece yielded only once verified.
 
-    ``segments`` comes from :func:`~decentralml.storage.unixfs.iter_file_segments`, i.e. leaf
+    ``segments`` comes from :func:`~decentralml.storage.unixfs.reader.iter_file_segments`, i.e. leaf
     CIDs and sizes already authenticated by the root. Consecutive leaves are read in batches of
     up to :data:`BATCH` bytes (fewer syscalls and allocations; one bytes object written as is)
     and hashed on the pool, ``WINDOW`` batches ahead. A short read or a byte that differs raises

@@ -41,28 +41,26 @@ from decentralml.storage._pipeline import (
 )
 from decentralml.storage.base import FetchLimits
 from decentralml.storage.progress import Advance, transfer_progress
-from decentralml.storage.unixfs import (
+from decentralml.storage.unixfs.cid import MAX_BLOCK_SIZE, RAW, cid_codec, cid_to_str, parse_cid
+from decentralml.storage.unixfs.importer import (
     CHUNK_SIZE,
-    MAX_BLOCK_SIZE,
     MAX_LINKS,
-    RAW,
-    BlockGetter,
     FileBuilder,
     TreeItem,
     build_file,
-    cid_codec,
-    cid_to_str,
     encode_directory,
+    read_chunks,
+    relayout,
+    scan_tree,
+)
+from decentralml.storage.unixfs.importer import Entry as DagEntry
+from decentralml.storage.unixfs.reader import (
+    BlockGetter,
     is_directory,
     iter_file_segments,
     load_node,
-    parse_cid,
-    read_chunks,
-    relayout,
     remember_last,
-    scan_tree,
 )
-from decentralml.storage.unixfs import Entry as DagEntry
 
 _UPLOAD_PIECE = 4 * 1024 * 1024
 
@@ -74,10 +72,10 @@ class IPFSStore:
     adds (the default, so the node's garbage collector keeps task assets).
 
     After an upload the daemon's DAG is checked to have exactly our layout (see
-    :func:`~decentralml.storage.unixfs.relayout`: only its internal nodes are fetched), so the
-    CID it reports is the one :class:`LocalStore` computes for the same bytes. ``rehash=True``
-    also hashes every byte locally while uploading and compares the root (about 1.7 s of CPU
-    per GB, which a daemon on the same small machine feels).
+    :func:`~decentralml.storage.unixfs.importer.relayout`: only its internal nodes are fetched),
+    so the CID it reports is the one :class:`LocalStore` computes for the same bytes.
+    ``rehash=True`` also hashes every byte locally while uploading and compares the root (about
+    1.7 s of CPU per GB, which a daemon on the same small machine feels).
     """
 
     storage_type = StorageType.Ipfs

@@ -45,24 +45,21 @@ from decentralml.storage._pipeline import (
 )
 from decentralml.storage.base import FetchLimits
 from decentralml.storage.progress import transfer_progress
-from decentralml.storage.unixfs import (
+from decentralml.storage.unixfs.cid import DAG_PB, cid_codec, cid_to_str, parse_cid
+from decentralml.storage.unixfs.dagpb import UnixFSType, decode_pbnode, decode_unixfs
+from decentralml.storage.unixfs.importer import (
     CHUNK_SIZE,
-    DAG_PB,
     MAX_LINKS,
-    BlockGetter,
     Entry,
     TreeItem,
-    UnixFSType,
     build_tree,
-    cid_codec,
-    cid_to_str,
-    decode_pbnode,
-    decode_unixfs,
+    scan_tree,
+)
+from decentralml.storage.unixfs.reader import (
+    BlockGetter,
     is_directory,
     iter_file_segments,
     load_node,
-    parse_cid,
-    scan_tree,
 )
 
 #: errno values meaning "this filesystem/kernel cannot copy_file_range": fall back to streaming.

@@ -492,17 +492,27 @@ def _error_cases() -> dict[str, Callable[[Callable[..., Client]], None]]:
 ERROR_CASES = _error_cases()
 
 
-@pytest.mark.parametrize(("name", "sdk_value"), [
-    ("MaxAssignments", protocol.MAX_ASSIGNMENTS),
-    ("MaxQuestionLength", protocol.MAX_QUESTION_LENGTH),
-    ("MaxCidLength", protocol.MAX_CID_LENGTH),
-    ("MaxResultLength", protocol.MAX_RESULT_LENGTH)])
-def test_the_sdk_checks_the_bounds_the_chain_declares(alice: Client, name: str,
-                                                      sdk_value: int) -> None:
-    """The client refuses bad input before sending with its own copy of the bounds: it must be
-    the chain's (MinReward is read from the chain at run time)."""
-    assert limit(alice, name) == sdk_value
+def test_the_client_checks_the_bounds_the_chain_declares(alice: Client) -> None:
+    """The client refuses bad input before sending, against the bounds the chain's metadata
+    declares (``Client.limits``), not a copy of its own; MinReward likewise."""
+    limits = alice.limits
+    for field, name in protocol.ProtocolLimits.CONSTANTS.items():
+        assert getattr(limits, field) == limit(alice, name), name
     assert alice.min_reward == int(alice.constant("ExistentialDeposit", "Balances"))
+    nonce = alice.account_balance().nonce
+    too_long = "x" * (limits.max_question_length + 1)
+    with pytest.raises(InvalidInput) as info:
+        alice.create_task(TaskType.DataAnnotator, too_long, REWARD, 1, CID)
+    assert info.value.field == "question" and str(limits.max_question_length) in str(info.value)
+    assert alice.account_balance().nonce == nonce, "nothing was sent"
+
+
+@pytest.mark.parametrize("name", list(protocol.ProtocolLimits.CONSTANTS.values()))
+def test_the_runtime_configures_the_reference_bounds(alice: Client, name: str) -> None:
+    """docs/protocol.md's values, which the SDK keeps only as offline defaults: the runtimes under
+    test (devnode and the Rust runtime) configure exactly these."""
+    field = next(f for f, n in protocol.ProtocolLimits.CONSTANTS.items() if n == name)
+    assert limit(alice, name) == getattr(protocol.DEFAULT_LIMITS, field)
 
 
 def test_every_pallet_error_has_a_case() -> None:

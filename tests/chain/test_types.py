@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from decentralml.chain.types import (
+    DEFAULT_LIMITS,
     MAX_ASSIGNMENTS,
     MAX_CID_LENGTH,
     MAX_QUESTION_LENGTH,
@@ -15,6 +16,7 @@ from decentralml.chain.types import (
     U128_MAX,
     AcceptTaskArgs,
     CreateTaskArgs,
+    ProtocolLimits,
     SendTaskResultArgs,
     Submission,
     TaskInfo,
@@ -60,6 +62,43 @@ def test_create_task_bounds(field: str, ok: Any, bad: Any) -> None:
         create(**{field: bad})
     assert info.value.field == field
     assert field in str(info.value)
+
+
+def test_the_limits_given_to_build_replace_the_offline_defaults() -> None:
+    """A chain configured with other bounds is checked against its own, both ways: tighter bounds
+    refuse what the defaults allow, looser ones allow what the defaults refuse."""
+    tight = ProtocolLimits(max_assignments=2, max_question_length=4, max_cid_length=3,
+                           max_result_length=5)
+    loose = ProtocolLimits(**{name: getattr(DEFAULT_LIMITS, name) + 1
+                              for name in ProtocolLimits.CONSTANTS})
+    base: dict[type[Any], dict[str, Any]] = {
+        CreateTaskArgs: dict(task_type="ModelContributor", question="q", reward=10,
+                             max_assignments=1, assets_cid="b", assets_storage="Ipfs",
+                             expiration_block=10),
+        SendTaskResultArgs: dict(submission_id=1, result="r", result_cid="c",
+                                 result_storage="Ipfs")}
+    # (model, field, the limit that bounds it, one unit of the field's value)
+    cases: list[tuple[type[Any], str, str, Any]] = [
+        (CreateTaskArgs, "question", "max_question_length", "x"),
+        (CreateTaskArgs, "max_assignments", "max_assignments", 1),
+        (CreateTaskArgs, "assets_cid", "max_cid_length", "b"),
+        (SendTaskResultArgs, "result", "max_result_length", "r"),
+        (SendTaskResultArgs, "result_cid", "max_cid_length", "c"),
+    ]
+    for model, field, limit, unit in cases:
+        def with_size(n: int, model: type[Any] = model, field: str = field,
+                      unit: Any = unit) -> dict[str, Any]:
+            return {**base[model], field: n * unit}
+        bound = getattr(tight, limit)
+        build(model, limits=tight, **with_size(bound))
+        with pytest.raises(InvalidInput) as info:
+            build(model, limits=tight, **with_size(bound + 1))
+        assert info.value.field == field and f"{bound}" in str(info.value)
+        build(model, **with_size(bound + 1))  # the defaults allow it
+        default = getattr(DEFAULT_LIMITS, limit)
+        with pytest.raises(InvalidInput):
+            build(model, **with_size(default + 1))
+        build(model, limits=loose, **with_size(default + 1))
 
 
 def test_escrow_overflow_is_rejected_on_the_reward_product() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decentralml.cli.app import format_amount, format_metrics
+from decentralml.cli.app import App, format_metrics
 from decentralml.cli.main import cli, hoist_global_options
 
 
@@ -20,13 +20,14 @@ def test_global_options_after_the_subcommand_move_to_the_front() -> None:
     assert hoist_global_options(cli, ["run", "0", "--", "--json"]) == ["run", "0", "--", "--json"]
 
 
-def test_amounts_are_exact_units_or_planck_on_request() -> None:
-    assert format_amount(2_500_000_000_000, 12, "UNIT") == "2.5 UNIT"
-    assert format_amount(10**13, 12, "UNIT") == "10 UNIT"
-    assert format_amount(0, 12, "UNIT") == "0 UNIT"
-    assert format_amount(287_100_000, 12, "UNIT") == "0.0002871 UNIT"
-    assert format_amount(1, 12, "UNIT") == "0.000000000001 UNIT"
-    assert format_amount(2_500_000_000_000, 12, "UNIT", planck=True) == "2500000000000 planck"
+def test_amounts_are_in_the_given_token_or_planck_on_request() -> None:
+    """Neither needs a node: the token is given (as a job records it), --planck needs none."""
+    from decentralml.amounts import Token
+
+    token = Token(symbol="UNIT", decimals=12)
+    assert App(overrides={}).amount(2_500_000_000_000, token) == "2.5 UNIT"
+    assert App(overrides={}, planck=True).amount(2_500_000_000_000, token) == \
+        "2500000000000 planck"
 
 
 def test_metrics_read_as_text() -> None:

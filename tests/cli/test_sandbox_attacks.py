@@ -418,7 +418,8 @@ def test_the_runner_is_root_and_the_task_is_not(world: World) -> None:
 @pytest.mark.parametrize("shape", ["deep-tree", "file-bomb"])
 def test_hostile_asset_dags_are_clean_errors_in_work(world: World, shape: str) -> None:
     from decentralml.storage.local import LocalStore
-    from decentralml.storage.unixfs import Entry, encode_directory, parse_cid
+    from decentralml.storage.unixfs.cid import parse_cid
+    from decentralml.storage.unixfs.importer import Entry, encode_directory
 
     store = LocalStore(world.store, progress=False)
     leaf_cid = store.put_bytes(b"x" * 1024 * 1024)

@@ -18,6 +18,7 @@ from decentralml.fl import (
     TrimmedMean,
     Update,
     strategy_from_name,
+    strategy_name,
     strategy_names,
 )
 from decentralml.fl.registry import parse_strategy_spec, strategy_from_spec
@@ -42,6 +43,25 @@ def test_every_name_builds_a_working_strategy(name: str, rng: np.random.Generato
     state = strategy.get_state()
     assert all(isinstance(v, np.ndarray) for v in state.values())
     strategy_from_name(name, **NEEDS.get(name, {})).set_state(state)
+
+
+@pytest.mark.parametrize("name", strategy_names())
+def test_every_name_round_trips(name: str) -> None:
+    """name -> build -> name: a strategy has one name, the registry's key and its class's
+    ``name`` alike, so a job or report that records it rebuilds the same class."""
+    strategy = strategy_from_name(name, **NEEDS.get(name, {}))
+    assert strategy_name(strategy) == name
+    assert type(strategy).name == name
+    assert type(strategy_from_name(strategy_name(strategy) or "", **NEEDS.get(name, {}))) \
+        is type(strategy)
+
+
+def test_a_class_the_registry_does_not_build_has_no_name() -> None:
+    class MyKrum(Krum):
+        """Inherits Krum's name, but "krum" would rebuild Krum, not this."""
+
+    assert strategy_name(MyKrum(f=0)) is None
+    assert strategy_name(Krum(f=0)) == "krum"
 
 
 def test_parameters_reach_the_constructor() -> None:

@@ -70,3 +70,23 @@ def test_plot_is_a_png_with_every_round(tmp_path: Path) -> None:
             for k, w in enumerate(("5Alice", "5Bob"))]) for r in (1, 2, 3)])
     path = plot_job(state, tmp_path / "report.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_job_list_shows_amounts_in_the_token_the_job_recorded(tmp_path: Path) -> None:
+    """No node configured: the amounts come out exact in the job's own chain's token (recorded
+    at its start), and in planck for a job recorded without one, never a guessed 12 decimals."""
+    from decentralml.amounts import Token
+    from tests.roles.conftest import cli
+
+    home = tmp_path / "home"
+    store = JobStore(home / "jobs")
+    paid = [RoundRecord(round=1, phase="closed", paid=15_000_000_001)]
+    dot = JobSpec(name="dot", question="q", rounds=1, slots=1, reward=10**10,
+                  token=Token(symbol="DOT", decimals=10))
+    store.create(dot).save(JobState(spec=dot, rounds=paid))
+    old = JobSpec(name="old", question="q", rounds=1, slots=1, reward=10**10)
+    store.create(old).save(JobState(spec=old, rounds=paid))
+    assert store.job("dot").load().spec.token == Token(symbol="DOT", decimals=10)
+    env = {"DECENTRALML_NODE_URL": ""}
+    listed = cli(["job", "list"], home=home, env=env).stdout
+    assert "1.5000000001 DOT" in listed and "15000000001 planck" in listed

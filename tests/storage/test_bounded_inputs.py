@@ -17,19 +17,9 @@ from decentralml.errors import BundleError, FetchLimitExceeded, StorageError
 from decentralml.storage.base import FetchLimits
 from decentralml.storage.bundle import MANIFEST_NAME, Manifest, fetch_bundle
 from decentralml.storage.local import LocalStore
-from decentralml.storage.unixfs import (
-    DAG_PB,
-    RAW,
-    Entry,
-    Link,
-    UnixFSType,
-    cid_to_str,
-    encode_directory,
-    encode_pbnode,
-    encode_unixfs,
-    make_cid,
-    parse_cid,
-)
+from decentralml.storage.unixfs.cid import DAG_PB, RAW, cid_to_str, make_cid, parse_cid
+from decentralml.storage.unixfs.dagpb import Link, UnixFSType, encode_pbnode, encode_unixfs
+from decentralml.storage.unixfs.importer import Entry, encode_directory
 
 MIB = 1024**2
 

@@ -17,7 +17,7 @@ import requests
 from decentralml.chain.types import StorageType
 from decentralml.errors import IntegrityError, StorageError
 from decentralml.storage import IPFSStore, LocalStore, Store
-from decentralml.storage.unixfs import RAW, parse_cid
+from decentralml.storage.unixfs.cid import RAW, parse_cid
 from tests.fixtures.ipfs import Daemon
 from tests.storage.storage_helpers import make_tree, measure_rss, snapshot
 

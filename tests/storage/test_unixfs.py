@@ -12,30 +12,33 @@ import pytest
 from multiformats import CID, multihash
 
 from decentralml.errors import IntegrityError, InvalidInput, StorageError
-from decentralml.storage.unixfs import (
-    CHUNK_SIZE,
+from decentralml.storage.unixfs.cid import (
     DAG_PB,
-    MAX_LINKS,
     RAW,
-    Entry,
-    FileBuilder,
-    Link,
-    UnixFSType,
-    build_file,
-    build_tree,
     cid_to_str,
-    decode_pbnode,
-    decode_unixfs,
-    encode_directory,
-    encode_pbnode,
-    encode_unixfs,
-    iter_file_from_blocks,
     make_cid,
     parse_cid,
-    scan_tree,
     verify_block,
-    walk_tree,
 )
+from decentralml.storage.unixfs.dagpb import (
+    Link,
+    UnixFSType,
+    decode_pbnode,
+    decode_unixfs,
+    encode_pbnode,
+    encode_unixfs,
+)
+from decentralml.storage.unixfs.importer import (
+    CHUNK_SIZE,
+    MAX_LINKS,
+    Entry,
+    FileBuilder,
+    build_file,
+    build_tree,
+    encode_directory,
+    scan_tree,
+)
+from decentralml.storage.unixfs.reader import iter_file_from_blocks, walk_tree
 
 EMPTY_FILE_CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 
