@@ -69,6 +69,7 @@ def test_quickstart_by_hand_section_runs_as_written(tmp_path: Path) -> None:
     root = _checkout_like(tmp_path)
     env = {k: v for k, v in user_env().items() if not k.startswith("DECENTRALML_")}
     env["DECENTRALML_HOME"] = str(tmp_path / "home")
+    env["COLUMNS"] = "160"  # a reader's terminal: status lines are checked whole, not wrapped
     # -e: the first failing command fails the test; the trap stops the devnode if one does
     done = subprocess.run(["bash", "-euo", "pipefail", "-c",
                            "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + script],
@@ -77,7 +78,7 @@ def test_quickstart_by_hand_section_runs_as_written(tmp_path: Path) -> None:
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     out = done.stdout
     assert "30 UNIT in escrow (3 x 10 UNIT)" in out
-    assert out.count("PendingValidation (stages run: fetched, ran, uploaded, submitted; ") == 3
+    assert out.count("PendingValidation (stages run: fetched, ran, uploaded, submitted; ") == 3, out
     assert "3 accepted, 0 rejected, 0 skipped; paid 30 UNIT" in out
     federated = re.search(r"federated 3 updates with fedavg -> federated\.keras "
                           r"\(accuracy (\d\.\d+)\)", out)
