@@ -34,13 +34,13 @@ TEST_WORKERS ?= 3
 
 test: $(STAMP) ipfs chromium chopsticks runtime
 	bash scripts/install_bwrap.sh
-	DECENTRALML_TEST_CHAINS=$(TEST_CHAINS) bash scripts/with_ipfs.sh $(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	DECENTRALML_TEST_CHAINS=$(TEST_CHAINS) bash scripts/with_ipfs.sh $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
-# The inner loop (a few minutes): everything but the slow, IPFS and Rust-runtime tiers, against
+# The inner loop (minutes): all but the slow, TensorFlow, IPFS and Rust-runtime tiers, against
 # the devnode; nothing to build.
 test-fast: $(STAMP)
 	bash scripts/install_bwrap.sh
-	DECENTRALML_TEST_CHAINS=devnode $(PY) -m pytest -n $(TEST_WORKERS) -m "not slow and not ipfs" $(PYTEST_ARGS)
+	DECENTRALML_TEST_CHAINS=devnode $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow and not ipfs and not tf" $(PYTEST_ARGS)
 
 # pallet-decentralml's FRAME tests alone against its mock runtime (the quick loop; `runtime` runs
 # them too)

@@ -144,6 +144,8 @@ def test_devnode_command_serves_a_chain(tmp_path: Path) -> None:
         proc.wait(timeout=30)
 
 
+@pytest.mark.tf
+@pytest.mark.slow
 def test_validate_min_accuracy_then_federate(fresh_devnode, tmp_path: Path) -> None:
     pytest.importorskip("keras")
     from decentralml.chain.client import Client

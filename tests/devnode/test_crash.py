@@ -20,6 +20,7 @@ KILLS = 20
 SEED = 12
 
 
+@pytest.mark.slow
 def test_kill_9_under_load_loses_nothing_final(tmp_path: Path) -> None:
     report = crash_rounds(tmp_path / "chain", KILLS, clients=3, seed=SEED)
     print(f"\n{report.kills} kills in {report.seconds:.0f}s: {report.submitted} submitted, "

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from decentralml.chain.runtime_node import RuntimeNode
 from tests.docs.test_docs import code_blocks
 
@@ -47,6 +49,7 @@ def test_python_blocks_run_against_the_runtime(fresh_runtime_node: RuntimeNode,
 BUILT_BY_MAKE_TEST = "scripts/build_runtime.sh"
 
 
+@pytest.mark.slow
 def test_bash_blocks_run_as_written() -> None:
     blocks = [b for b in _blocks("bash") if b.strip() != BUILT_BY_MAKE_TEST]
     assert len(blocks) >= 3, "the chain-spec tool, the pallet tests and the benchmark"
