@@ -11,7 +11,7 @@ EXTRAS ?= tf-cpu,dev,dp
 DEMO_EXTRAS ?= tf-cpu
 comma := ,
 
-.PHONY: demo test test-fast pallet install lock bench-env ipfs runtime chopsticks chain chromium lint typecheck check clean
+.PHONY: demo test test-fast test-py310 pallet install lock bench-env ipfs runtime chopsticks chain chromium lint typecheck check clean
 
 # `make chain PORT=9955` serves the runtime on another port.
 PORT ?= 9944
@@ -71,6 +71,11 @@ $(DEMO_STAMP): pyproject.toml uv.lock $(UV)
 	@echo "make demo: installing decentralml[$(DEMO_EXTRAS)] from uv.lock into $(VENV) (a minute the first time)"
 	$(UV_ENV) $(UV) sync --locked --inexact $(addprefix --extra ,$(subst $(comma), ,$(DEMO_EXTRAS)))
 	touch $(DEMO_STAMP)
+
+# The oldest Python requires-python allows: the fast tier in an environment of its own, from the
+# same lock (needs a python3.10 on PATH)
+test-py310:
+	$(MAKE) test-fast VENV=.venv-py310 PYTHON=python3.10
 
 # Flower, for bench/flower_compare.py only (the `bench` extra, from the same lock)
 bench-env: $(STAMP)
