@@ -20,7 +20,7 @@ from pathlib import Path
 
 from decentralml.chain.types import TaskType
 from decentralml.storage.bundle import MANIFEST_NAME, build_manifest, load_bundle
-from decentralml.storage.runner import SandboxWarning, run_bundle
+from decentralml.storage.runner import RunLimits, SandboxWarning, run_bundle
 
 
 def main() -> None:
@@ -42,7 +42,7 @@ def main() -> None:
             for mode in ("bubblewrap", "none"):
                 started = time.perf_counter()
                 result = run_bundle(bundle, task_id=1, submission_id=i, data_dir=None,
-                                    workdir=root / f"{mode}-{i}", timeout=60, sandbox=mode)
+                                    workdir=root / f"{mode}-{i}", limits=RunLimits(timeout=60), sandbox=mode)
                 elapsed = time.perf_counter() - started
                 assert result.ok and result.sandbox == mode
                 if i:

@@ -73,6 +73,11 @@ _EXPORTS: dict[str, str] = {
     "fetch_bundle": "decentralml.storage.bundle",
     "run_bundle": "decentralml.storage.runner",
     "RunResult": "decentralml.storage.runner",
+    "RunLimits": "decentralml.storage.runner",
+    "CancelHandle": "decentralml.storage.runner",
+    "TaskHostPool": "decentralml.storage.task_host",
+    "Round": "decentralml.storage.entry",
+    "RoundResult": "decentralml.storage.entry",
     "SandboxUnavailable": "decentralml.storage.sandbox",
     # roles
     "ModelCreator": "decentralml.roles.creator",
@@ -205,10 +210,19 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from decentralml.storage.local import (
         LocalStore,
     )
+    from decentralml.storage.entry import (
+        Round,
+        RoundResult,
+    )
     from decentralml.storage.runner import (
+        CancelHandle,
+        RunLimits,
         RunResult,
         run_bundle,
     )
     from decentralml.storage.sandbox import (
         SandboxUnavailable,
+    )
+    from decentralml.storage.task_host import (
+        TaskHostPool,
     )

@@ -22,7 +22,9 @@ from decentralml.roles.journal import Journal, JournalEntry, Stage
 if TYPE_CHECKING:
     from decentralml.chain.client import Client
     from decentralml.storage.base import Store
+    from decentralml.storage.runner import CancelHandle, RunLimits
     from decentralml.storage.sandbox import SandboxMode
+    from decentralml.storage.task_host import TaskHostPool
 
 #: Submissions in these statuses hold the worker's place on a task.
 _HELD = (SubmissionStatus.Assigned, SubmissionStatus.PendingValidation, SubmissionStatus.Accepted)
@@ -102,6 +104,23 @@ class Contributor:
         self.allow_network = allow_network
         self.max_output_bytes = max_output_bytes
         self.max_processes = max_processes
+        #: warm task hosts for bundles with a Python entry point (the worker sets one); without
+        #: a pool every round runs cold
+        self.hosts: TaskHostPool | None = None
+
+    @property
+    def limits(self) -> RunLimits:
+        """The runner's limits for every task this contributor runs."""
+        from decentralml.storage.runner import (
+            DEFAULT_MAX_OUTPUT_BYTES,
+            DEFAULT_MAX_PROCESSES,
+            RunLimits,
+        )
+
+        return RunLimits(timeout=self.timeout, cpu_seconds=self.cpu_seconds,
+                         memory_bytes=self.memory_bytes,
+                         max_output_bytes=self.max_output_bytes or DEFAULT_MAX_OUTPUT_BYTES,
+                         max_processes=self.max_processes or DEFAULT_MAX_PROCESSES)
 
     @property
     def address(self) -> str:
@@ -230,13 +249,14 @@ class Contributor:
     def work(self, task_id: int, data_dir: Path | None = None, *,
              on_log: Callable[[str], None] | None = None,
              stop_after: Stage | None = None, reset: bool = False,
-             accept: bool = True) -> WorkReport:
+             accept: bool = True, cancel: CancelHandle | None = None) -> WorkReport:
         """Accept (or resume), fetch and verify, run, upload and submit: every stage once.
 
         ``stop_after`` ends early after a stage (``decentralml run`` stops after RAN); calling
         ``work`` again later picks up from there. ``reset`` forgets this task's local progress
         (the slot on chain is kept) and starts again from fetching. With ``accept=False``
         (``decentralml submit``) no new slot is taken: there must be something to continue.
+        ``cancel`` stops a running bundle from another thread (the stage is not journaled).
         """
         if data_dir is not None and not data_dir.is_dir():
             raise InvalidInput("data_dir", f"{data_dir} is not a directory")
@@ -264,7 +284,11 @@ class Contributor:
             stages: list[str] = []
             sent = False
             workdir = self._workdir(entry)
-            for stage, step in ((Stage.FETCHED, self._fetch), (Stage.RAN, self._run),
+            def run(entry: JournalEntry, workdir: Path, data_dir: Path | None,
+                    on_log: Callable[[str], None] | None) -> None:
+                self._run(entry, workdir, data_dir, on_log, cancel)
+
+            for stage, step in ((Stage.FETCHED, self._fetch), (Stage.RAN, run),
                                 (Stage.UPLOADED, self._upload), (Stage.SUBMITTED, self._submit)):
                 if stop_after is not None and entry.stage >= stop_after:
                     break
@@ -332,14 +356,10 @@ class Contributor:
         entry.bundle_dir = str(dest)
 
     def _run(self, entry: JournalEntry, workdir: Path, data_dir: Path | None,
-             on_log: Callable[[str], None] | None) -> None:
+             on_log: Callable[[str], None] | None, cancel: CancelHandle | None = None) -> None:
         from decentralml.storage._fs import remove_tree
         from decentralml.storage.bundle import load_bundle
-        from decentralml.storage.runner import (
-            DEFAULT_MAX_OUTPUT_BYTES,
-            DEFAULT_MAX_PROCESSES,
-            run_bundle,
-        )
+        from decentralml.storage.runner import run_bundle
 
         if data_dir is None:
             raise InvalidInput("data_dir", "the task has not run yet: give your data directory")
@@ -351,13 +371,22 @@ class Contributor:
             remove_tree(run_dir)
         # The runner refuses missing requirements, a timeout or a failed exit with an error
         # that names the problem and the log; nothing is journaled past FETCHED then.
-        result = run_bundle(bundle, task_id=entry.task_id, submission_id=entry.submission_id,
-                            data_dir=data_dir, workdir=run_dir, timeout=self.timeout,
-                            cpu_seconds=self.cpu_seconds, memory_bytes=self.memory_bytes,
-                            on_log=on_log, sandbox=self.sandbox,
-                            allow_network=self.allow_network,
-                            max_output_bytes=self.max_output_bytes or DEFAULT_MAX_OUTPUT_BYTES,
-                            max_processes=self.max_processes or DEFAULT_MAX_PROCESSES)
+        if self.hosts is not None and bundle.manifest.python_entry is not None:
+            # A warm host per (creator, job, code): the job is what the creator's bundle says
+            # it is (metadata "job"); a bundle naming none runs cold.
+            task = self.client.task(entry.task_id)
+            job = bundle.manifest.metadata.get("job")
+            result = self.hosts.run(
+                bundle, creator=task.creator, job=job if isinstance(job, str) else "",
+                task_id=entry.task_id, submission_id=entry.submission_id, data_dir=data_dir,
+                workdir=run_dir, limits=self.limits, sandbox=self.sandbox,
+                allow_network=self.allow_network, on_log=on_log, cancel=cancel)
+        else:
+            result = run_bundle(bundle, task_id=entry.task_id,
+                                submission_id=entry.submission_id, data_dir=data_dir,
+                                workdir=run_dir, limits=self.limits, on_log=on_log,
+                                sandbox=self.sandbox, allow_network=self.allow_network,
+                                cancel=cancel)
         entry.sandbox = result.sandbox
         entry.output_dir = str(result.output_dir)
         entry.num_examples = result.num_examples

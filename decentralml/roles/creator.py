@@ -119,7 +119,7 @@ class ModelCreator:
                  metadata: dict[str, Any] | None, network: bool = False) -> PublishedTask:
         from decentralml.chain.types import CreateTaskArgs, build
         from decentralml.storage.bundle import pack_bundle
-        from decentralml.storage.preflight import check_bundle_runs
+        from decentralml.storage.preflight import check_bundle_runs, declared_entry
 
         if expires_in <= 0:
             raise InvalidInput("expires_in", f"is {expires_in}", "> 0 blocks")
@@ -129,9 +129,11 @@ class ModelCreator:
               assets_cid="x", assets_storage=self.store.storage_type,
               expiration_block=expires_in)
         check_bundle_runs(bundle_dir)
+        entry, round_files = declared_entry(bundle_dir)
         packed = pack_bundle(bundle_dir, self.store, task_type=task_type,
                              requirements=tuple(requirements), outputs=tuple(outputs),
-                             metadata=metadata, network=network)
+                             metadata=metadata, network=network, entry=entry,
+                             round_files=round_files)
         self.store.pin(packed.cid)
         created = self.client.create_task(
             task_type=task_type, question=question, reward=reward,

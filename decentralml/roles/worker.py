@@ -20,11 +20,9 @@ worker``) wires signals to :meth:`Worker.stop` and renders :class:`WorkerEvent` 
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
-import signal
 import tempfile
 import threading
 import time
@@ -49,6 +47,7 @@ from decentralml.roles.journal import JournalBusy, Stage
 
 if TYPE_CHECKING:
     from decentralml.roles.contributor import Contributor
+    from decentralml.storage.runner import CancelHandle
 
 #: Pallet errors on ``accept_task`` that mean "someone was faster" or "the task went away": the
 #: task is passed over quietly, not counted as a failure.
@@ -96,6 +95,11 @@ class WorkerConfig(BaseModel):
     max_tasks: int | None = Field(default=None, ge=1)
     #: seconds a stop waits for running bundles before interrupting them
     stop_grace: float = Field(default=30.0, ge=0)
+    #: keep a warm task host per job for bundles with a Python entry point (docs/worker.md)
+    warm: bool = True
+    #: warm hosts kept at once, and seconds an idle one is kept
+    max_hosts: int = Field(default=2, ge=1, le=64)
+    host_idle: float = Field(default=600.0, gt=0)
 
 
 class WorkerEvent(BaseModel):
@@ -151,32 +155,6 @@ class SkipList:
             raise
 
 
-def _child_session_leaders() -> list[int]:
-    """This process's children that lead their own session: the runner's task processes.
-
-    The runner starts every bundle with ``start_new_session`` and offers no cancel hook, so this
-    is how a stopping worker reaches the bundles it runs without touching anything else; reading
-    ``/proc`` keeps it dependency-free (Linux, like the sandbox).
-    """
-    me = os.getpid()
-    found: list[int] = []
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return found
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # pid (comm) state ppid pgrp session ...; comm may hold spaces and parentheses
-        fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) >= 4 and int(fields[1]) == me and int(fields[3]) == int(entry.name):
-            found.append(int(entry.name))
-    return found
-
-
 class Worker:
     """Takes matching open tasks, at most ``config.max_concurrent`` at a time, until stopped."""
 
@@ -198,9 +176,16 @@ class Worker:
         self._transient: dict[int, int] = {}
         self._requirements_ok: dict[str, str | None] = {}
         self._rewards: dict[int, int] = {}
+        self._cancels: dict[int, CancelHandle] = {}
         chain = self.client.genesis_hash.removeprefix("0x")[:16]
         self.state_dir = contributor.home / "worker" / chain / contributor.address
         self.skip_list = SkipList(self.state_dir / "failed.json")
+        if config.warm and self.contributor.hosts is None:
+            from decentralml.storage.task_host import TaskHostPool
+
+            self.contributor.hosts = TaskHostPool(self.state_dir / "hosts",
+                                                  max_hosts=config.max_hosts,
+                                                  idle_seconds=config.host_idle)
 
     # --- control ------------------------------------------------------------------------------
 
@@ -276,6 +261,8 @@ class Worker:
                            running=sorted(running))
                 self._drain(running)
             pool.shutdown(wait=True)
+            if self.contributor.hosts is not None:
+                self.contributor.hosts.close()
             self._refresh_earnings()
             final = self.status()
             self._emit("stopped", message="worker stopped", **final.model_dump(mode="json"))
@@ -288,12 +275,13 @@ class Worker:
         while any(not f.done() for f in running.values()):
             if not interrupted and (self._now.is_set() or time.monotonic() >= deadline):
                 interrupted = True
-                leaders = _child_session_leaders()
-                self._emit("interrupting", message=f"interrupting {len(leaders)} running "
-                           "bundle(s); their stage is run again on restart", pids=leaders)
-                for pid in leaders:
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.killpg(pid, signal.SIGTERM)
+                with self._lock:
+                    cancels = dict(self._cancels)
+                self._emit("interrupting", message=f"interrupting {len(cancels)} running "
+                           "bundle(s); their stage is run again on restart",
+                           tasks=sorted(cancels))
+                for handle in cancels.values():
+                    handle.cancel("the worker is stopping")
             time.sleep(0.1)
 
     # --- choosing tasks -----------------------------------------------------------------------
@@ -374,8 +362,13 @@ class Worker:
 
     def _work(self, task_id: int) -> None:
         """Accept (or resume) ``task_id`` and run it stage by stage; never raises."""
+        from decentralml.storage.runner import CancelHandle
+
         sid: int | None = None
         contributor = self._contributor_for(task_id)
+        cancel = CancelHandle()
+        with self._lock:
+            self._cancels[task_id] = cancel
         try:
             try:
                 accepted = contributor.accept(task_id)  # adopts a slot we already hold
@@ -403,7 +396,7 @@ class Worker:
                                 else {Stage.FETCHED: "fetching", Stage.RAN: "running",
                                       Stage.UPLOADED: "uploading"}[stop_after])
                 report = contributor.work(task_id, self.config.data_dir,
-                                          stop_after=stop_after)
+                                          stop_after=stop_after, cancel=cancel)
                 for stage in report.stages_run:
                     self._emit("stage", task_id, sid, f"task {task_id}: {stage}", stage=stage,
                                seconds=round(report.timings.get(stage, 0.0), 3))
@@ -438,6 +431,8 @@ class Worker:
         except Exception as exc:  # a bug must not kill the loop; it is reported, not hidden
             self._failed(task_id, sid, exc)
         finally:
+            with self._lock:
+                self._cancels.pop(task_id, None)
             self._set_stage(task_id, None)
             self._wake.set()
 

@@ -25,7 +25,7 @@ from decentralml.storage.bundle import (
     fetch_bundle,
     load_bundle,
 )
-from decentralml.storage.runner import TaskFailed, run_bundle
+from decentralml.storage.runner import RunLimits, TaskFailed, run_bundle
 
 ROOT = Path(__file__).resolve().parents[2] / "asset_templates"
 ROLES = ("model_contributor", "model_engineer", "data_annotator")
@@ -62,7 +62,7 @@ def new_task(tmp_path: Path, role: str, hooks: str) -> Path:
 
 def run(bundle: Bundle, tmp_path: Path, data: Path | None, **kwargs: Any) -> Any:
     return run_bundle(bundle, task_id=1, submission_id=2, data_dir=data,
-                      workdir=tmp_path / "work", timeout=120, **kwargs)
+                      workdir=tmp_path / "work", limits=RunLimits(timeout=120), **kwargs)
 
 
 # --------------------------------------------------------------------------------------------
