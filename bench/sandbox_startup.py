@@ -42,7 +42,8 @@ def main() -> None:
             for mode in ("bubblewrap", "none"):
                 started = time.perf_counter()
                 result = run_bundle(bundle, task_id=1, submission_id=i, data_dir=None,
-                                    workdir=root / f"{mode}-{i}", limits=RunLimits(timeout=60), sandbox=mode)
+                                    workdir=root / f"{mode}-{i}", limits=RunLimits(timeout=60),
+                                    sandbox=mode)
                 elapsed = time.perf_counter() - started
                 assert result.ok and result.sandbox == mode
                 if i:

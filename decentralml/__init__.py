@@ -204,15 +204,15 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from decentralml.storage.config import (
         open_store,
     )
+    from decentralml.storage.entry import (
+        Round,
+        RoundResult,
+    )
     from decentralml.storage.ipfs import (
         IPFSStore,
     )
     from decentralml.storage.local import (
         LocalStore,
-    )
-    from decentralml.storage.entry import (
-        Round,
-        RoundResult,
     )
     from decentralml.storage.runner import (
         CancelHandle,

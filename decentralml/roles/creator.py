@@ -31,6 +31,7 @@ from decentralml.errors import ChainTimeout, InvalidInput
 
 if TYPE_CHECKING:
     from decentralml.chain.client import Client
+    from decentralml.chain.heads import HeadWatch
     from decentralml.chain.policies import Policy
     from decentralml.chain.results import ValidationReport
     from decentralml.storage.base import Store
@@ -70,6 +71,7 @@ class ModelCreator:
         self.client = client
         self.store = store
         self.workdir = workdir
+        self._heads: HeadWatch | None = None
 
     # --- publishing ---------------------------------------------------------------------------
 
@@ -180,19 +182,48 @@ class ModelCreator:
         subs = self.client.task_submissions(task_id)
         return [s for s in subs if status is None or s.status is status]
 
+    def heads(self) -> HeadWatch | None:
+        """The subscription to new blocks the creator waits on (started once), or None when
+        the client has no websocket URL."""
+        if self._heads is None:
+            url = getattr(self.client, "url", None)
+            if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
+                return None
+            from decentralml.chain.heads import HeadWatch
+
+            self._heads = HeadWatch(url)
+            self._heads.start()
+        return self._heads
+
+    def stop_watching(self) -> None:
+        """Stop the block subscription (the client is the caller's to close)."""
+        if self._heads is not None:
+            self._heads.stop()
+            self._heads = None
+
     def wait_for_results(self, task_id: int, count: int, *, timeout: float,
                          poll: float = 0.5) -> list[Submission]:
-        """Until ``count`` results are submitted (pending or already accepted), or ChainTimeout."""
+        """Until ``count`` results are submitted (pending or already accepted), or ChainTimeout.
+
+        Looks again at each new block the node announces (:meth:`heads`); every ``poll``
+        seconds only while that subscription is down.
+        """
         done = (SubmissionStatus.PendingValidation, SubmissionStatus.Accepted)
         deadline = time.monotonic() + timeout
+        heads = self.heads()
         while True:
+            seen = heads.head if heads is not None else -1
             subs = [s for s in self.client.task_submissions(task_id) if s.status in done]
             if len(subs) >= count:
                 return subs
-            if time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise ChainTimeout(f"task {task_id}: {len(subs)} of {count} results after "
                                    f"{timeout:.0f} s")
-            time.sleep(poll)
+            if heads is not None and heads.subscribed:
+                heads.wait_beyond(seen, min(left, 30.0))
+            else:
+                time.sleep(min(poll, left))
 
     # --- reviewing and federating -------------------------------------------------------------
 

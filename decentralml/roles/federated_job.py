@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -125,6 +126,9 @@ def run_federated_job(
         raise InvalidInput("target_accuracy", f"is {target_accuracy}", "0 < x <= 1")
     if not (bundle_dir / "start_task.sh").is_file():
         raise InvalidInput("bundle_dir", f"{bundle_dir} has no start_task.sh")
+    from decentralml.storage.preflight import declared_entry
+
+    declared_entry(bundle_dir)  # a malformed "entry" is refused before round 1 is paid for
     chosen = resolve_strategy(strategy)
     guarantees = _job_privacy(chosen, task_options, dp_delta)  # checked before anything runs
     planned = [g(rounds) for g in guarantees]
@@ -145,6 +149,12 @@ def run_federated_job(
         if state is not None:
             return state.spec.round_question(r)
         return f"{question} (round {r}/{rounds})"
+
+    # What every round's bundle says its job is: a contributor keeps one warm task host per
+    # creator, job and code (docs/security.md), so it must not change between rounds, and it
+    # must differ between two jobs of this creator.
+    job_id = (f"{state.spec.name}:{state.spec.genesis_hash[:18]}" if state is not None
+              else f"{question}:{uuid.uuid4().hex}")
 
     reports: list[RoundReport] = []
     accuracy: float | None = None if state is None else state.initial_accuracy
@@ -189,7 +199,9 @@ def run_federated_job(
                     from decentralml.fl.task_options import write_task_options
 
                     write_task_options(round_dir, task_options)
-                metadata = ({"privacy": [p.model_dump() for p in planned]} if planned else None)
+                metadata: dict[str, Any] = {"job": job_id}
+                if planned:
+                    metadata["privacy"] = [p.model_dump() for p in planned]
                 published = creator.publish(
                     round_dir, question=round_question(r), reward=reward,
                     task_type=TaskType.ModelContributor, max_assignments=slots,

@@ -46,6 +46,7 @@ from decentralml.errors import (
 from decentralml.roles.journal import JournalBusy, Stage
 
 if TYPE_CHECKING:
+    from decentralml.chain.heads import HeadWatch
     from decentralml.roles.contributor import Contributor
     from decentralml.storage.runner import CancelHandle
 
@@ -55,6 +56,9 @@ _LOST_RACE = ("NoSlotsLeft", "TaskClosed", "TaskExpired", "AlreadyAccepted")
 #: Transient errors (node or store unreachable) are retried this many times before the task is
 #: given up as failed.
 MAX_TRANSIENT_RETRIES = 3
+#: With a live head subscription the worker wakes at each new block; it still looks at least this
+#: often (seconds), in case a notification was lost.
+SUBSCRIBED_WAIT = 30.0
 
 
 class WorkerFilters(BaseModel):
@@ -226,6 +230,7 @@ class Worker:
         running: dict[int, Future[None]] = {}
         pool = ThreadPoolExecutor(config.max_concurrent, thread_name_prefix="decentralml-worker")
         last_head = -1
+        heads = self._subscribe()
         try:
             self._refresh_earnings()
             while not self._stop.is_set():
@@ -250,10 +255,17 @@ class Worker:
                             self._started += 1
                             running[task_id] = pool.submit(self._work, task_id)
                     self._refresh_earnings()
-                self._wake.wait(config.poll_interval)
+                # New blocks wake the loop (the head subscription); polling is the fallback
+                # while it is down.
+                live = heads is not None and heads.subscribed
+                self._wake.wait(SUBSCRIBED_WAIT if live else config.poll_interval)
                 self._wake.clear()
+                if self.contributor.hosts is not None:
+                    self.contributor.hosts.reap()
         finally:
             self._stop.set()
+            if heads is not None:
+                heads.stop()
             with self._lock:
                 self._status.stopping = True
             if running:
@@ -267,6 +279,17 @@ class Worker:
             final = self.status()
             self._emit("stopped", message="worker stopped", **final.model_dump(mode="json"))
         return final
+
+    def _subscribe(self) -> HeadWatch | None:
+        """A subscription to new blocks that wakes the loop, or None (then it polls)."""
+        url = getattr(self.client, "url", None)
+        if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
+            return None
+        from decentralml.chain.heads import HeadWatch
+
+        heads = HeadWatch(url, on_head=lambda _number: self._wake.set())
+        heads.start()
+        return heads
 
     def _drain(self, running: dict[int, Future[None]]) -> None:
         """Let running tasks reach a stage boundary; interrupt bundles after the grace period."""

@@ -267,7 +267,8 @@ class Manifest(BaseModel):
         them): two rounds of one job whose code hashes the same may share a warm task host."""
         digest = hashlib.sha256()
         rounds = set(self.round_files)
-        fixed = {"python_entry": self.python_entry, "entrypoint": self.entrypoint, "network": self.network,
+        fixed = {"python_entry": self.python_entry, "entrypoint": self.entrypoint,
+                 "network": self.network,
                  "requirements": list(self.requirements), "outputs": list(self.outputs),
                  "round_files": sorted(rounds), "task_type": self.task_type.value}
         digest.update(json.dumps(fixed, sort_keys=True).encode())
@@ -518,15 +519,15 @@ def pack_bundle(directory: Path, store: Store, *, task_type: TaskType,
             target = tree / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             _link_or_copy(real, target)
-            entry = manifest.entry(rel)
+            listed = manifest.entry(rel)
             st = target.stat()
-            if st.st_size != entry.size:
+            if st.st_size != listed.size:
                 raise BundleError(f"{rel!r} changed while packing; pack again")
             if not os.path.samestat(st, real.stat()):
                 sha, _ = _sha256_file(target, max_file_size)
-                if sha != entry.sha256:
+                if sha != listed.sha256:
                     raise BundleError(f"{rel!r} changed while packing; pack again")
-            os.chmod(target, 0o755 if entry.executable else 0o644)
+            os.chmod(target, 0o755 if listed.executable else 0o644)
         (tree / MANIFEST_NAME).write_bytes(manifest.to_json())
         cid = store.put(tree)
     finally:

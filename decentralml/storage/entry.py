@@ -72,7 +72,7 @@ def load_entry(entry: str, task_dir: Path) -> Callable[[Round], Any]:
     fn = getattr(module, function, None)
     if not callable(fn):
         raise TypeError(f"entry {entry!r}: {module_name} has no function {function!r}")
-    return fn  # type: ignore[no-any-return]
+    return fn
 
 
 def write_result(result: Any, output_dir: Path) -> None:

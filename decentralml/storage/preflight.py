@@ -86,7 +86,8 @@ def declared_entry(bundle_dir: Path) -> tuple[str | None, tuple[str, ...]]:
     except ValueError as exc:
         raise InvalidInput("entry", f"{path}: {exc}") from None
     base = module.replace(".", "/")
-    if not (bundle_dir / f"{base}.py").is_file() and not (bundle_dir / base / "__init__.py").is_file():
+    if not ((bundle_dir / f"{base}.py").is_file()
+            or (bundle_dir / base / "__init__.py").is_file()):
         raise InvalidInput("entry", f"{path}: entry {entry!r} names {base}.py, which is not in "
                            f"{bundle_dir}")
     rounds = meta.get("round_files", list(DEFAULT_ROUND_FILES))

@@ -67,8 +67,8 @@ from decentralml.storage.runner import (
     _kill_group,
     collect,
     entry_command,
-    prepare,
     preflight,
+    prepare,
     run_bundle,
     spawn,
 )

@@ -107,7 +107,8 @@ def test_output_limit_kills_and_deletes(tmp_path: Path) -> None:
               '; done\n')
     with pytest.raises(TaskFailed, match="more than 4194304 bytes") as err:
         run_bundle(_bundle(tmp_path / "b", script), task_id=1, submission_id=1, data_dir=None,
-                   workdir=tmp_path / "w", limits=RunLimits(timeout=60, max_output_bytes=4 * 1024**2))
+                   workdir=tmp_path / "w",
+                   limits=RunLimits(timeout=60, max_output_bytes=4 * 1024**2))
     result = err.value.result
     assert not result.ok and result.output_exceeded
     assert list(result.output_dir.iterdir()) == []
