@@ -128,14 +128,15 @@ class WorkerProcess:
     would leave it running; its JSON event lines are collected by task."""
 
     def __init__(self, url: str, storage: str, account: str, home: Path, data_dir: Path,
-                 creator: str) -> None:
+                 creator: str, *, cold: bool = False) -> None:
         home.mkdir(parents=True, exist_ok=True)
         self.account = account
         self.events: list[dict[str, Any]] = []
         self._cond = threading.Condition()
         cmd = [sys.executable, "-m", "decentralml.cli.main", "--node", url, "--storage", storage,
                "--account", account, "--home", str(home), "--json", "--yes", "worker",
-               "--data", str(data_dir), "--creator", creator, "--stop-grace", "5"]
+               "--data", str(data_dir), "--creator", creator, "--stop-grace", "5",
+               *(["--cold"] if cold else [])]
         self._stderr = open(home / "worker.log", "wb")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._stderr,
                                      stdin=subprocess.DEVNULL, text=True,
@@ -193,11 +194,12 @@ class WorkerProcess:
 
 def run_demo(workdir: Path, *, rounds: int = 3, storage: str | None = None,
              mnist_path: Path | None = None, min_accuracy: float = 0.5,
-             log: Any = print, node_url: str | None = None) -> DemoReport:
+             log: Any = print, node_url: str | None = None, cold: bool = False) -> DemoReport:
     """Run the demo in ``workdir``; return the numbers of its table (the e2e test checks them).
 
     ``node_url``: run against that node (e.g. the Rust runtime of ``make chain``) instead of an
     ephemeral devnode; the dev accounts //Alice, //Bob, //Charlie and //Dave must be funded there.
+    ``cold``: the workers start every round in a fresh sandboxed process (``worker --cold``).
     """
     from decentralml import AutoAccept, Client, ModelCreator, holdout_policy, open_store
     from decentralml.chain.types import ValidationStrategy
@@ -267,7 +269,7 @@ def run_demo(workdir: Path, *, rounds: int = 3, storage: str | None = None,
         # The contributors' workers start once and serve every round.
         t = time.perf_counter()
         workers = {a: WorkerProcess(url, storage, a, workdir / f"home-{a.strip('/').lower()}",
-                                    shard_dirs[a], "//Alice") for a in CONTRIBUTORS}
+                                    shard_dirs[a], "//Alice", cold=cold) for a in CONTRIBUTORS}
         for w in workers.values():
             stack.callback(w.stop)
         for w in workers.values():
@@ -496,13 +498,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="keep the demo's files here")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--node", help="a node URL to run against (default: an ephemeral devnode)")
+    parser.add_argument("--cold", action="store_true",
+                        help="no warm task hosts: a fresh sandboxed process every round")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with tempfile.TemporaryDirectory(prefix="decentralml-demo-") as tmp:
         workdir = args.workdir or Path(tmp)
         report = run_demo(workdir, rounds=args.rounds, storage=args.storage,
                           mnist_path=args.mnist, log=(lambda *_: None) if args.json else print,
-                          node_url=args.node)
+                          node_url=args.node, cold=args.cold)
     if args.json:
         print(report.model_dump_json(indent=2))
     else:
