@@ -108,12 +108,23 @@ def _context(number: int) -> Round:
         submission_id=env.get("DECENTRALML_SUBMISSION_ID", ""), number=number)
 
 
+def _report(exc: BaseException) -> str:
+    """Print why the round failed (the log); a ``SystemExit`` message is its own report."""
+    if isinstance(exc, SystemExit):
+        print(exc.code if isinstance(exc.code, str) else f"exit {exc.code}", file=sys.stderr)
+    else:
+        traceback.print_exc()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
 def run_once(entry: str) -> int:
     ctx = _context(1)
     try:
         write_result(load_entry(entry, ctx.task_dir)(ctx), ctx.output_dir)
-    except Exception:
-        traceback.print_exc()
+    except (Exception, SystemExit) as exc:  # a round's own failure, reported, never a crash
+        _report(exc)
         return 1
     return 0
 
@@ -142,10 +153,8 @@ def serve(entry: str, fd_in: int, fd_out: int) -> int:
             if fn is None:
                 fn = load_entry(entry, ctx.task_dir)
             write_result(fn(ctx), ctx.output_dir)
-        except Exception as exc:
-            traceback.print_exc()
-            sys.stdout.flush()
-            answer({"ok": False, "error": f"{type(exc).__name__}: {exc}"[:2000]})
+        except (Exception, SystemExit) as exc:  # the round failed; the runner ends the host
+            answer({"ok": False, "error": _report(exc)})
             continue
         sys.stdout.flush()
         sys.stderr.flush()

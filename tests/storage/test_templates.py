@@ -25,6 +25,7 @@ from decentralml.storage.bundle import (
     fetch_bundle,
     load_bundle,
 )
+from decentralml.storage.preflight import declared_entry
 from decentralml.storage.runner import RunLimits, TaskFailed, run_bundle
 
 ROOT = Path(__file__).resolve().parents[2] / "asset_templates"
@@ -46,8 +47,10 @@ setup_task = _setup_module()
 def as_bundle(directory: Path) -> Bundle:
     """A template directory turned into a verified on-disk bundle (no store needed)."""
     spec = setup_task.read_template(directory)
+    entry, round_files = declared_entry(directory)  # the Python entry point, when it has one
     manifest = build_manifest(directory, task_type=TaskType(spec["task_type"]),
-                              requirements=(), outputs=spec["outputs"])
+                              requirements=(), outputs=spec["outputs"], entry=entry,
+                              round_files=round_files)
     (directory / MANIFEST_NAME).write_bytes(manifest.to_json())
     return load_bundle(directory, cid="bafytemplate")
 
