@@ -10,6 +10,10 @@ DEMO_STAMP := $(VENV)/.installed-demo
 EXTRAS ?= tf-cpu,dev,dp
 DEMO_EXTRAS ?= tf-cpu
 
+# The editable install's own bytecode, written once: sandboxed tasks import the SDK from a
+# read-only mount and could never cache it themselves (pip compiles everything else it installs).
+COMPILE = $(PY) -m compileall -q decentralml
+
 .PHONY: demo test pallet install ipfs runtime chopsticks chain chromium lint typecheck check clean
 
 # `make chain PORT=9955` serves the runtime on another port.
@@ -42,6 +46,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(COMPILE)
 	touch $(STAMP)
 
 # The demo needs the SDK and TensorFlow, not the dev tools; pip's progress stays visible, since
@@ -51,6 +56,7 @@ $(DEMO_STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --progress-bar on pip
 	$(PY) -m pip install --progress-bar on -e ".[$(DEMO_EXTRAS)]"
+	$(COMPILE)
 	touch $(DEMO_STAMP)
 
 ipfs:

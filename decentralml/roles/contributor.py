@@ -107,6 +107,9 @@ class Contributor:
         #: warm task hosts for bundles with a Python entry point (the worker sets one); without
         #: a pool every round runs cold
         self.hosts: TaskHostPool | None = None
+        #: the sandbox was found usable once (its probe starts a process: once is enough; the
+        #: runner still refuses a cold run where it no longer works)
+        self._sandbox_ok = False
 
     @property
     def limits(self) -> RunLimits:
@@ -264,10 +267,12 @@ class Contributor:
             entry, stale = self._current(task_id, reset=reset)
             resumed_from = entry.stage if entry is not None else None
             timings: dict[str, float] = {}
-            if (entry is None or entry.stage < Stage.RAN) and stop_after is not Stage.FETCHED:
+            if (entry is None or entry.stage < Stage.RAN) and stop_after is not Stage.FETCHED \
+                    and not self._sandbox_ok:
                 from decentralml.storage.sandbox import resolve
 
                 resolve(self.sandbox)  # no sandbox here: refuse before taking a slot
+                self._sandbox_ok = True
             if entry is None:
                 started = time.perf_counter()
                 entry, accepted = self._accept(task_id, take_new=accept)

@@ -15,6 +15,7 @@ then runs with the contributor's rights). See docs/bundles.md and docs/security.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.metadata
 import importlib.util
 import json
@@ -181,10 +182,27 @@ def _installed_version(req: Requirement) -> str | None:
     module = _module_name(req.name)
     if importlib.util.find_spec(module) is None:
         return None
-    for dist in importlib.metadata.packages_distributions().get(module, []):
+    for dist in _providers(_site_stamp()).get(module, []):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             return importlib.metadata.version(dist)
     return ""  # importable, but no metadata to check a version against
+
+
+def _site_stamp() -> tuple[tuple[str, int], ...]:
+    """The modification times of the import path's directories: they change when a distribution
+    is installed or removed."""
+    stamp = []
+    for entry in sys.path:
+        with contextlib.suppress(OSError):
+            stamp.append((entry, os.stat(entry or ".").st_mtime_ns))
+    return tuple(stamp)
+
+
+@functools.lru_cache(maxsize=1)
+def _providers(_stamp: tuple[tuple[str, int], ...]) -> Mapping[str, list[str]]:
+    """Which distributions provide each top-level module (a scan of every installed one: a
+    tenth of a second, so done once per state of the import path)."""
+    return importlib.metadata.packages_distributions()
 
 
 def check_requirements(manifest: Manifest) -> list[str]:
