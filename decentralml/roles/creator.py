@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from decentralml.chain.policies import Policy
     from decentralml.chain.results import ValidationReport
     from decentralml.storage.base import Store
+    from decentralml.storage.bundle import Bundle
 
 #: Blocks a task stays open by default (about a day at 6 s blocks; the devnode seals on demand).
 DEFAULT_EXPIRES_IN = 14_400
@@ -72,6 +73,9 @@ class ModelCreator:
         self.store = store
         self.workdir = workdir
         self._heads: HeadWatch | None = None
+        #: result bundles fetched and verified already, by CID (content-addressed: a CID's bytes
+        #: never change), so scoring and federating a result fetch it once, while waiting
+        self._fetched: dict[str, Bundle] = {}
 
     # --- publishing ---------------------------------------------------------------------------
 
@@ -215,7 +219,9 @@ class ModelCreator:
             seen = heads.head if heads is not None else -1
             subs = [s for s in self.client.task_submissions(task_id) if s.status in done]
             if len(subs) >= count:
+                self.prefetch(subs)
                 return subs
+            self.prefetch(subs)  # while the others are still working
             left = deadline - time.monotonic()
             if left <= 0:
                 raise ChainTimeout(f"task {task_id}: {len(subs)} of {count} results after "
@@ -234,6 +240,26 @@ class ModelCreator:
     def accepted_results(self, task_id: int) -> list[Submission]:
         return self.results(task_id, SubmissionStatus.Accepted)
 
+    def prefetch(self, submissions: Iterable[Submission]) -> None:
+        """Fetch and verify the results behind ``submissions`` that are not fetched yet, so the
+        validation and the federation that follow load them from disk. A result that cannot be
+        fetched is left for them to report."""
+        from decentralml.errors import DecentralMLError
+        from decentralml.fl.federate import _CID_RE
+        from decentralml.storage.bundle import fetch_bundle
+
+        root = self.workdir / "updates" / "fetched"
+        for sub in submissions:
+            cid = sub.result_cid
+            if not cid or cid in self._fetched or not _CID_RE.match(cid):
+                continue
+            root.mkdir(parents=True, exist_ok=True)
+            dest = Path(tempfile.mkdtemp(dir=root)) / cid
+            try:
+                self._fetched[cid] = fetch_bundle(self.store, cid, dest)
+            except DecentralMLError:
+                continue
+
     def load_contributor_models(self, submissions: Iterable[Submission], like: Any, *,
                                 on_error: Literal["skip", "raise"] = "skip") -> Any:
         """Fetch, verify and load the weights-only updates behind ``submissions``.
@@ -243,13 +269,13 @@ class ModelCreator:
         """
         from decentralml.fl import load_contributor_models
 
-        # a fresh directory per call: the same result may be loaded twice (scored by a policy,
-        # then federated), and a fetch never writes over an earlier one
+        # a fresh directory per call: a fetch never writes over an earlier one; a result fetched
+        # before (prefetched while waiting, or scored by a policy) is loaded from where it is
         root = self.workdir / "updates"
         root.mkdir(parents=True, exist_ok=True)
         return load_contributor_models(list(submissions), self.store, like=like,
                                        workdir=Path(tempfile.mkdtemp(dir=root)),
-                                       on_error=on_error)
+                                       on_error=on_error, fetched=self._fetched)
 
     def federate(self, task_id: int, model: Any, strategy: Any = None) -> Any:
         """Load the task's accepted updates and return ``model`` with the aggregated weights.
