@@ -252,7 +252,9 @@ class Contributor:
     def work(self, task_id: int, data_dir: Path | None = None, *,
              on_log: Callable[[str], None] | None = None,
              stop_after: Stage | None = None, reset: bool = False,
-             accept: bool = True, cancel: CancelHandle | None = None) -> WorkReport:
+             accept: bool = True, cancel: CancelHandle | None = None,
+             before_stage: Callable[[Stage], bool] | None = None,
+             after_stage: Callable[[Stage, float], None] | None = None) -> WorkReport:
         """Accept (or resume), fetch and verify, run, upload and submit: every stage once.
 
         ``stop_after`` ends early after a stage (``decentralml run`` stops after RAN); calling
@@ -260,6 +262,9 @@ class Contributor:
         (the slot on chain is kept) and starts again from fetching. With ``accept=False``
         (``decentralml submit``) no new slot is taken: there must be something to continue.
         ``cancel`` stops a running bundle from another thread (the stage is not journaled).
+        ``before_stage(stage)`` is asked before each stage this call runs (False: stop before it,
+        as ``stop_after`` would) and ``after_stage(stage, seconds)`` told after it is journaled:
+        a worker follows and stops a task in one call.
         """
         if data_dir is not None and not data_dir.is_dir():
             raise InvalidInput("data_dir", f"{data_dir} is not a directory")
@@ -298,12 +303,16 @@ class Contributor:
                 if stop_after is not None and entry.stage >= stop_after:
                     break
                 if entry.stage < stage:
+                    if before_stage is not None and not before_stage(stage):
+                        break
                     started = time.perf_counter()
                     sent = bool(step(entry, workdir, data_dir, on_log)) or sent
                     timings[stage.name.lower()] = time.perf_counter() - started
                     entry.stage = stage
                     self.journal.save(entry)
                     stages.append(stage.name.lower())
+                    if after_stage is not None:
+                        after_stage(stage, timings[stage.name.lower()])
             status = self.client.submission(entry.submission_id).status
             return WorkReport(task_id=task_id, submission_id=entry.submission_id,
                               status=status, result_cid=entry.result_cid,

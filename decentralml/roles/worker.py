@@ -53,6 +53,9 @@ if TYPE_CHECKING:
 #: Pallet errors on ``accept_task`` that mean "someone was faster" or "the task went away": the
 #: task is passed over quietly, not counted as a failure.
 _LOST_RACE = ("NoSlotsLeft", "TaskClosed", "TaskExpired", "AlreadyAccepted")
+#: What the status line says a task is doing during each stage.
+_DOING = {Stage.FETCHED: "fetching", Stage.RAN: "running", Stage.UPLOADED: "uploading",
+          Stage.SUBMITTED: "submitting"}
 #: Transient errors (node or store unreachable) are retried this many times before the task is
 #: given up as failed.
 MAX_TRANSIENT_RETRIES = 3
@@ -411,18 +414,24 @@ class Worker:
                 stage = entry.stage.name.lower() if entry is not None else "accepted"
                 self._emit("resumed", task_id, sid,
                            f"resuming task {task_id} after stage {stage}", stage=stage)
-            for stop_after in (Stage.FETCHED, Stage.RAN, Stage.UPLOADED, None):
+            def before(stage: Stage) -> bool:
                 if self._stop.is_set():
-                    self._interrupted(task_id, sid)
-                    return
-                self._set_stage(task_id, "submitting" if stop_after is None
-                                else {Stage.FETCHED: "fetching", Stage.RAN: "running",
-                                      Stage.UPLOADED: "uploading"}[stop_after])
-                report = contributor.work(task_id, self.config.data_dir,
-                                          stop_after=stop_after, cancel=cancel)
-                for stage in report.stages_run:
-                    self._emit("stage", task_id, sid, f"task {task_id}: {stage}", stage=stage,
-                               seconds=round(report.timings.get(stage, 0.0), 3))
+                    return False
+                self._set_stage(task_id, _DOING[stage])
+                return True
+
+            def after(stage: Stage, seconds: float) -> None:
+                name = stage.name.lower()
+                self._emit("stage", task_id, sid, f"task {task_id}: {name}", stage=name,
+                           seconds=round(seconds, 3))
+
+            # One call through every stage (each journaled as it ends); a stop ends it between
+            # two stages.
+            report = contributor.work(task_id, self.config.data_dir, cancel=cancel,
+                                      before_stage=before, after_stage=after)
+            if report.status is SubmissionStatus.Assigned:
+                self._interrupted(task_id, sid)
+                return
             with self._lock:
                 self._status.completed.append(task_id)
             self._emit("submitted", task_id, sid, f"task {task_id}: result submitted "
