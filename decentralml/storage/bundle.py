@@ -258,6 +258,11 @@ class Manifest(BaseModel):
             if f"{base}.py" not in paths and f"{base}/__init__.py" not in paths:
                 raise ValueError(f"python_entry {self.python_entry!r}: {base}.py is not one of "
                                  "the files")
+            for item in self.round_files:
+                if item.endswith(".py"):
+                    # a warm host imports the code once: code must not change between rounds
+                    raise ValueError(f"round file {item!r} is Python code; round files are the "
+                                     "round's data (model, config)")
         for item in self.round_files:
             _check_relative_path(item, "round file")
         return self

@@ -44,7 +44,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -198,6 +198,7 @@ class TaskHost:
             for fd in (self._req_w, self._ans_r):
                 os.close(fd)
             self._host_log.close()
+            remove_tree_quietly(root)
             raise
         finally:
             os.close(req_r)
@@ -273,6 +274,14 @@ class TaskHost:
 
     # --- a round ----------------------------------------------------------------------------
 
+    def _drain(self) -> None:
+        """Forget anything the host wrote after its last answer: a round's answer must be
+        written during that round."""
+        self._buffer = b""
+        while select.select([self._ans_r], [], [], 0)[0]:
+            if not os.read(self._ans_r, MAX_MESSAGE):
+                return
+
     def _stage(self, bundle: Bundle) -> None:
         """Put this round's files into the host's task directory (verified, atomically)."""
         task_dir = self._plan.layout.task_dir
@@ -317,6 +326,7 @@ class TaskHost:
             layout=dataclasses.replace(plan.layout, output_dir=workdir / "output",
                                        home=workdir / "home", tmpdir=workdir / "tmp"))
         self._stage(bundle)
+        self._drain()
         self.rounds += 1
         limits = plan.limits
         outcome = Outcome()
@@ -389,8 +399,8 @@ class TaskHostPool:
         self.idle_seconds = idle_seconds
         self._hosts: OrderedDict[HostKey, TaskHost] = OrderedDict()
         self._lock = threading.Lock()
-        #: what happened to hosts (started, reused, retired, cold retries), for reports
-        self.events: list[tuple[str, str]] = []
+        #: what happened to hosts lately (started, reused, cold runs and why), for reports
+        self.events: deque[tuple[str, str]] = deque(maxlen=1024)
 
     def __enter__(self) -> TaskHostPool:
         return self
