@@ -7,7 +7,9 @@ the mechanics (journal, verification, runner, upload) are the same, so they shar
 
 from __future__ import annotations
 
+import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -81,6 +83,34 @@ class AbandonReport(BaseModel):
     discarded: list[str] = []
 
 
+class Prefetched:
+    """Bundles fetched and verified before a slot was taken (a worker's requirements check), by
+    CID, for the task's fetch stage to take over instead of fetching again. Bounded: an offer
+    beyond ``limit`` is refused (the caller removes its copy)."""
+
+    def __init__(self, limit: int = 16) -> None:
+        self.limit = limit
+        self._dirs: dict[str, Path] = {}
+        self._lock = threading.Lock()
+
+    def offer(self, cid: str, path: Path) -> bool:
+        with self._lock:
+            if cid in self._dirs or len(self._dirs) >= self.limit:
+                return False
+            self._dirs[cid] = path
+            return True
+
+    def take(self, cid: str) -> Path | None:
+        with self._lock:
+            return self._dirs.pop(cid, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            dirs, self._dirs = list(self._dirs.values()), {}
+        for path in dirs:
+            shutil.rmtree(path.parent, ignore_errors=True)
+
+
 class Contributor:
     """A worker on the marketplace. Use a role subclass to pick the task type."""
 
@@ -110,6 +140,8 @@ class Contributor:
         #: the sandbox was found usable once (its probe starts a process: once is enough; the
         #: runner still refuses a cold run where it no longer works)
         self._sandbox_ok = False
+        #: bundles already fetched and verified (a worker's requirements check), by CID
+        self.prefetched = Prefetched()
 
     @property
     def limits(self) -> RunLimits:
@@ -366,7 +398,20 @@ class Contributor:
         dest = workdir / "bundle"
         if dest.exists():  # a previous, interrupted attempt: fetch again rather than trust it
             shutil.rmtree(dest)
-        fetch_bundle(self.store, task.assets_cid, dest)
+        ready = self.prefetched.take(task.assets_cid)
+        moved = False
+        if ready is not None:
+            # fetched and verified against this CID moments ago; the run stage verifies every
+            # file against the manifest again before anything runs
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(ready, dest)
+                moved = True
+            except OSError:  # another filesystem: fetch it after all
+                pass
+            shutil.rmtree(ready.parent, ignore_errors=True)
+        if not moved:
+            fetch_bundle(self.store, task.assets_cid, dest)
         entry.bundle_dir = str(dest)
 
     def _run(self, entry: JournalEntry, workdir: Path, data_dir: Path | None,

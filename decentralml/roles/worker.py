@@ -278,6 +278,7 @@ class Worker:
             pool.shutdown(wait=True)
             if self.contributor.hosts is not None:
                 self.contributor.hosts.close()
+            self.contributor.prefetched.clear()
             self._refresh_earnings()
             final = self.status()
             self._emit("stopped", message="worker stopped", **final.model_dump(mode="json"))
@@ -348,17 +349,21 @@ class Worker:
             from decentralml.storage.runner import check_requirements
 
             dest = Path(tempfile.mkdtemp(dir=self._cache_dir(), prefix="bundle-"))
+            keep = False
             try:
                 bundle = fetch_bundle(self.contributor.store, cid, dest / "bundle")
                 missing = check_requirements(bundle.manifest)
                 self._requirements_ok[cid] = (f"missing requirement(s): {', '.join(missing)}"
                                               if missing else None)
+                # the task's fetch stage takes this verified copy instead of fetching again
+                keep = not missing and self.contributor.prefetched.offer(cid, dest / "bundle")
             except (BundleError, StorageError) as exc:
                 self._requirements_ok[cid] = f"bundle unusable: {exc}"
             finally:
-                import shutil
+                if not keep:
+                    import shutil
 
-                shutil.rmtree(dest, ignore_errors=True)
+                    shutil.rmtree(dest, ignore_errors=True)
         return self._requirements_ok[cid]
 
     def _cache_dir(self) -> Path:
