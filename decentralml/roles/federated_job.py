@@ -117,7 +117,7 @@ def run_federated_job(
     reports each phase.
     """
     from decentralml.chain.policies import AutoAccept
-    from decentralml.fl import evaluate, load_model, save_model
+    from decentralml.fl import clone_model, evaluate, load_model, save_model
     from decentralml.fl.federate import resolve_strategy
 
     if rounds < 1:
@@ -130,6 +130,9 @@ def run_federated_job(
 
     declared_entry(bundle_dir)  # a malformed "entry" is refused before round 1 is paid for
     chosen = resolve_strategy(strategy)
+    # The job's own copy, federated in place round after round: the caller's model is left as
+    # it was, and no round pays for rebuilding one.
+    model = clone_model(model)
     guarantees = _job_privacy(chosen, task_options, dp_delta)  # checked before anything runs
     planned = [g(rounds) for g in guarantees]
     progress = on_progress or (lambda event, data: None)
@@ -241,7 +244,7 @@ def run_federated_job(
         contributors = (_score_contributors(creator, model, subs, reward, x_test, y_test)
                         if job is not None else [])
         if accepted:
-            model = creator.federate(task_id, model, chosen)
+            model = creator.federate(task_id, model, chosen, in_place=True)
             accuracy = float(evaluate(model, x_test, y_test)["accuracy"])
             if job is not None:
                 save_model(model, job.model_path(r))
