@@ -257,14 +257,17 @@ def run_demo(workdir: Path, *, rounds: int = 3, storage: str | None = None,
 
         model = make_digits_cnn(x_train.shape[1:], 10, seed=0)
 
+        scoring: list[Any] = []  # one holdout policy for every round (it keeps its scorer)
+
         def validation(r: int) -> tuple[ValidationStrategy, Any]:
             if r == 1:
                 policies[r] = "AutoAccept on chain"
                 return ValidationStrategy.AutoAccept, AutoAccept()
             policies[r] = f"holdout min-accuracy {min_accuracy:g}"
-            return (ValidationStrategy.CustomAccept,
-                    _TimedPolicy(holdout_policy(creator, model, holdout[0], holdout[1],
-                                                min_accuracy=min_accuracy), ledger))
+            if not scoring:
+                scoring.append(_TimedPolicy(holdout_policy(
+                    creator, model, holdout[0], holdout[1], min_accuracy=min_accuracy), ledger))
+            return ValidationStrategy.CustomAccept, scoring[0]
 
         # The contributors' workers start once and serve every round.
         t = time.perf_counter()
