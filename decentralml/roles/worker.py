@@ -62,6 +62,11 @@ MAX_TRANSIENT_RETRIES = 3
 #: With a live head subscription the worker wakes at each new block; it still looks at least this
 #: often (seconds), in case a notification was lost.
 SUBSCRIBED_WAIT = 30.0
+#: The events of a new block that make the worker look for a slot: a new task, a slot given back,
+#: a result rejected (its slot opens again).
+NEWS = ("TaskCreated", "SubmissionAbandoned", "ResultRejected")
+#: More new blocks than this at once are not read event by event: the worker just looks.
+NEWS_SPAN = 64
 
 
 class WorkerFilters(BaseModel):
@@ -233,6 +238,7 @@ class Worker:
         running: dict[int, Future[None]] = {}
         pool = ThreadPoolExecutor(config.max_concurrent, thread_name_prefix="decentralml-worker")
         last_head = -1
+        last_look = 0.0
         heads = self._subscribe()
         try:
             self._refresh_earnings()
@@ -245,10 +251,17 @@ class Worker:
                     self._emit("done", message=f"took {self._started} task(s); done")
                     break
                 head = self.client.block_number()
-                # Look again when the chain moved or one of ours finished (a slot of ours freed;
-                # a dev chain that seals on demand may not produce a block for a while).
-                if head != last_head or finished:
+                # Look again when one of ours finished (a slot of ours freed; a dev chain that
+                # seals on demand may not produce a block for a while), or when the chain moved:
+                # with the subscription, only for blocks whose events can mean work for us.
+                live = heads is not None and heads.subscribed
+                moved = head != last_head and (
+                    not live or last_head < 0 or time.monotonic() - last_look >= SUBSCRIBED_WAIT
+                    or self._news(last_head + 1, head))
+                if head != last_head:
                     last_head = head
+                if moved or finished:
+                    last_look = time.monotonic()
                     if budget_left and len(running) < config.max_concurrent:
                         for task_id in self._candidates(set(running)):
                             if len(running) >= config.max_concurrent or self._stop.is_set():
@@ -283,6 +296,18 @@ class Worker:
             final = self.status()
             self._emit("stopped", message="worker stopped", **final.model_dump(mode="json"))
         return final
+
+    def _news(self, first: int, head: int) -> bool:
+        """Whether blocks ``first..head`` hold an event that can mean a slot for us (a task
+        created, a slot given back or a result rejected); a long gap is looked at in full."""
+        if head - first >= NEWS_SPAN:
+            return True
+        try:
+            for _event in self.client.watch(kinds=list(NEWS), from_block=first, timeout=0):
+                return True
+        except ChainError:
+            return True
+        return False
 
     def _subscribe(self) -> HeadWatch | None:
         """A subscription to new blocks that wakes the loop, or None (then it polls)."""
