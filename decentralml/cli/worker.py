@@ -24,7 +24,7 @@ from decentralml.cli.app import App, pass_app
 
 if TYPE_CHECKING:
     from decentralml.roles.contributor import Contributor
-    from decentralml.roles.worker import WorkerEvent
+    from decentralml.roles.worker import WorkerConfig, WorkerEvent
 
 _TYPES = {"model-contributor": TaskType.ModelContributor,
           "model-engineer": TaskType.ModelEngineer,
@@ -144,7 +144,7 @@ def worker(app: App, data_dir: Path, task_types: tuple[str, ...], any_type: bool
     """
     from decentralml.cli.tasks import parse_amount
     from decentralml.errors import InvalidInput
-    from decentralml.roles.worker import Worker, WorkerConfig, WorkerFilters
+    from decentralml.roles.worker import WorkerConfig, WorkerFilters
 
     if any_type and task_types:
         raise click.UsageError("give --type or --any-type, not both")
@@ -163,6 +163,13 @@ def worker(app: App, data_dir: Path, task_types: tuple[str, ...], any_type: bool
                           warm=not cold, max_hosts=max_hosts, host_idle=host_idle)
     contributor = make_contributor(app, timeout=timeout, sandbox=sandbox,
                                    allow_network=allow_network)
+    run_worker(app, contributor, config)
+
+
+def run_worker(app: App, contributor: Contributor, config: WorkerConfig) -> None:
+    """Run a worker until it is done or signalled (SIGTERM/SIGINT stop it; twice: at once)."""
+    from decentralml.roles.worker import Worker
+
     with _Log(app) as log:
         w = Worker(contributor, config, on_event=log)
         log.worker = w

@@ -112,6 +112,8 @@ class WorkerConfig(BaseModel):
     #: warm hosts kept at once, and seconds an idle one is kept
     max_hosts: int = Field(default=2, ge=1, le=64)
     host_idle: float = Field(default=600.0, gt=0)
+    #: exit after this many seconds with no task running or started (None: run until stopped)
+    idle_exit: float | None = Field(default=None, gt=0)
 
 
 class WorkerEvent(BaseModel):
@@ -239,6 +241,7 @@ class Worker:
         pool = ThreadPoolExecutor(config.max_concurrent, thread_name_prefix="decentralml-worker")
         last_head = -1
         last_look = 0.0
+        last_busy = time.monotonic()
         heads = self._subscribe()
         try:
             self._refresh_earnings()
@@ -249,6 +252,12 @@ class Worker:
                 budget_left = config.max_tasks is None or self._started < config.max_tasks
                 if not budget_left and not running:
                     self._emit("done", message=f"took {self._started} task(s); done")
+                    break
+                if running:
+                    last_busy = time.monotonic()
+                elif config.idle_exit is not None and \
+                        time.monotonic() - last_busy >= config.idle_exit:
+                    self._emit("done", message=f"no task for {config.idle_exit:g} s; done")
                     break
                 head = self.client.block_number()
                 # Look again when one of ours finished (a slot of ours freed; a dev chain that
@@ -274,7 +283,10 @@ class Worker:
                 # New blocks wake the loop (the head subscription); polling is the fallback
                 # while it is down.
                 live = heads is not None and heads.subscribed
-                self._wake.wait(SUBSCRIBED_WAIT if live else config.poll_interval)
+                wait = SUBSCRIBED_WAIT if live else config.poll_interval
+                if config.idle_exit is not None and not running:
+                    wait = max(0.05, min(wait, last_busy + config.idle_exit - time.monotonic()))
+                self._wake.wait(wait)
                 self._wake.clear()
                 if self.contributor.hosts is not None:
                     self.contributor.hosts.reap()
