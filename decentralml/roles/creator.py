@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -206,11 +206,14 @@ class ModelCreator:
             self._heads = None
 
     def wait_for_results(self, task_id: int, count: int, *, timeout: float,
-                         poll: float = 0.5) -> list[Submission]:
+                         poll: float = 0.5,
+                         on_arrival: Callable[[list[Submission]], None] | None = None
+                         ) -> list[Submission]:
         """Until ``count`` results are submitted (pending or already accepted), or ChainTimeout.
 
         Looks again at each new block the node announces (:meth:`heads`); every ``poll``
-        seconds only while that subscription is down.
+        seconds only while that subscription is down. The results in so far are fetched
+        (:meth:`prefetch`) and given to ``on_arrival`` while the others are still working.
         """
         done = (SubmissionStatus.PendingValidation, SubmissionStatus.Accepted)
         deadline = time.monotonic() + timeout
@@ -218,10 +221,11 @@ class ModelCreator:
         while True:
             seen = heads.head if heads is not None else -1
             subs = [s for s in self.client.task_submissions(task_id) if s.status in done]
-            if len(subs) >= count:
-                self.prefetch(subs)
-                return subs
             self.prefetch(subs)  # while the others are still working
+            if on_arrival is not None:
+                on_arrival(subs)
+            if len(subs) >= count:
+                return subs
             left = deadline - time.monotonic()
             if left <= 0:
                 raise ChainTimeout(f"task {task_id}: {len(subs)} of {count} results after "

@@ -224,15 +224,17 @@ def run_federated_job(
         task = creator.client.task(task_id)
         rejected_now = 0
         if task.status is TaskStatus.Open:
+            early = _DecidedEarly(policy)
             try:
                 submitted = creator.wait_for_results(task_id, slots,
-                                                     timeout=max(0.0, deadline - time.time()))
+                                                     timeout=max(0.0, deadline - time.time()),
+                                                     on_arrival=early.arrived)
             except ChainTimeout:
                 submitted = creator.results(task_id)  # go on with whatever arrived
             lap("contributors")
             progress("round-results", {"round": r, "task_id": task_id,
                                        "submitted": len(submitted)})
-            rejected_now = len(creator.validate(task_id, policy).rejected)
+            rejected_now = len(creator.validate(task_id, early).rejected)
         lap("validate")
         subs = creator.results(task_id)
         accepted = [s for s in subs if s.status is SubmissionStatus.Accepted]
@@ -294,6 +296,35 @@ def run_federated_job(
     return model, FederatedJobReport(rounds=reports, final_accuracy=accuracy,
                                      stopped_because=stopped, strategy=_strategy_name(chosen),
                                      privacy=[g(ran) for g in guarantees])
+
+
+class _DecidedEarly:
+    """The round's policy, deciding on each result as it arrives (while the round still waits
+    for the slowest contributor) instead of all at once afterwards. A decision is kept only
+    when it is one (accept or reject); an undecided or failing one is made again at validation.
+    """
+
+    def __init__(self, policy: Policy) -> None:
+        from decentralml.chain.policies import as_policy
+
+        self.policy = as_policy(policy)
+        self.made: dict[int, Any] = {}
+
+    def arrived(self, subs: list[Any]) -> None:
+        for sub in subs:
+            if sub.status is not SubmissionStatus.PendingValidation \
+                    or sub.submission_id in self.made:
+                continue
+            try:
+                decision = self.policy.decide(sub)
+            except Exception:  # decided (and reported) at validation, as without this
+                continue
+            if decision.accept is not None:
+                self.made[sub.submission_id] = decision
+
+    def decide(self, submission: Any) -> Any:
+        made = self.made.pop(submission.submission_id, None)
+        return made if made is not None else self.policy.decide(submission)
 
 
 def _strategy_name(strategy: Any) -> str:
