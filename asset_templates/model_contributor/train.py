@@ -31,11 +31,6 @@ from typing import Any
 
 #: What this process keeps between the rounds of a job (a warm task host): data, compiled model.
 KEPT: dict[str, Any] = {}
-# TensorFlow's start-up chatter (oneDNN notices, CPU feature lines) would bury the task's own log,
-# as start_task.sh says; set before the hooks first import TensorFlow. Set them in your
-# environment to override.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 # --- hooks: begin ---
 # 8 epochs on a third of the digits training set (~450 images) gives each contributor ~0.95

@@ -18,16 +18,9 @@ before it leaves this machine, and then reports no metrics computed on the data.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
-
-# TensorFlow's start-up chatter (oneDNN notices, CPU feature lines) would bury the task's own log,
-# as start_task.sh says; set before TensorFlow is first imported (by a round, below). Set them in
-# your environment to override.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 import numpy as np
 
