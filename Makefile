@@ -11,6 +11,10 @@ EXTRAS ?= tf-cpu,dev,dp
 DEMO_EXTRAS ?= tf-cpu
 comma := ,
 
+# The editable install's own bytecode, written once: sandboxed tasks import the SDK from a
+# read-only mount and could never cache it themselves.
+COMPILE = $(PY) -m compileall -q decentralml
+
 .PHONY: demo test test-fast test-py310 pallet install lock bench-env ipfs runtime chopsticks chain chromium lint typecheck check clean
 
 # `make chain PORT=9955` serves the runtime on another port.
@@ -64,12 +68,14 @@ $(UV): scripts/uv-requirements.txt
 
 $(STAMP): pyproject.toml uv.lock $(UV)
 	$(UV_ENV) $(UV) sync --locked --quiet $(addprefix --extra ,$(subst $(comma), ,$(EXTRAS)))
+	$(COMPILE)
 	touch $(STAMP)
 
 # The demo needs the SDK and TensorFlow, not the dev tools (kept if `make test` installed them).
 $(DEMO_STAMP): pyproject.toml uv.lock $(UV)
 	@echo "make demo: installing decentralml[$(DEMO_EXTRAS)] from uv.lock into $(VENV) (a minute the first time)"
 	$(UV_ENV) $(UV) sync --locked --inexact $(addprefix --extra ,$(subst $(comma), ,$(DEMO_EXTRAS)))
+	$(COMPILE)
 	touch $(DEMO_STAMP)
 
 # The oldest Python requires-python allows: the fast tier in an environment of its own, from the

@@ -8,8 +8,11 @@ data and initial weights by SHA-256: the Flower clients refuse to train on a sha
 model whose hash differs from the one computed here, and the decentralml demo's shard files and
 round-1 ``model.keras`` are hashed after its run.
 
-* **decentralml**: ``examples/federated_mnist/demo.py`` (devnode, local store, 3 contributor
-  processes through the CLI, on-chain tasks, validation, escrow), its per-round report.
+* **decentralml**: ``examples/federated_mnist/demo.py`` (devnode, local store, 3 long-lived
+  ``decentralml worker`` processes woken by new blocks, on-chain tasks, validation, escrow) on the
+  warm path (one sandboxed task host per worker and job that keeps TensorFlow, the data and the
+  compiled model between rounds), its per-round report; with ``--cold`` also the cold path
+  (``worker --cold``: a fresh sandboxed process every round).
 * **Flower**: the Message-API ``FedAvg`` strategy of ``flwr`` (a bench-only dependency: ``pip
   install "flwr[simulation]"``) on the simulation engine with 3 virtual supernodes, up to 3
   client actors in parallel (the demo also runs its 3 contributors in parallel).
@@ -164,7 +167,7 @@ def _flower_with_retries(work: Path, rounds: int, files: list[Path], shard_sha: 
 
 
 def run_decentralml(workdir: Path, rounds: int, shard_sha: list[str],
-                    init_sha: str) -> dict[str, Any]:
+                    init_sha: str, *, cold: bool = False) -> dict[str, Any]:
     from decentralml.cli.demo import load_demo
     from decentralml.fl import get_weights, load_model
 
@@ -172,7 +175,7 @@ def run_decentralml(workdir: Path, rounds: int, shard_sha: list[str],
     if demo is None:
         raise RuntimeError("examples/federated_mnist/demo.py not found")
     started = time.perf_counter()
-    report = demo.run_demo(workdir, rounds=rounds, log=lambda *_: None)
+    report = demo.run_demo(workdir, rounds=rounds, log=lambda *_: None, cold=cold)
     wall = time.perf_counter() - started
     files = sorted((workdir / "data").glob("*/data.npz"))
     got = []
@@ -188,6 +191,7 @@ def run_decentralml(workdir: Path, rounds: int, shard_sha: list[str],
     train = [max(c.train_seconds for c in report.contributors if c.round == r["round"])
              for r in report.rounds]
     return {"wall": report.steps["federated job"], "whole_demo": wall, "rounds": per_round,
+            "workers": report.steps.get("contributors' workers start", 0.0),
             "train": train, "accuracy": [float(r["accuracy"]) for r in report.rounds],
             "central": report.central_accuracy}
 
@@ -199,6 +203,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--cold", action="store_true",
+                        help="also run decentralml's cold path (a fresh process every round)")
     args = parser.parse_args()
     try:
         import flwr
@@ -210,7 +216,9 @@ def main() -> None:
     shards, (x_eval, _y) = job_data()
     init_sha = sha(get_weights(make_digits_cnn(x_eval.shape[1:], 10, seed=0)))
     shard_sha = [sha([xs.astype("float32"), ys.astype("int64")]) for xs, ys in shards]
-    runs: dict[str, list[dict[str, Any]]] = {"flower": [], "decentralml": []}
+    runs: dict[str, list[dict[str, Any]]] = {"flower": [], "decentralml": [],
+                                             "decentralml-cold": []}
+    systems = ["flower", "decentralml", *(["decentralml-cold"] if args.cold else [])]
     with tempfile.TemporaryDirectory(prefix="dml-flower-") as tmp:
         root = Path(tmp)
         files = []
@@ -219,7 +227,7 @@ def main() -> None:
             np.savez(f, x=xs, y=ys)
             files.append(f)
         for rep in range(args.repeats):
-            for system in ("flower", "decentralml"):  # alternating, Flower first
+            for system in systems:  # alternating, Flower first
                 work = root / f"{system}-{rep}"
                 work.mkdir()
                 if system == "flower":
@@ -227,7 +235,8 @@ def main() -> None:
                     if out is None:
                         continue
                 else:
-                    out = run_decentralml(work, args.rounds, shard_sha, init_sha)
+                    out = run_decentralml(work, args.rounds, shard_sha, init_sha,
+                                          cold=system == "decentralml-cold")
                 runs[system].append(out)
                 print(f"  {system} run {rep + 1}: job {out['wall']:.1f} s, accuracy "
                       + " ".join(f"{a:.3f}" for a in out["accuracy"]) + "; per round wall "
@@ -237,43 +246,58 @@ def main() -> None:
         sys.exit("no complete pair of runs to compare")
 
     print(f"\nflwr {flwr.__version__} simulation engine (3 supernodes, up to 3 actors) vs "
-          f"decentralml demo (devnode + local store + 3 CLI contributor processes); "
+          f"decentralml demo (devnode + local store + 3 long-lived worker processes); "
           f"{args.repeats} alternating runs each, medians; same data and initial weights "
           f"(SHA-256 {init_sha[:12]}..., shards "
-          + ", ".join(s[:8] for s in shard_sha) + ")\n")
+          + ", ".join(s[:8] for s in shard_sha) + ")")
+    flower_wall = statistics.median(r["wall"] for r in runs["flower"])
+    for system in systems[1:]:
+        if runs[system]:
+            _table(runs, system, args.rounds, flower_wall)
+
+
+def _table(runs: dict[str, list[dict[str, Any]]], system: str, rounds: int,
+           flower_wall: float) -> None:
+    def med(name: str, key: str, i: int) -> float:
+        return statistics.median(run[key][i] for run in runs[name])
+
+    print(f"\n{system} against Flower\n")
     print("| round | Flower wall s | Flower train s | Flower overhead s | decentralml wall s | "
           "decentralml train s | decentralml overhead s | wall ratio | accuracy F / d |")
     print("|---|---|---|---|---|---|---|---|---|")
-
-    def med(system: str, key: str, i: int) -> float:
-        return statistics.median(run[key][i] for run in runs[system])
-
-    for i in range(args.rounds):
+    for i in range(rounds):
         fw, ft = med("flower", "rounds", i), med("flower", "train", i)
-        dw, dt = med("decentralml", "rounds", i), med("decentralml", "train", i)
+        dw, dt = med(system, "rounds", i), med(system, "train", i)
         fa = runs["flower"][0]["accuracy"][i]
-        da = runs["decentralml"][0]["accuracy"][i]
+        da = runs[system][0]["accuracy"][i]
         print(f"| {i + 1} | {fw:.2f} | {ft:.2f} | {fw - ft:.2f} | {dw:.2f} | {dt:.2f} | "
               f"{dw - dt:.2f} | {dw / fw:.2f}x | {fa:.3f} / {da:.3f} |")
     fw_tot = statistics.median(sum(r["rounds"]) for r in runs["flower"])
-    dw_tot = statistics.median(sum(r["rounds"]) for r in runs["decentralml"])
+    dw_tot = statistics.median(sum(r["rounds"]) for r in runs[system])
     ft_tot = statistics.median(sum(r["train"]) for r in runs["flower"])
-    dt_tot = statistics.median(sum(r["train"]) for r in runs["decentralml"])
+    dt_tot = statistics.median(sum(r["train"]) for r in runs[system])
     print(f"| all | {fw_tot:.2f} | {ft_tot:.2f} | {fw_tot - ft_tot:.2f} | {dw_tot:.2f} | "
           f"{dt_tot:.2f} | {dw_tot - dt_tot:.2f} | {dw_tot / fw_tot:.2f}x | |")
+    later = [statistics.median(run["rounds"][i] - run["train"][i] for run in runs[system])
+             for i in range(1, rounds)]
+    flower_later = [statistics.median(run["rounds"][i] - run["train"][i]
+                                      for run in runs["flower"]) for i in range(1, rounds)]
     f_final = [r["accuracy"][-1] for r in runs["flower"]]
-    d_final = [r["accuracy"][-1] for r in runs["decentralml"]]
-    print(f"\nfinal accuracy: Flower {f_final}, decentralml {d_final} (central baseline "
-          f"{runs['decentralml'][0]['central']:.3f}); identical per round: "
-          f"{all(r['accuracy'] == runs['flower'][0]['accuracy'] for r in runs['decentralml'])}")
-    flower_wall = statistics.median(r["wall"] for r in runs["flower"])
-    print(f"whole runs (process wall): Flower {flower_wall:.1f} s incl. simulation start-up; "
-          "decentralml federated job "
-          f"{statistics.median(r['wall'] for r in runs['decentralml']):.1f} s, whole demo "
-          f"{statistics.median(r['whole_demo'] for r in runs['decentralml']):.1f} s (incl. "
-          "central baseline)")
-    print(f"training-time ratio decentralml / Flower {dt_tot / ft_tot:.2f}x; overhead ratio "
-          f"{(dw_tot - dt_tot) / max(fw_tot - ft_tot, 1e-9):.2f}x")
+    d_final = [r["accuracy"][-1] for r in runs[system]]
+    identical = all(r["accuracy"] == runs["flower"][0]["accuracy"] for r in runs[system])
+    job = statistics.median(r["wall"] for r in runs[system])
+    workers = statistics.median(r["workers"] for r in runs[system])
+    print(f"\nfinal accuracy: Flower {f_final}, {system} {d_final} (central baseline "
+          f"{runs[system][0]['central']:.3f}); identical every round: {identical}")
+    print(f"federated job wall: {system} {job:.1f} s vs Flower's run_simulation {flower_wall:.1f}"
+          f" s (incl. its start-up) = {job / flower_wall:.2f}x; with the workers' start "
+          f"({workers:.1f} s) {(job + workers) / flower_wall:.2f}x")
+    if later:
+        print(f"overhead per round after round 1 (wall - slowest training), median: {system} "
+              f"{statistics.median(later):.2f} s, Flower {statistics.median(flower_later):.2f} s")
+    print(f"training-time ratio {system} / Flower {dt_tot / ft_tot:.2f}x; whole demo "
+          f"{statistics.median(r['whole_demo'] for r in runs[system]):.1f} s (incl. central "
+          "baseline)")
 
 
 if __name__ == "__main__":

@@ -75,6 +75,11 @@ _EXPORTS: dict[str, str] = {
     "fetch_bundle": "decentralml.storage.bundle",
     "run_bundle": "decentralml.storage.runner",
     "RunResult": "decentralml.storage.runner",
+    "RunLimits": "decentralml.storage.runner",
+    "CancelHandle": "decentralml.storage.runner",
+    "TaskHostPool": "decentralml.storage.task_host",
+    "Round": "decentralml.storage.entry",
+    "RoundResult": "decentralml.storage.entry",
     "SandboxUnavailable": "decentralml.storage.sandbox",
     # roles
     "ModelCreator": "decentralml.roles.creator",
@@ -205,6 +210,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from decentralml.storage.config import (
         open_store,
     )
+    from decentralml.storage.entry import (
+        Round,
+        RoundResult,
+    )
     from decentralml.storage.ipfs import (
         IPFSStore,
     )
@@ -212,9 +221,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         LocalStore,
     )
     from decentralml.storage.runner import (
+        CancelHandle,
+        RunLimits,
         RunResult,
         run_bundle,
     )
     from decentralml.storage.sandbox import (
         SandboxUnavailable,
+    )
+    from decentralml.storage.task_host import (
+        TaskHostPool,
     )

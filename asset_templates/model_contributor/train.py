@@ -1,6 +1,9 @@
 """Model-contributor task: train the creator's model on the contributor's data, return weights.
 
-The decentralml runner executes ``start_task.sh`` (which runs this file) with:
+``fit`` is the bundle's Python entry point (``"entry": "train:fit"`` in template.json): the runner
+calls it once per round, in a fresh sandboxed process or in a warm task host that keeps this
+module loaded between the rounds of a job (so the data and the compiled model are loaded once).
+``start_task.sh`` runs the same round by hand. Either way the task sees:
 
 * ``DECENTRALML_DATA_DIR``   the contributor's data; the default ``load_data`` reads ``data.npz``
   (or the only ``*.npz``) holding arrays ``x`` and ``y``, loaded with ``allow_pickle=False``;
@@ -12,8 +15,9 @@ The decentralml runner executes ``start_task.sh`` (which runs this file) with:
   client-side differential privacy; docs/fl.md), applied by the default ``train_model`` and by
   ``main``.
 
-The creator edits the hooks between the markers and nothing else: ``main`` below is the contract
-with the runner. TensorFlow/Keras are imported only inside the default hooks, so hooks that do
+The creator edits the hooks between the markers and nothing else: ``fit`` and ``main`` below are
+the contract with the runner. TensorFlow/Keras are imported only inside the default hooks, so
+hooks that do
 not use them do not need them installed. ``model_creator/setup_task.py --hooks my_hooks.py``
 replaces the marked block with a file of your own.
 """
@@ -24,6 +28,9 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+
+#: What this process keeps between the rounds of a job (a warm task host): data, compiled model.
+KEPT: dict[str, Any] = {}
 
 # --- hooks: begin ---
 # 8 epochs on a third of the digits training set (~450 images) gives each contributor ~0.95
@@ -58,9 +65,20 @@ def load_model(task_dir: Path, x: Any, y: Any) -> Any:
     if not model_file.is_file():
         raise SystemExit(f"{model_file} is missing: the creator publishes it with "
                          "`decentralml task create --model FILE.keras`")
-    from decentralml.fl import load_model as load_global_model
+    import json
 
-    return load_global_model(model_file)  # safe_mode loading, no custom code
+    from decentralml.fl import load_model as load_global_model
+    from decentralml.fl.keras import scan_architecture
+
+    # A warm task host keeps the compiled model of the last round: same architecture, so only
+    # this round's weights are read (the file is scanned first; weights hold no code).
+    architecture = json.dumps(scan_architecture(model_file), sort_keys=True)
+    if KEPT.get("architecture") == architecture:
+        KEPT["model"].load_weights(model_file)
+        return KEPT["model"]
+    model = load_global_model(model_file)  # safe_mode loading, no custom code
+    KEPT.update(model=model, architecture=architecture)
+    return model
 
 
 def train_model(model: Any, x: Any, y: Any) -> tuple[Any, dict[str, float]]:
@@ -100,29 +118,36 @@ def snapshot(model: Any) -> Any:
 # --- federated options (FedProx, client-side DP): end ---
 
 
-def main() -> int:
-    """Load data, train, save the update: the part of the task the runner relies on."""
-    try:
-        data_dir = Path(os.environ["DECENTRALML_DATA_DIR"])
-        output_dir = Path(os.environ["DECENTRALML_OUTPUT_DIR"])
-    except KeyError as exc:
-        print(f"{exc.args[0]} is not set: run this task with the decentralml runner",
-              file=sys.stderr)
-        return 2
-    task_dir = Path(os.environ.get("DECENTRALML_TASK_DIR", Path(__file__).resolve().parent))
-
-    x, y = load_data(data_dir)
-    print(f"loaded {len(x)} examples from {data_dir}")
-    model = load_model(task_dir, x, y)
+def fit(task: Any) -> None:
+    """One round (a ``decentralml.Round``): load data (once per job), train, save the update."""
+    if task.data_dir is None:
+        raise RuntimeError("DECENTRALML_DATA_DIR is not set: run this task with your data "
+                           "directory (--data DIR)")
+    key = f"data:{task.data_dir}"
+    if key not in KEPT:
+        KEPT[key] = load_data(task.data_dir)
+        print(f"loaded {len(KEPT[key][0])} examples from {task.data_dir}")
+    x, y = KEPT[key]
+    model = load_model(task.task_dir, x, y)
     start = snapshot(model)
     trained, metrics = train_model(model, x, y)
     trained, metrics = privatize(trained, start, metrics)
 
     from decentralml.fl import save_update
 
-    path = save_update(trained, output_dir, num_examples=len(x), metrics=metrics)
+    path = save_update(trained, task.output_dir, num_examples=len(x), metrics=metrics)
     print(f"wrote {path.name} ({len(x)} examples, metrics {metrics})")
-    return 0
+
+
+def main() -> int:
+    """By hand (``start_task.sh``): the same round, from the runner's environment."""
+    if "DECENTRALML_OUTPUT_DIR" not in os.environ:
+        print("DECENTRALML_OUTPUT_DIR is not set: run this task with the decentralml runner",
+              file=sys.stderr)
+        return 2
+    from decentralml.storage.entry import run_once
+
+    return run_once("train:fit")
 
 
 if __name__ == "__main__":

@@ -80,13 +80,16 @@ def pack(directory: Path, store: Any) -> Any:
     """Pack ``directory`` as a task bundle with the settings of its ``template.json``."""
     from decentralml.chain.types import TaskType
     from decentralml.storage.bundle import pack_bundle
+    from decentralml.storage.preflight import declared_entry
 
     spec = read_template(directory)
     metadata = {"description": spec.get("description", "")}
+    entry, round_files = declared_entry(directory)  # the Python entry point, if it has one
     return pack_bundle(directory, store, task_type=TaskType(spec["task_type"]),
                        entrypoint=spec.get("entrypoint", "start_task.sh"),
                        requirements=spec.get("requirements", ()),
-                       outputs=spec.get("outputs", ()), metadata=metadata)
+                       outputs=spec.get("outputs", ()), metadata=metadata, entry=entry,
+                       round_files=round_files)
 
 
 def _open_store(spec: str) -> Any:

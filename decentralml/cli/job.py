@@ -97,11 +97,14 @@ def _run(app: App, job_dir: Any) -> None:
         x, y = data["x"], data["y"]
     kind, threshold = parse_policy(spec.validation)
 
+    scoring: list[Any] = []  # one holdout policy for the job (building its scorer costs)
+
     def validation(r: int) -> tuple[ValidationStrategy, Any]:
         if kind == "auto":
             return ValidationStrategy.AutoAccept, AutoAccept()
-        return (ValidationStrategy.CustomAccept,
-                holdout_policy(creator, model, x, y, min_accuracy=threshold))
+        if not scoring:
+            scoring.append(holdout_policy(creator, model, x, y, min_accuracy=threshold))
+        return ValidationStrategy.CustomAccept, scoring[0]
 
     run_federated_job(
         creator, model, job_dir.path / "bundle", rounds=spec.rounds, slots=spec.slots,

@@ -6,12 +6,16 @@ import functools
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from decentralml.chain.types import SubmissionStatus, TaskType
 from decentralml.cli.app import App, ExitCode, format_metrics, pass_app
 from decentralml.roles.journal import Stage
+
+if TYPE_CHECKING:
+    from decentralml.roles.contributor import Contributor
 
 _ROLES = {"model-contributor": TaskType.ModelContributor,
           "model-engineer": TaskType.ModelEngineer,
@@ -163,11 +167,21 @@ def abandon(app: App, task_id: int) -> None:
               show_default=True, help="Which tasks to pick when TASK_ID is not given.")
 @_reset_option
 @_sandbox_options
+@click.option("--stay", is_flag=True,
+              help="Afterwards keep working this creator's next tasks (a federated job's next "
+                   "rounds) in a warm task host, like `worker --creator`, until idle.")
+@click.option("--stay-idle", type=click.FloatRange(min=1), default=600.0, show_default=True,
+              help="With --stay: seconds without a new task of the creator before exiting.")
 @pass_app
 def work(app: App, task_id: int | None, data_dir: Path, timeout: float, role: str,
-         reset: bool, no_sandbox: bool, allow_network: bool) -> None:
+         reset: bool, no_sandbox: bool, allow_network: bool, stay: bool,
+         stay_idle: float) -> None:
     """Accept, fetch, verify, run, upload and submit in one go; resumes where it stopped."""
     contributor = _contributor(app, timeout, no_sandbox, allow_network)
+    if stay:
+        from decentralml.storage.task_host import TaskHostPool
+
+        contributor.hosts = TaskHostPool(app.settings.home / "hosts", idle_seconds=stay_idle)
     if task_id is None:
         candidates = [t for t in contributor.browse() if t.task_type is _ROLES[role]]
         if not candidates:
@@ -183,4 +197,18 @@ def work(app: App, task_id: int | None, data_dir: Path, timeout: float, role: st
         f"task {task_id}, submission {report.submission_id}: {report.status.value} "
         f"(stages run: {', '.join(report.stages_run) or 'none, already done'}; "
         f"sandbox: {report.sandbox}){unsent}"))
+    if stay:
+        _stay(app, contributor, task_id, data_dir, stay_idle)
+
+
+def _stay(app: App, contributor: Contributor, task_id: int, data_dir: Path, idle: float) -> None:
+    """Serve the creator's next tasks with the same contributor (and its warm task host)."""
+    from decentralml.cli.worker import run_worker
+    from decentralml.roles.worker import WorkerConfig, WorkerFilters
+
+    task = contributor.client.task(task_id)
+    filters = WorkerFilters(task_types=frozenset({task.task_type}),
+                            creators=frozenset({task.creator}))
+    run_worker(app, contributor, WorkerConfig(data_dir=data_dir, filters=filters,
+                                              idle_exit=idle, host_idle=idle))
 

@@ -24,7 +24,7 @@ from decentralml.cli.app import App, pass_app
 
 if TYPE_CHECKING:
     from decentralml.roles.contributor import Contributor
-    from decentralml.roles.worker import WorkerEvent
+    from decentralml.roles.worker import WorkerConfig, WorkerEvent
 
 _TYPES = {"model-contributor": TaskType.ModelContributor,
           "model-engineer": TaskType.ModelEngineer,
@@ -116,25 +116,33 @@ class _Log:
               help="Also take tasks whose declared requirements are not installed here "
                    "(they fail and are skipped).")
 @click.option("--poll", type=click.FloatRange(0.05, 3600), default=2.0, show_default=True,
-              help="Seconds between looks at the chain.")
+              help="Seconds between looks at the chain while the node's block subscription is "
+                   "down (with it, every new block wakes the worker).")
 @click.option("--timeout", type=click.FloatRange(min=1), default=3600.0, show_default=True,
-              help="Wall-clock limit for each task's start_task.sh, seconds.")
+              help="Wall-clock limit for each task (each round, in a warm host), seconds.")
 @click.option("--stop-grace", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="On SIGTERM, seconds running bundles get before they are interrupted.")
 @click.option("--sandbox", type=click.Choice(["auto", "bubblewrap", "none"]), default=None,
               help="How the runner contains each task [default: the runner's, auto].")
 @click.option("--allow-network", is_flag=True, help="Let tasks use the network.")
+@click.option("--cold", is_flag=True,
+              help="Start every task in a fresh sandboxed process (no warm task hosts).")
+@click.option("--max-hosts", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Warm task hosts kept at once (one per creator, job and code).")
+@click.option("--host-idle", type=click.FloatRange(min=1), default=600.0, show_default=True,
+              help="Seconds an idle warm task host is kept.")
 @pass_app
 def worker(app: App, data_dir: Path, task_types: tuple[str, ...], any_type: bool,
            creators: tuple[str, ...], min_reward: str, max_concurrent: int,
            max_tasks: int | None, no_requirements_check: bool, poll: float, timeout: float,
-           stop_grace: float, sandbox: str | None, allow_network: bool) -> None:
+           stop_grace: float, sandbox: str | None, allow_network: bool, cold: bool,
+           max_hosts: int, host_idle: float) -> None:
     """Keep taking matching open tasks, at most --max-concurrent at a time, until SIGTERM.
 
     Resumes its unfinished submissions after a crash or reboot; a task that fails here is
     skipped and its slot abandoned.
     """
-    from decentralml.roles.worker import Worker, WorkerConfig, WorkerFilters
+    from decentralml.roles.worker import WorkerConfig, WorkerFilters
 
     if any_type and task_types:
         raise click.UsageError("give --type or --any-type, not both")
@@ -146,9 +154,17 @@ def worker(app: App, data_dir: Path, task_types: tuple[str, ...], any_type: bool
                             creators=frozenset(client.resolve_address(c) for c in creators),
                             min_reward=reward, check_requirements=not no_requirements_check)
     config = WorkerConfig(data_dir=data_dir, filters=filters, max_concurrent=max_concurrent,
-                          poll_interval=poll, max_tasks=max_tasks, stop_grace=stop_grace)
+                          poll_interval=poll, max_tasks=max_tasks, stop_grace=stop_grace,
+                          warm=not cold, max_hosts=max_hosts, host_idle=host_idle)
     contributor = make_contributor(app, timeout=timeout, sandbox=sandbox,
                                    allow_network=allow_network)
+    run_worker(app, contributor, config)
+
+
+def run_worker(app: App, contributor: Contributor, config: WorkerConfig) -> None:
+    """Run a worker until it is done or signalled (SIGTERM/SIGINT stop it; twice: at once)."""
+    from decentralml.roles.worker import Worker
+
     with _Log(app) as log:
         w = Worker(contributor, config, on_event=log)
         log.worker = w

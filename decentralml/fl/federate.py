@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -53,7 +53,8 @@ class LoadedUpdates(list[Update]):
 
 def load_contributor_models(submissions_or_cids: Iterable[Any], store: Any, *, like: Any,
                             workdir: str | os.PathLike[str], lazy: bool = True,
-                            on_error: Literal["skip", "raise"] = "skip") -> LoadedUpdates:
+                            on_error: Literal["skip", "raise"] = "skip",
+                            fetched: MutableMapping[str, Any] | None = None) -> LoadedUpdates:
     """Fetch, verify and load each contributor's result bundle.
 
     ``submissions_or_cids`` holds :class:`~decentralml.chain.types.Submission` records (their
@@ -67,6 +68,10 @@ def load_contributor_models(submissions_or_cids: Iterable[Any], store: Any, *, l
     ``on_error="raise"`` re-raises the first failure instead of recording it, for callers that
     judge one submission at a time and must tell an unreachable store (``StorageError``, worth a
     retry) from bad content (``IntegrityError``, ``BundleError``, ``ModelError``).
+
+    ``fetched`` maps CIDs to bundles this caller already fetched and verified (see
+    :meth:`~decentralml.roles.creator.ModelCreator.prefetch`); they are loaded from where they
+    are instead of being fetched again, and what is fetched here is added to it.
     """
     if on_error not in ("skip", "raise"):
         raise InvalidInput("on_error", f"is {on_error!r}", "'skip' or 'raise'")
@@ -114,7 +119,11 @@ def load_contributor_models(submissions_or_cids: Iterable[Any], store: Any, *, l
             continue
         seen[cid] = source
         try:
-            bundle = fetch_bundle(store, cid, root / cid)
+            bundle = fetched.get(cid) if fetched is not None else None
+            if bundle is None:
+                bundle = fetch_bundle(store, cid, root / cid)
+                if fetched is not None:
+                    fetched[cid] = bundle
         except Exception as exc:  # third-party storage: any failure rejects this one only
             transient = isinstance(exc, StorageError) and not isinstance(exc, IntegrityError)
             reject(source, f"fetch failed: {type(exc).__name__}: {exc}", sid, exc, transient)

@@ -7,7 +7,9 @@ the mechanics (journal, verification, runner, upload) are the same, so they shar
 
 from __future__ import annotations
 
+import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +24,9 @@ from decentralml.roles.journal import Journal, JournalEntry, Stage
 if TYPE_CHECKING:
     from decentralml.chain.client import Client
     from decentralml.storage.base import Store
+    from decentralml.storage.runner import CancelHandle, RunLimits
     from decentralml.storage.sandbox import SandboxMode
+    from decentralml.storage.task_host import TaskHostPool
 
 #: Submissions in these statuses hold the worker's place on a task.
 _HELD = (SubmissionStatus.Assigned, SubmissionStatus.PendingValidation, SubmissionStatus.Accepted)
@@ -79,6 +83,34 @@ class AbandonReport(BaseModel):
     discarded: list[str] = []
 
 
+class Prefetched:
+    """Bundles fetched and verified before a slot was taken (a worker's requirements check), by
+    CID, for the task's fetch stage to take over instead of fetching again. Bounded: an offer
+    beyond ``limit`` is refused (the caller removes its copy)."""
+
+    def __init__(self, limit: int = 16) -> None:
+        self.limit = limit
+        self._dirs: dict[str, Path] = {}
+        self._lock = threading.Lock()
+
+    def offer(self, cid: str, path: Path) -> bool:
+        with self._lock:
+            if cid in self._dirs or len(self._dirs) >= self.limit:
+                return False
+            self._dirs[cid] = path
+            return True
+
+    def take(self, cid: str) -> Path | None:
+        with self._lock:
+            return self._dirs.pop(cid, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            dirs, self._dirs = list(self._dirs.values()), {}
+        for path in dirs:
+            shutil.rmtree(path.parent, ignore_errors=True)
+
+
 class Contributor:
     """A worker on the marketplace. Use a role subclass to pick the task type."""
 
@@ -102,6 +134,28 @@ class Contributor:
         self.allow_network = allow_network
         self.max_output_bytes = max_output_bytes
         self.max_processes = max_processes
+        #: warm task hosts for bundles with a Python entry point (the worker sets one); without
+        #: a pool every round runs cold
+        self.hosts: TaskHostPool | None = None
+        #: the sandbox was found usable once (its probe starts a process: once is enough; the
+        #: runner still refuses a cold run where it no longer works)
+        self._sandbox_ok = False
+        #: bundles already fetched and verified (a worker's requirements check), by CID
+        self.prefetched = Prefetched()
+
+    @property
+    def limits(self) -> RunLimits:
+        """The runner's limits for every task this contributor runs."""
+        from decentralml.storage.runner import (
+            DEFAULT_MAX_OUTPUT_BYTES,
+            DEFAULT_MAX_PROCESSES,
+            RunLimits,
+        )
+
+        return RunLimits(timeout=self.timeout, cpu_seconds=self.cpu_seconds,
+                         memory_bytes=self.memory_bytes,
+                         max_output_bytes=self.max_output_bytes or DEFAULT_MAX_OUTPUT_BYTES,
+                         max_processes=self.max_processes or DEFAULT_MAX_PROCESSES)
 
     @property
     def address(self) -> str:
@@ -230,13 +284,19 @@ class Contributor:
     def work(self, task_id: int, data_dir: Path | None = None, *,
              on_log: Callable[[str], None] | None = None,
              stop_after: Stage | None = None, reset: bool = False,
-             accept: bool = True) -> WorkReport:
+             accept: bool = True, cancel: CancelHandle | None = None,
+             before_stage: Callable[[Stage], bool] | None = None,
+             after_stage: Callable[[Stage, float], None] | None = None) -> WorkReport:
         """Accept (or resume), fetch and verify, run, upload and submit: every stage once.
 
         ``stop_after`` ends early after a stage (``decentralml run`` stops after RAN); calling
         ``work`` again later picks up from there. ``reset`` forgets this task's local progress
         (the slot on chain is kept) and starts again from fetching. With ``accept=False``
         (``decentralml submit``) no new slot is taken: there must be something to continue.
+        ``cancel`` stops a running bundle from another thread (the stage is not journaled).
+        ``before_stage(stage)`` is asked before each stage this call runs (False: stop before it,
+        as ``stop_after`` would) and ``after_stage(stage, seconds)`` told after it is journaled:
+        a worker follows and stops a task in one call.
         """
         if data_dir is not None and not data_dir.is_dir():
             raise InvalidInput("data_dir", f"{data_dir} is not a directory")
@@ -244,10 +304,12 @@ class Contributor:
             entry, stale = self._current(task_id, reset=reset)
             resumed_from = entry.stage if entry is not None else None
             timings: dict[str, float] = {}
-            if (entry is None or entry.stage < Stage.RAN) and stop_after is not Stage.FETCHED:
+            if (entry is None or entry.stage < Stage.RAN) and stop_after is not Stage.FETCHED \
+                    and not self._sandbox_ok:
                 from decentralml.storage.sandbox import resolve
 
                 resolve(self.sandbox)  # no sandbox here: refuse before taking a slot
+                self._sandbox_ok = True
             if entry is None:
                 started = time.perf_counter()
                 entry, accepted = self._accept(task_id, take_new=accept)
@@ -264,17 +326,25 @@ class Contributor:
             stages: list[str] = []
             sent = False
             workdir = self._workdir(entry)
-            for stage, step in ((Stage.FETCHED, self._fetch), (Stage.RAN, self._run),
+            def run(entry: JournalEntry, workdir: Path, data_dir: Path | None,
+                    on_log: Callable[[str], None] | None) -> None:
+                self._run(entry, workdir, data_dir, on_log, cancel)
+
+            for stage, step in ((Stage.FETCHED, self._fetch), (Stage.RAN, run),
                                 (Stage.UPLOADED, self._upload), (Stage.SUBMITTED, self._submit)):
                 if stop_after is not None and entry.stage >= stop_after:
                     break
                 if entry.stage < stage:
+                    if before_stage is not None and not before_stage(stage):
+                        break
                     started = time.perf_counter()
                     sent = bool(step(entry, workdir, data_dir, on_log)) or sent
                     timings[stage.name.lower()] = time.perf_counter() - started
                     entry.stage = stage
                     self.journal.save(entry)
                     stages.append(stage.name.lower())
+                    if after_stage is not None:
+                        after_stage(stage, timings[stage.name.lower()])
             status = self.client.submission(entry.submission_id).status
             return WorkReport(task_id=task_id, submission_id=entry.submission_id,
                               status=status, result_cid=entry.result_cid,
@@ -328,18 +398,27 @@ class Contributor:
         dest = workdir / "bundle"
         if dest.exists():  # a previous, interrupted attempt: fetch again rather than trust it
             shutil.rmtree(dest)
-        fetch_bundle(self.store, task.assets_cid, dest)
+        ready = self.prefetched.take(task.assets_cid)
+        moved = False
+        if ready is not None:
+            # fetched and verified against this CID moments ago; the run stage verifies every
+            # file against the manifest again before anything runs
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(ready, dest)
+                moved = True
+            except OSError:  # another filesystem: fetch it after all
+                pass
+            shutil.rmtree(ready.parent, ignore_errors=True)
+        if not moved:
+            fetch_bundle(self.store, task.assets_cid, dest)
         entry.bundle_dir = str(dest)
 
     def _run(self, entry: JournalEntry, workdir: Path, data_dir: Path | None,
-             on_log: Callable[[str], None] | None) -> None:
+             on_log: Callable[[str], None] | None, cancel: CancelHandle | None = None) -> None:
         from decentralml.storage._fs import remove_tree
         from decentralml.storage.bundle import load_bundle
-        from decentralml.storage.runner import (
-            DEFAULT_MAX_OUTPUT_BYTES,
-            DEFAULT_MAX_PROCESSES,
-            run_bundle,
-        )
+        from decentralml.storage.runner import run_bundle
 
         if data_dir is None:
             raise InvalidInput("data_dir", "the task has not run yet: give your data directory")
@@ -351,13 +430,22 @@ class Contributor:
             remove_tree(run_dir)
         # The runner refuses missing requirements, a timeout or a failed exit with an error
         # that names the problem and the log; nothing is journaled past FETCHED then.
-        result = run_bundle(bundle, task_id=entry.task_id, submission_id=entry.submission_id,
-                            data_dir=data_dir, workdir=run_dir, timeout=self.timeout,
-                            cpu_seconds=self.cpu_seconds, memory_bytes=self.memory_bytes,
-                            on_log=on_log, sandbox=self.sandbox,
-                            allow_network=self.allow_network,
-                            max_output_bytes=self.max_output_bytes or DEFAULT_MAX_OUTPUT_BYTES,
-                            max_processes=self.max_processes or DEFAULT_MAX_PROCESSES)
+        if self.hosts is not None and bundle.manifest.python_entry is not None:
+            # A warm host per (creator, job, code): the job is what the creator's bundle says
+            # it is (metadata "job"); a bundle naming none runs cold.
+            task = self.client.task(entry.task_id)
+            job = bundle.manifest.metadata.get("job")
+            result = self.hosts.run(
+                bundle, creator=task.creator, job=job if isinstance(job, str) else "",
+                task_id=entry.task_id, submission_id=entry.submission_id, data_dir=data_dir,
+                workdir=run_dir, limits=self.limits, sandbox=self.sandbox,
+                allow_network=self.allow_network, on_log=on_log, cancel=cancel)
+        else:
+            result = run_bundle(bundle, task_id=entry.task_id,
+                                submission_id=entry.submission_id, data_dir=data_dir,
+                                workdir=run_dir, limits=self.limits, on_log=on_log,
+                                sandbox=self.sandbox, allow_network=self.allow_network,
+                                cancel=cancel)
         entry.sandbox = result.sandbox
         entry.output_dir = str(result.output_dir)
         entry.num_examples = result.num_examples

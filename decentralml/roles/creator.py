@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -31,9 +31,11 @@ from decentralml.errors import ChainTimeout, InvalidInput
 
 if TYPE_CHECKING:
     from decentralml.chain.client import Client
+    from decentralml.chain.heads import HeadWatch
     from decentralml.chain.policies import Policy
     from decentralml.chain.results import ValidationReport
     from decentralml.storage.base import Store
+    from decentralml.storage.bundle import Bundle
 
 #: Blocks a task stays open by default (about a day at 6 s blocks; the devnode seals on demand).
 DEFAULT_EXPIRES_IN = 14_400
@@ -70,6 +72,10 @@ class ModelCreator:
         self.client = client
         self.store = store
         self.workdir = workdir
+        self._heads: HeadWatch | None = None
+        #: result bundles fetched and verified already, by CID (content-addressed: a CID's bytes
+        #: never change), so scoring and federating a result fetch it once, while waiting
+        self._fetched: dict[str, Bundle] = {}
 
     # --- publishing ---------------------------------------------------------------------------
 
@@ -119,7 +125,7 @@ class ModelCreator:
                  metadata: dict[str, Any] | None, network: bool = False) -> PublishedTask:
         from decentralml.chain.types import CreateTaskArgs, build
         from decentralml.storage.bundle import pack_bundle
-        from decentralml.storage.preflight import check_bundle_runs
+        from decentralml.storage.preflight import check_bundle_runs, declared_entry
 
         if expires_in <= 0:
             raise InvalidInput("expires_in", f"is {expires_in}", "> 0 blocks")
@@ -130,9 +136,11 @@ class ModelCreator:
               validation_strategy=validation_strategy, assets_cid="x",
               assets_storage=self.store.storage_type, expiration_block=expires_in)
         check_bundle_runs(bundle_dir)
+        entry, round_files = declared_entry(bundle_dir)
         packed = pack_bundle(bundle_dir, self.store, task_type=task_type,
                              requirements=tuple(requirements), outputs=tuple(outputs),
-                             metadata=metadata, network=network)
+                             metadata=metadata, network=network, entry=entry,
+                             round_files=round_files)
         self.store.pin(packed.cid)
         created = self.client.create_task(
             task_type=task_type, question=question, reward=reward,
@@ -179,19 +187,54 @@ class ModelCreator:
         subs = self.client.task_submissions(task_id)
         return [s for s in subs if status is None or s.status is status]
 
+    def heads(self) -> HeadWatch | None:
+        """The subscription to new blocks the creator waits on (started once), or None when
+        the client has no websocket URL."""
+        if self._heads is None:
+            url = getattr(self.client, "url", None)
+            if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
+                return None
+            from decentralml.chain.heads import HeadWatch
+
+            self._heads = HeadWatch(url)
+            self._heads.start()
+        return self._heads
+
+    def stop_watching(self) -> None:
+        """Stop the block subscription (the client is the caller's to close)."""
+        if self._heads is not None:
+            self._heads.stop()
+            self._heads = None
+
     def wait_for_results(self, task_id: int, count: int, *, timeout: float,
-                         poll: float = 0.5) -> list[Submission]:
-        """Until ``count`` results are submitted (pending or already accepted), or ChainTimeout."""
+                         poll: float = 0.5,
+                         on_arrival: Callable[[list[Submission]], None] | None = None
+                         ) -> list[Submission]:
+        """Until ``count`` results are submitted (pending or already accepted), or ChainTimeout.
+
+        Looks again at each new block the node announces (:meth:`heads`); every ``poll``
+        seconds only while that subscription is down. The results in so far are fetched
+        (:meth:`prefetch`) and given to ``on_arrival`` while the others are still working.
+        """
         done = (SubmissionStatus.PendingValidation, SubmissionStatus.Accepted)
         deadline = time.monotonic() + timeout
+        heads = self.heads()
         while True:
+            seen = heads.head if heads is not None else -1
             subs = [s for s in self.client.task_submissions(task_id) if s.status in done]
+            self.prefetch(subs)  # while the others are still working
+            if on_arrival is not None:
+                on_arrival(subs)
             if len(subs) >= count:
                 return subs
-            if time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise ChainTimeout(f"task {task_id}: {len(subs)} of {count} results after "
                                    f"{timeout:.0f} s")
-            time.sleep(poll)
+            if heads is not None and heads.subscribed:
+                heads.wait_beyond(seen, min(left, 30.0))
+            else:
+                time.sleep(min(poll, left))
 
     # --- reviewing and federating -------------------------------------------------------------
 
@@ -202,6 +245,26 @@ class ModelCreator:
     def accepted_results(self, task_id: int) -> list[Submission]:
         return self.results(task_id, SubmissionStatus.Accepted)
 
+    def prefetch(self, submissions: Iterable[Submission]) -> None:
+        """Fetch and verify the results behind ``submissions`` that are not fetched yet, so the
+        validation and the federation that follow load them from disk. A result that cannot be
+        fetched is left for them to report."""
+        from decentralml.errors import DecentralMLError
+        from decentralml.fl.federate import _CID_RE
+        from decentralml.storage.bundle import fetch_bundle
+
+        root = self.workdir / "updates" / "fetched"
+        for sub in submissions:
+            cid = sub.result_cid
+            if not cid or cid in self._fetched or not _CID_RE.match(cid):
+                continue
+            root.mkdir(parents=True, exist_ok=True)
+            dest = Path(tempfile.mkdtemp(dir=root)) / cid
+            try:
+                self._fetched[cid] = fetch_bundle(self.store, cid, dest)
+            except DecentralMLError:
+                continue
+
     def load_contributor_models(self, submissions: Iterable[Submission], like: Any, *,
                                 on_error: Literal["skip", "raise"] = "skip") -> Any:
         """Fetch, verify and load the weights-only updates behind ``submissions``.
@@ -211,20 +274,22 @@ class ModelCreator:
         """
         from decentralml.fl import load_contributor_models
 
-        # a fresh directory per call: the same result may be loaded twice (scored by a policy,
-        # then federated), and a fetch never writes over an earlier one
+        # a fresh directory per call: a fetch never writes over an earlier one; a result fetched
+        # before (prefetched while waiting, or scored by a policy) is loaded from where it is
         root = self.workdir / "updates"
         root.mkdir(parents=True, exist_ok=True)
         return load_contributor_models(list(submissions), self.store, like=like,
                                        workdir=Path(tempfile.mkdtemp(dir=root)),
-                                       on_error=on_error)
+                                       on_error=on_error, fetched=self._fetched)
 
-    def federate(self, task_id: int, model: Any, strategy: Any = None) -> Any:
+    def federate(self, task_id: int, model: Any, strategy: Any = None, *,
+                 in_place: bool = False) -> Any:
         """Load the task's accepted updates and return ``model`` with the aggregated weights.
 
         ``strategy`` is an aggregator or a registry name (``"fedadam"``, see
         :func:`decentralml.fl.strategy_from_name`); default FedAvg. Pass the same strategy object
-        every round of a job: server optimizers keep their state in it.
+        every round of a job: server optimizers keep their state in it. The result is a new model
+        unless ``in_place`` (rebuilding a Keras model costs tens of milliseconds a round).
         """
         from decentralml.fl import federated_contributors_model
         from decentralml.fl.federate import resolve_strategy
@@ -233,7 +298,7 @@ class ModelCreator:
         updates = self.load_contributor_models(self.accepted_results(task_id), like=model)
         if not updates:
             raise InvalidInput("task_id", f"task {task_id} has no accepted results to federate")
-        return federated_contributors_model(model, updates, chosen)
+        return federated_contributors_model(model, updates, chosen, in_place=in_place)
 
     def close(self, task_id: int) -> Any:
         return self.client.close_task(task_id)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -116,7 +117,7 @@ def run_federated_job(
     reports each phase.
     """
     from decentralml.chain.policies import AutoAccept
-    from decentralml.fl import evaluate, load_model, save_model
+    from decentralml.fl import clone_model, evaluate, load_model, save_model
     from decentralml.fl.federate import resolve_strategy
 
     if rounds < 1:
@@ -125,7 +126,13 @@ def run_federated_job(
         raise InvalidInput("target_accuracy", f"is {target_accuracy}", "0 < x <= 1")
     if not (bundle_dir / "start_task.sh").is_file():
         raise InvalidInput("bundle_dir", f"{bundle_dir} has no start_task.sh")
+    from decentralml.storage.preflight import declared_entry
+
+    declared_entry(bundle_dir)  # a malformed "entry" is refused before round 1 is paid for
     chosen = resolve_strategy(strategy)
+    # The job's own copy, federated in place round after round: the caller's model is left as
+    # it was, and no round pays for rebuilding one.
+    model = clone_model(model)
     guarantees = _job_privacy(chosen, task_options, dp_delta)  # checked before anything runs
     planned = [g(rounds) for g in guarantees]
     progress = on_progress or (lambda event, data: None)
@@ -145,6 +152,12 @@ def run_federated_job(
         if state is not None:
             return state.spec.round_question(r)
         return f"{question} (round {r}/{rounds})"
+
+    # What every round's bundle says its job is: a contributor keeps one warm task host per
+    # creator, job and code (docs/security.md), so it must not change between rounds, and it
+    # must differ between two jobs of this creator.
+    job_id = (f"{state.spec.name}:{state.spec.genesis_hash[:18]}" if state is not None
+              else f"{question}:{uuid.uuid4().hex}")
 
     reports: list[RoundReport] = []
     accuracy: float | None = None if state is None else state.initial_accuracy
@@ -189,7 +202,9 @@ def run_federated_job(
                     from decentralml.fl.task_options import write_task_options
 
                     write_task_options(round_dir, task_options)
-                metadata = ({"privacy": [p.model_dump() for p in planned]} if planned else None)
+                metadata: dict[str, Any] = {"job": job_id}
+                if planned:
+                    metadata["privacy"] = [p.model_dump() for p in planned]
                 published = creator.publish(
                     round_dir, question=round_question(r), reward=reward,
                     task_type=TaskType.ModelContributor, max_assignments=slots,
@@ -209,15 +224,17 @@ def run_federated_job(
         task = creator.client.task(task_id)
         rejected_now = 0
         if task.status is TaskStatus.Open:
+            early = _DecidedEarly(policy)
             try:
                 submitted = creator.wait_for_results(task_id, slots,
-                                                     timeout=max(0.0, deadline - time.time()))
+                                                     timeout=max(0.0, deadline - time.time()),
+                                                     on_arrival=early.arrived)
             except ChainTimeout:
                 submitted = creator.results(task_id)  # go on with whatever arrived
             lap("contributors")
             progress("round-results", {"round": r, "task_id": task_id,
                                        "submitted": len(submitted)})
-            rejected_now = len(creator.validate(task_id, policy).rejected)
+            rejected_now = len(creator.validate(task_id, early).rejected)
         lap("validate")
         subs = creator.results(task_id)
         accepted = [s for s in subs if s.status is SubmissionStatus.Accepted]
@@ -229,7 +246,7 @@ def run_federated_job(
         contributors = (_score_contributors(creator, model, subs, reward, x_test, y_test)
                         if job is not None else [])
         if accepted:
-            model = creator.federate(task_id, model, chosen)
+            model = creator.federate(task_id, model, chosen, in_place=True)
             accuracy = float(evaluate(model, x_test, y_test)["accuracy"])
             if job is not None:
                 save_model(model, job.model_path(r))
@@ -279,6 +296,35 @@ def run_federated_job(
     return model, FederatedJobReport(rounds=reports, final_accuracy=accuracy,
                                      stopped_because=stopped, strategy=_strategy_name(chosen),
                                      privacy=[g(ran) for g in guarantees])
+
+
+class _DecidedEarly:
+    """The round's policy, deciding on each result as it arrives (while the round still waits
+    for the slowest contributor) instead of all at once afterwards. A decision is kept only
+    when it is one (accept or reject); an undecided or failing one is made again at validation.
+    """
+
+    def __init__(self, policy: Policy) -> None:
+        from decentralml.chain.policies import as_policy
+
+        self.policy = as_policy(policy)
+        self.made: dict[int, Any] = {}
+
+    def arrived(self, subs: list[Any]) -> None:
+        for sub in subs:
+            if sub.status is not SubmissionStatus.PendingValidation \
+                    or sub.submission_id in self.made:
+                continue
+            try:
+                decision = self.policy.decide(sub)
+            except Exception:  # decided (and reported) at validation, as without this
+                continue
+            if decision.accept is not None:
+                self.made[sub.submission_id] = decision
+
+    def decide(self, submission: Any) -> Any:
+        made = self.made.pop(submission.submission_id, None)
+        return made if made is not None else self.policy.decide(submission)
 
 
 def _write_report(job: JobDir, state: JobState) -> None:

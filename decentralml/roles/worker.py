@@ -20,11 +20,9 @@ worker``) wires signals to :meth:`Worker.stop` and renders :class:`WorkerEvent` 
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
-import signal
 import tempfile
 import threading
 import time
@@ -49,15 +47,28 @@ from decentralml.errors import (
 from decentralml.roles.journal import JournalBusy, Stage
 
 if TYPE_CHECKING:
+    from decentralml.chain.heads import HeadWatch
     from decentralml.roles.contributor import Contributor
+    from decentralml.storage.runner import CancelHandle
 
 #: Pallet errors on ``accept_task`` that mean "someone was faster" or "the task went away": the
 #: task is passed over quietly, not counted as a failure.
 _LOST_RACE: tuple[type[PalletError], ...] = (
     errors.NoSlotsLeft, errors.TaskClosed, errors.TaskExpired, errors.AlreadyAccepted)
+#: What the status line says a task is doing during each stage.
+_DOING = {Stage.FETCHED: "fetching", Stage.RAN: "running", Stage.UPLOADED: "uploading",
+          Stage.SUBMITTED: "submitting"}
 #: Transient errors (node or store unreachable) are retried this many times before the task is
 #: given up as failed.
 MAX_TRANSIENT_RETRIES = 3
+#: With a live head subscription the worker wakes at each new block; it still looks at least this
+#: often (seconds), in case a notification was lost.
+SUBSCRIBED_WAIT = 30.0
+#: The events of a new block that make the worker look for a slot: a new task, a slot given back,
+#: a result rejected (its slot opens again).
+NEWS = ("TaskCreated", "SubmissionAbandoned", "ResultRejected")
+#: More new blocks than this at once are not read event by event: the worker just looks.
+NEWS_SPAN = 64
 
 
 class WorkerFilters(BaseModel):
@@ -98,6 +109,13 @@ class WorkerConfig(BaseModel):
     max_tasks: int | None = Field(default=None, ge=1)
     #: seconds a stop waits for running bundles before interrupting them
     stop_grace: float = Field(default=30.0, ge=0)
+    #: keep a warm task host per job for bundles with a Python entry point (docs/worker.md)
+    warm: bool = True
+    #: warm hosts kept at once, and seconds an idle one is kept
+    max_hosts: int = Field(default=2, ge=1, le=64)
+    host_idle: float = Field(default=600.0, gt=0)
+    #: exit after this many seconds with no task running or started (None: run until stopped)
+    idle_exit: float | None = Field(default=None, gt=0)
 
 
 class WorkerEvent(BaseModel):
@@ -153,32 +171,6 @@ class SkipList:
             raise
 
 
-def _child_session_leaders() -> list[int]:
-    """This process's children that lead their own session: the runner's task processes.
-
-    The runner starts every bundle with ``start_new_session`` and offers no cancel hook, so this
-    is how a stopping worker reaches the bundles it runs without touching anything else; reading
-    ``/proc`` keeps it dependency-free (Linux, like the sandbox).
-    """
-    me = os.getpid()
-    found: list[int] = []
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return found
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # pid (comm) state ppid pgrp session ...; comm may hold spaces and parentheses
-        fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) >= 4 and int(fields[1]) == me and int(fields[3]) == int(entry.name):
-            found.append(int(entry.name))
-    return found
-
-
 class Worker:
     """Takes matching open tasks, at most ``config.max_concurrent`` at a time, until stopped."""
 
@@ -200,9 +192,16 @@ class Worker:
         self._transient: dict[int, int] = {}
         self._requirements_ok: dict[str, str | None] = {}
         self._rewards: dict[int, int] = {}
+        self._cancels: dict[int, CancelHandle] = {}
         chain = self.client.genesis_hash.removeprefix("0x")[:16]
         self.state_dir = contributor.home / "worker" / chain / contributor.address
         self.skip_list = SkipList(self.state_dir / "failed.json")
+        if config.warm and self.contributor.hosts is None:
+            from decentralml.storage.task_host import TaskHostPool
+
+            self.contributor.hosts = TaskHostPool(self.state_dir / "hosts",
+                                                  max_hosts=config.max_hosts,
+                                                  idle_seconds=config.host_idle)
 
     # --- control ------------------------------------------------------------------------------
 
@@ -243,6 +242,9 @@ class Worker:
         running: dict[int, Future[None]] = {}
         pool = ThreadPoolExecutor(config.max_concurrent, thread_name_prefix="decentralml-worker")
         last_head = -1
+        last_look = 0.0
+        last_busy = time.monotonic()
+        heads = self._subscribe()
         try:
             self._refresh_earnings()
             while not self._stop.is_set():
@@ -253,11 +255,24 @@ class Worker:
                 if not budget_left and not running:
                     self._emit("done", message=f"took {self._started} task(s); done")
                     break
+                if running:
+                    last_busy = time.monotonic()
+                elif config.idle_exit is not None and \
+                        time.monotonic() - last_busy >= config.idle_exit:
+                    self._emit("done", message=f"no task for {config.idle_exit:g} s; done")
+                    break
                 head = self.client.block_number()
-                # Look again when the chain moved or one of ours finished (a slot of ours freed;
-                # a dev chain that seals on demand may not produce a block for a while).
-                if head != last_head or finished:
+                # Look again when one of ours finished (a slot of ours freed; a dev chain that
+                # seals on demand may not produce a block for a while), or when the chain moved:
+                # with the subscription, only for blocks whose events can mean work for us.
+                live = heads is not None and heads.subscribed
+                moved = head != last_head and (
+                    not live or last_head < 0 or time.monotonic() - last_look >= SUBSCRIBED_WAIT
+                    or self._news(last_head + 1, head))
+                if head != last_head:
                     last_head = head
+                if moved or finished:
+                    last_look = time.monotonic()
                     if budget_left and len(running) < config.max_concurrent:
                         for task_id in self._candidates(set(running)):
                             if len(running) >= config.max_concurrent or self._stop.is_set():
@@ -267,10 +282,20 @@ class Worker:
                             self._started += 1
                             running[task_id] = pool.submit(self._work, task_id)
                     self._refresh_earnings()
-                self._wake.wait(config.poll_interval)
+                # New blocks wake the loop (the head subscription); polling is the fallback
+                # while it is down.
+                live = heads is not None and heads.subscribed
+                wait = SUBSCRIBED_WAIT if live else config.poll_interval
+                if config.idle_exit is not None and not running:
+                    wait = max(0.05, min(wait, last_busy + config.idle_exit - time.monotonic()))
+                self._wake.wait(wait)
                 self._wake.clear()
+                if self.contributor.hosts is not None:
+                    self.contributor.hosts.reap()
         finally:
             self._stop.set()
+            if heads is not None:
+                heads.stop()
             with self._lock:
                 self._status.stopping = True
             if running:
@@ -278,10 +303,36 @@ class Worker:
                            running=sorted(running))
                 self._drain(running)
             pool.shutdown(wait=True)
+            if self.contributor.hosts is not None:
+                self.contributor.hosts.close()
+            self.contributor.prefetched.clear()
             self._refresh_earnings()
             final = self.status()
             self._emit("stopped", message="worker stopped", **final.model_dump(mode="json"))
         return final
+
+    def _news(self, first: int, head: int) -> bool:
+        """Whether blocks ``first..head`` hold an event that can mean a slot for us (a task
+        created, a slot given back or a result rejected); a long gap is looked at in full."""
+        if head - first >= NEWS_SPAN:
+            return True
+        try:
+            for _event in self.client.watch(kinds=list(NEWS), from_block=first, timeout=0):
+                return True
+        except ChainError:
+            return True
+        return False
+
+    def _subscribe(self) -> HeadWatch | None:
+        """A subscription to new blocks that wakes the loop, or None (then it polls)."""
+        url = getattr(self.client, "url", None)
+        if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
+            return None
+        from decentralml.chain.heads import HeadWatch
+
+        heads = HeadWatch(url, on_head=lambda _number: self._wake.set())
+        heads.start()
+        return heads
 
     def _drain(self, running: dict[int, Future[None]]) -> None:
         """Let running tasks reach a stage boundary; interrupt bundles after the grace period."""
@@ -290,12 +341,13 @@ class Worker:
         while any(not f.done() for f in running.values()):
             if not interrupted and (self._now.is_set() or time.monotonic() >= deadline):
                 interrupted = True
-                leaders = _child_session_leaders()
-                self._emit("interrupting", message=f"interrupting {len(leaders)} running "
-                           "bundle(s); their stage is run again on restart", pids=leaders)
-                for pid in leaders:
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.killpg(pid, signal.SIGTERM)
+                with self._lock:
+                    cancels = dict(self._cancels)
+                self._emit("interrupting", message=f"interrupting {len(cancels)} running "
+                           "bundle(s); their stage is run again on restart",
+                           tasks=sorted(cancels))
+                for handle in cancels.values():
+                    handle.cancel("the worker is stopping")
             time.sleep(0.1)
 
     # --- choosing tasks -----------------------------------------------------------------------
@@ -336,17 +388,21 @@ class Worker:
             from decentralml.storage.runner import check_requirements
 
             dest = Path(tempfile.mkdtemp(dir=self._cache_dir(), prefix="bundle-"))
+            keep = False
             try:
                 bundle = fetch_bundle(self.contributor.store, cid, dest / "bundle")
                 missing = check_requirements(bundle.manifest)
                 self._requirements_ok[cid] = (f"missing requirement(s): {', '.join(missing)}"
                                               if missing else None)
+                # the task's fetch stage takes this verified copy instead of fetching again
+                keep = not missing and self.contributor.prefetched.offer(cid, dest / "bundle")
             except (BundleError, StorageError) as exc:
                 self._requirements_ok[cid] = f"bundle unusable: {exc}"
             finally:
-                import shutil
+                if not keep:
+                    import shutil
 
-                shutil.rmtree(dest, ignore_errors=True)
+                    shutil.rmtree(dest, ignore_errors=True)
         return self._requirements_ok[cid]
 
     def _cache_dir(self) -> Path:
@@ -376,8 +432,13 @@ class Worker:
 
     def _work(self, task_id: int) -> None:
         """Accept (or resume) ``task_id`` and run it stage by stage; never raises."""
+        from decentralml.storage.runner import CancelHandle
+
         sid: int | None = None
         contributor = self._contributor_for(task_id)
+        cancel = CancelHandle()
+        with self._lock:
+            self._cancels[task_id] = cancel
         try:
             try:
                 accepted = contributor.accept(task_id)  # adopts a slot we already hold
@@ -397,18 +458,24 @@ class Worker:
                 stage = entry.stage.name.lower() if entry is not None else "accepted"
                 self._emit("resumed", task_id, sid,
                            f"resuming task {task_id} after stage {stage}", stage=stage)
-            for stop_after in (Stage.FETCHED, Stage.RAN, Stage.UPLOADED, None):
+            def before(stage: Stage) -> bool:
                 if self._stop.is_set():
-                    self._interrupted(task_id, sid)
-                    return
-                self._set_stage(task_id, "submitting" if stop_after is None
-                                else {Stage.FETCHED: "fetching", Stage.RAN: "running",
-                                      Stage.UPLOADED: "uploading"}[stop_after])
-                report = contributor.work(task_id, self.config.data_dir,
-                                          stop_after=stop_after)
-                for stage in report.stages_run:
-                    self._emit("stage", task_id, sid, f"task {task_id}: {stage}", stage=stage,
-                               seconds=round(report.timings.get(stage, 0.0), 3))
+                    return False
+                self._set_stage(task_id, _DOING[stage])
+                return True
+
+            def after(stage: Stage, seconds: float) -> None:
+                name = stage.name.lower()
+                self._emit("stage", task_id, sid, f"task {task_id}: {name}", stage=name,
+                           seconds=round(seconds, 3))
+
+            # One call through every stage (each journaled as it ends); a stop ends it between
+            # two stages.
+            report = contributor.work(task_id, self.config.data_dir, cancel=cancel,
+                                      before_stage=before, after_stage=after)
+            if report.status is SubmissionStatus.Assigned:
+                self._interrupted(task_id, sid)
+                return
             with self._lock:
                 self._status.completed.append(task_id)
             self._emit("submitted", task_id, sid, f"task {task_id}: result submitted "
@@ -440,6 +507,8 @@ class Worker:
         except Exception as exc:  # a bug must not kill the loop; it is reported, not hidden
             self._failed(task_id, sid, exc)
         finally:
+            with self._lock:
+                self._cancels.pop(task_id, None)
             self._set_stage(task_id, None)
             self._wake.set()
 

@@ -28,6 +28,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -136,6 +137,18 @@ class FileEntry(BaseModel):
         return value
 
 
+_ENTRY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)"
+                    r":([A-Za-z_][A-Za-z0-9_]*)$")
+
+
+def entry_module(entry: str) -> str:
+    """The module of a ``"module:function"`` entry point; ``ValueError`` when malformed."""
+    match = _ENTRY.match(entry) if isinstance(entry, str) and len(entry) <= 256 else None
+    if match is None:
+        raise ValueError(f"entry {entry!r} must be 'module:function' (e.g. 'train:fit')")
+    return match.group(1)
+
+
 class Manifest(BaseModel):
     """The content of ``decentralml.json``. Validation is strict: unknown keys are refused."""
 
@@ -160,6 +173,15 @@ class Manifest(BaseModel):
     #: Task bundles: the task needs network access. The contributor's runner grants it only
     #: with ``allow_network`` (``--allow-network``); no task gets the network otherwise.
     network: bool = False
+    #: Task bundles: a Python entry point, ``"module:function"`` (a module of the bundle, from
+    #: ``template.json``'s ``"entry"``), that
+    #: the runner calls once per round instead of running ``entrypoint``: in a fresh sandboxed
+    #: process, or in a warm task host that keeps it loaded between rounds (docs/bundles.md).
+    python_entry: str | None = None
+    #: Task bundles with a ``python_entry``: the files that change from round to round (the round's
+    #: model and config). Everything else is the bundle's code; a warm task host is reused only
+    #: while the code hashes the same (:meth:`code_hash`).
+    round_files: tuple[str, ...] = ()
 
     @field_validator("files")
     @classmethod
@@ -227,7 +249,39 @@ class Manifest(BaseModel):
                 raise ValueError(f"entrypoint {self.entrypoint!r} is not one of the files")
         elif self.entrypoint is not None:
             raise ValueError("a result bundle has no entrypoint")
+        if self.python_entry is not None:
+            if self.kind != "task":
+                raise ValueError("a result bundle has no python_entry")
+            module = entry_module(self.python_entry)
+            paths = {e.path for e in self.files}
+            base = module.replace(".", "/")
+            if f"{base}.py" not in paths and f"{base}/__init__.py" not in paths:
+                raise ValueError(f"python_entry {self.python_entry!r}: {base}.py is not one of "
+                                 "the files")
+            for item in self.round_files:
+                if item.endswith(".py"):
+                    # a warm host imports the code once: code must not change between rounds
+                    raise ValueError(f"round file {item!r} is Python code; round files are the "
+                                     "round's data (model, config)")
+        for item in self.round_files:
+            _check_relative_path(item, "round file")
         return self
+
+    def code_hash(self) -> str:
+        """SHA-256 over every file but the ``round_files`` (and over what the runner does with
+        them): two rounds of one job whose code hashes the same may share a warm task host."""
+        digest = hashlib.sha256()
+        rounds = set(self.round_files)
+        fixed = {"python_entry": self.python_entry, "entrypoint": self.entrypoint,
+                 "network": self.network,
+                 "requirements": list(self.requirements), "outputs": list(self.outputs),
+                 "round_files": sorted(rounds), "task_type": self.task_type.value}
+        digest.update(json.dumps(fixed, sort_keys=True).encode())
+        for entry in self.files:
+            if entry.path not in rounds:
+                digest.update(f"{entry.path}\0{entry.sha256}\0{entry.size}\0"
+                              f"{int(entry.executable)}\n".encode())
+        return digest.hexdigest()
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -248,6 +302,9 @@ class Manifest(BaseModel):
         data = self.model_dump(mode="json")
         if not data["network"]:
             del data["network"]  # absent means false: older bundles keep their CIDs
+        for key in ("python_entry", "round_files"):  # likewise
+            if not data[key]:
+                del data[key]
         text = json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
         return (text + "\n").encode("utf-8")
 
@@ -383,14 +440,16 @@ def build_manifest(directory: Path, *, task_type: TaskType,
                    max_file_size: int = DEFAULT_MAX_FILE_SIZE,
                    kind: Literal["task", "result"] | None = None,
                    num_examples: int | None = None, metrics: Mapping[str, float] | None = None,
-                   exclude: Iterable[str] = DEFAULT_EXCLUDES, network: bool = False) -> Manifest:
+                   exclude: Iterable[str] = DEFAULT_EXCLUDES, network: bool = False,
+                   entry: str | None = None, round_files: Iterable[str] = ()) -> Manifest:
     """Hash ``directory`` into a manifest without storing anything (what pack would publish)."""
     if kind is None:
         kind = "task" if entrypoint is not None else "result"
     manifest, _ = _build(directory, task_type=task_type, entrypoint=entrypoint,
                          requirements=requirements, outputs=outputs, metadata=metadata,
                          max_file_size=max_file_size, kind=kind, num_examples=num_examples,
-                         metrics=metrics, exclude=exclude, network=network)
+                         metrics=metrics, exclude=exclude, network=network, entry=entry,
+                         round_files=round_files)
     return manifest
 
 
@@ -399,7 +458,8 @@ def _build(directory: Path, *, task_type: TaskType, entrypoint: str | None,
            metadata: Mapping[str, Any] | None, max_file_size: int,
            kind: Literal["task", "result"], num_examples: int | None,
            metrics: Mapping[str, float] | None,
-           exclude: Iterable[str], network: bool = False
+           exclude: Iterable[str], network: bool = False, entry: str | None = None,
+           round_files: Iterable[str] = ()
            ) -> tuple[Manifest, list[tuple[str, Path]]]:
     directory = Path(directory)
     if not directory.is_dir():
@@ -422,7 +482,8 @@ def _build(directory: Path, *, task_type: TaskType, entrypoint: str | None,
                             files=tuple(entries), requirements=tuple(requirements),
                             outputs=tuple(outputs), metadata=dict(metadata or {}),
                             num_examples=num_examples, metrics=dict(metrics or {}),
-                            network=network)
+                            network=network, python_entry=entry,
+                            round_files=tuple(round_files))
     except ValidationError as exc:
         raise BundleError(f"cannot pack {directory}: {exc}") from exc
     return manifest, sources
@@ -434,7 +495,8 @@ def pack_bundle(directory: Path, store: Store, *, task_type: TaskType,
                 max_file_size: int = DEFAULT_MAX_FILE_SIZE,
                 exclude: Iterable[str] = DEFAULT_EXCLUDES,
                 kind: Literal["task", "result"] | None = None, num_examples: int | None = None,
-                metrics: Mapping[str, float] | None = None, network: bool = False) -> PackedBundle:
+                metrics: Mapping[str, float] | None = None, network: bool = False,
+                entry: str | None = None, round_files: Iterable[str] = ()) -> PackedBundle:
     """Hash every file of ``directory``, write the manifest next to them and store the lot.
 
     ``directory`` itself is left untouched: the files are hardlinked (or copied) into a staging
@@ -452,7 +514,8 @@ def pack_bundle(directory: Path, store: Store, *, task_type: TaskType,
     manifest, sources = _build(directory, task_type=task_type, entrypoint=entrypoint,
                                requirements=requirements, outputs=outputs, metadata=metadata,
                                max_file_size=max_file_size, kind=kind, num_examples=num_examples,
-                               metrics=metrics, exclude=exclude, network=network)
+                               metrics=metrics, exclude=exclude, network=network,
+                               entry=entry, round_files=round_files)
     staging = _make_staging(directory.resolve().parent)
     try:
         tree = staging / "bundle"
@@ -461,15 +524,15 @@ def pack_bundle(directory: Path, store: Store, *, task_type: TaskType,
             target = tree / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             _link_or_copy(real, target)
-            entry = manifest.entry(rel)
+            listed = manifest.entry(rel)
             st = target.stat()
-            if st.st_size != entry.size:
+            if st.st_size != listed.size:
                 raise BundleError(f"{rel!r} changed while packing; pack again")
             if not os.path.samestat(st, real.stat()):
                 sha, _ = _sha256_file(target, max_file_size)
-                if sha != entry.sha256:
+                if sha != listed.sha256:
                     raise BundleError(f"{rel!r} changed while packing; pack again")
-            os.chmod(target, 0o755 if entry.executable else 0o644)
+            os.chmod(target, 0o755 if listed.executable else 0o644)
         (tree / MANIFEST_NAME).write_bytes(manifest.to_json())
         cid = store.put(tree)
     finally:

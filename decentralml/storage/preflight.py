@@ -58,6 +58,44 @@ def declared_needs(bundle_dir: Path) -> list[str]:
     return list(needs)
 
 
+#: The round files of an entry-point bundle whose ``template.json`` names none: the round's model
+#: and config, what a federated job rewrites each round.
+DEFAULT_ROUND_FILES = ("config.json", "model.keras")
+
+
+def declared_entry(bundle_dir: Path) -> tuple[str | None, tuple[str, ...]]:
+    """``template.json``'s Python ``"entry"`` (``"module:function"``) and ``"round_files"``.
+
+    ``(None, ())`` without a descriptor or an entry. A malformed entry, or one whose module is
+    not in the bundle, is refused here, before anything is packed.
+    """
+    path = bundle_dir / DESCRIPTOR
+    if not path.is_file():
+        return None, ()
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput("bundle", f"{path} is not valid JSON: {exc}") from None
+    entry = meta.get("entry") if isinstance(meta, dict) else None
+    if entry is None:
+        return None, ()
+    from decentralml.storage.bundle import entry_module
+
+    try:
+        module = entry_module(entry)
+    except ValueError as exc:
+        raise InvalidInput("entry", f"{path}: {exc}") from None
+    base = module.replace(".", "/")
+    if not ((bundle_dir / f"{base}.py").is_file()
+            or (bundle_dir / base / "__init__.py").is_file()):
+        raise InvalidInput("entry", f"{path}: entry {entry!r} names {base}.py, which is not in "
+                           f"{bundle_dir}")
+    rounds = meta.get("round_files", list(DEFAULT_ROUND_FILES))
+    if not isinstance(rounds, list) or not all(isinstance(n, str) for n in rounds):
+        raise InvalidInput("round_files", f"{path}: \"round_files\" must be a list of file names")
+    return entry, tuple(rounds)
+
+
 def script_references(script: str) -> list[str]:
     """Bundle-relative paths ``script`` (a start_task.sh) mentions, in order, without repeats."""
     found: list[str] = []

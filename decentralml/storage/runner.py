@@ -15,6 +15,7 @@ then runs with the contributor's rights). See docs/bundles.md and docs/security.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.metadata
 import importlib.util
 import json
@@ -85,6 +86,8 @@ ENV_WORKDIR = "DECENTRALML_WORKDIR"
 
 #: Seconds between SIGTERM and SIGKILL when a task is stopped.
 KILL_GRACE = 5.0
+#: How often a supervised task's cancel handle is looked at, in seconds.
+CANCEL_POLL = 0.1
 #: The log file stops growing here (the task keeps running; its output is still drained).
 MAX_LOG_BYTES = 64 * 1024**2
 #: Largest sidecar JSON read from the output dir.
@@ -122,11 +125,14 @@ class RunResult:
     sandbox: sb.SandboxBackend = "none"
     #: Why the task was stopped for what it wrote (its output was deleted), else ``None``.
     output_exceeded: str | None = None
+    #: The run was stopped through its :class:`CancelHandle`.
+    cancelled: bool = False
 
     @property
     def ok(self) -> bool:
         """Whether the task exited 0 within its time and its limits."""
-        return self.returncode == 0 and not self.timed_out and self.output_exceeded is None
+        return (self.returncode == 0 and not self.timed_out and self.output_exceeded is None
+                and not self.cancelled)
 
 
 class TaskFailed(RunnerError):
@@ -178,10 +184,27 @@ def _installed_version(req: Requirement) -> str | None:
     module = _module_name(req.name)
     if importlib.util.find_spec(module) is None:
         return None
-    for dist in importlib.metadata.packages_distributions().get(module, []):
+    for dist in _providers(_site_stamp()).get(module, []):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             return importlib.metadata.version(dist)
     return ""  # importable, but no metadata to check a version against
+
+
+def _site_stamp() -> tuple[tuple[str, int], ...]:
+    """The modification times of the import path's directories: they change when a distribution
+    is installed or removed."""
+    stamp = []
+    for entry in sys.path:
+        with contextlib.suppress(OSError):
+            stamp.append((entry, os.stat(entry or ".").st_mtime_ns))
+    return tuple(stamp)
+
+
+@functools.lru_cache(maxsize=1)
+def _providers(_stamp: tuple[tuple[str, int], ...]) -> Mapping[str, list[str]]:
+    """Which distributions provide each top-level module (a scan of every installed one: a
+    tenth of a second, so done once per state of the import path)."""
+    return importlib.metadata.packages_distributions()
 
 
 def check_requirements(manifest: Manifest) -> list[str]:
@@ -349,28 +372,49 @@ def _copy_verified(bundle: Bundle, target: Path) -> None:
         dst.chmod(0o755 if entry.executable else 0o644)
 
 
-def _pump(stream: BinaryIO, log: BinaryIO, on_log: Callable[[str], None] | None) -> None:
-    """Copy the task's output to the log file (capped) and to ``on_log``, line by line.
+class LogSink:
+    """Where a task's output goes: its log file (capped at :data:`MAX_LOG_BYTES`) and a line
+    callback. A warm task host points it at each round's log in turn (:meth:`switch`).
 
     A callback that raises is dropped, not allowed to stop the draining: a full pipe would block
     the task forever.
     """
-    written = 0
-    callback = on_log
+
+    def __init__(self, log: BinaryIO | None, on_log: Callable[[str], None] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._log = log
+        self._on_log = on_log
+        self._written = 0
+
+    def switch(self, log: BinaryIO | None, on_log: Callable[[str], None] | None = None) -> None:
+        with self._lock:
+            self._log, self._on_log, self._written = log, on_log, 0
+
+    def write_line(self, line: bytes) -> None:
+        with self._lock:
+            log = self._log
+            if log is not None and self._written < MAX_LOG_BYTES:
+                chunk = line[: MAX_LOG_BYTES - self._written]
+                log.write(chunk)
+                self._written += len(chunk)
+                if self._written >= MAX_LOG_BYTES:
+                    log.write(b"\n[decentralml: log truncated]\n")
+                log.flush()
+            if self._on_log is not None:
+                try:
+                    self._on_log(line.decode("utf-8", errors="replace").rstrip("\r\n"))
+                except Exception:
+                    self._on_log = None
+
+
+def _pump(stream: BinaryIO, sink: LogSink) -> None:
+    """Copy the task's output to ``sink``, line by line, until the task closes it."""
     # Bounded reads: a task printing gigabytes without a newline must not fill our memory.
     for line in iter(lambda: stream.readline(_LINE_MAX), b""):
-        if written < MAX_LOG_BYTES:
-            chunk = line[: MAX_LOG_BYTES - written]
-            log.write(chunk)
-            written += len(chunk)
-            if written >= MAX_LOG_BYTES:
-                log.write(b"\n[decentralml: log truncated]\n")
-            log.flush()
-        if callback is not None:
-            try:
-                callback(line.decode("utf-8", errors="replace").rstrip("\r\n"))
-            except Exception:
-                callback = None
+        try:
+            sink.write_line(line)
+        except (OSError, ValueError):  # the round's log was closed under us: keep draining
+            continue
     stream.close()
 
 
@@ -422,13 +466,65 @@ def _read_sidecar(output_dir: Path) -> tuple[int | None, dict[str, float], str |
     return None, {}, None
 
 
-def _check_limits(timeout: float, limits: Mapping[str, int | None]) -> None:
-    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
-        raise InvalidInput("timeout", "must be a positive number of seconds")
-    for name, limit in limits.items():
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
-                                  or limit <= 0):
-            raise InvalidInput(name, "must be a positive integer")
+# --------------------------------------------------------------------------------------------
+# limits and cancelling
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """Every limit of one run (or, for a warm task host, of one round), checked once.
+
+    ``timeout`` is wall-clock seconds; ``cpu_seconds``/``memory_bytes`` are per-process
+    rlimits (``None``: unlimited); ``max_output_bytes`` caps what the task writes to its output,
+    home and tmp together; ``max_processes`` is ``RLIMIT_NPROC`` above what the uid runs already.
+    """
+
+    timeout: float = 3600.0
+    cpu_seconds: int | None = None
+    memory_bytes: int | None = None
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    max_processes: int = DEFAULT_MAX_PROCESSES
+
+    def __post_init__(self) -> None:
+        timeout = self.timeout
+        if isinstance(timeout, bool) or not (isinstance(timeout, (int, float))
+                                             and math.isfinite(timeout) and timeout > 0):
+            raise InvalidInput("timeout", "must be a positive number of seconds")
+        for name in ("cpu_seconds", "memory_bytes", "max_output_bytes", "max_processes"):
+            limit = getattr(self, name)
+            if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                      or limit <= 0):
+                raise InvalidInput(name, "must be a positive integer")
+        for name in ("max_output_bytes", "max_processes"):
+            if getattr(self, name) is None:
+                raise InvalidInput(name, "must be a positive integer")
+
+
+class CancelHandle:
+    """Stops a running task from another thread (a stopping worker, a Ctrl-C handler).
+
+    The runner checks it while it supervises the task: a cancelled task gets SIGTERM, then
+    SIGKILL after :data:`KILL_GRACE` seconds, exactly as at a timeout, and its run reports
+    ``cancelled``. Cancelling before the run starts makes it stop as soon as it has started.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason = ""
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        """Ask the run to stop; only sets a flag, so safe from a signal handler."""
+        if not self._event.is_set():
+            self.reason = reason
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+class TaskCancelled(TaskFailed):
+    """The run was stopped through its :class:`CancelHandle` (not the task's fault)."""
 
 
 def _check_data_dir(data_dir: Path, backend: sb.SandboxBackend) -> None:
@@ -439,50 +535,57 @@ def _check_data_dir(data_dir: Path, backend: sb.SandboxBackend) -> None:
                            f"runs as uid {sb.SANDBOX_UID} (chmod -R o+rX it)")
 
 
-def run_bundle(bundle: Bundle, *, task_id: int | str, submission_id: int | str,
-               data_dir: Path | None, workdir: Path, timeout: float,
-               cpu_seconds: int | None = None, memory_bytes: int | None = None,
-               env_extra: Mapping[str, str] | None = None,
-               on_log: Callable[[str], None] | None = None, check: bool = True,
-               sandbox: sb.SandboxMode = "auto", allow_network: bool = False,
-               max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
-               max_processes: int = DEFAULT_MAX_PROCESSES) -> RunResult:
-    """Run ``bundle``'s entry point with ``bash`` in a fresh ``workdir``; return what it made.
+# --------------------------------------------------------------------------------------------
+# the phases of a run: preflight, prepare, spawn, supervise, collect
 
-    Layout of ``workdir`` (which must not exist or be empty): ``task/`` (a verified copy of the
-    bundle, the task's cwd), ``output/`` (``DECENTRALML_OUTPUT_DIR``), ``home/`` (``HOME``),
-    ``tmp/`` (``TMPDIR``), ``bin/`` (``python`` wrappers) and ``task.log`` (stdout+stderr).
 
-    ``sandbox="auto"`` (the default) runs the task under bubblewrap, with the directories above
-    mounted at ``/dml/...`` and nothing else of the host visible (see
-    :mod:`decentralml.storage.sandbox`); where bubblewrap cannot run, :class:`SandboxUnavailable`
-    is raised and nothing runs. ``sandbox="none"`` runs it unconfined (with a
-    :class:`SandboxWarning`). A bundle whose manifest declares ``network`` runs only with
-    ``allow_network=True`` (:class:`NetworkNotAllowed` otherwise) and gets the network then; any
-    other bundle never does.
+@dataclass(frozen=True)
+class Plan:
+    """What :func:`preflight` decided: every path, the environment and the sandbox, before a
+    single directory exists. The task host (:mod:`decentralml.storage.task_host`) starts its
+    long-lived process from a plan too."""
 
-    Before anything runs, the declared requirements are checked (:class:`MissingRequirements`
-    names what is missing; nothing is pip-installed); none of these refusals creates
-    ``workdir``, and a bundle that fails verification while being copied leaves none behind.
-    After ``timeout`` seconds the whole task gets SIGTERM, then SIGKILL after
-    :data:`KILL_GRACE` seconds; whatever it left running is killed when the entry point exits.
-    A task writing more than ``max_output_bytes`` (output, home and tmp together, or more than
-    :data:`MAX_OUTPUT_ENTRIES` entries) is killed and its output deleted. With ``check`` (the
-    default) a non-zero exit, a timeout, an exceeded limit or a missing declared output raises
-    :class:`TaskFailed`, which carries the :class:`RunResult`.
-    """
-    manifest = bundle.manifest
-    if manifest.kind != "task" or manifest.entrypoint is None:
-        raise BundleError(f"bundle {bundle.cid} is a {manifest.kind} bundle; nothing to run")
-    _check_limits(timeout, {"cpu_seconds": cpu_seconds, "memory_bytes": memory_bytes,
-                            "max_output_bytes": max_output_bytes,
-                            "max_processes": max_processes})
-    ids: dict[str, str] = {}
+    bundle: Bundle
+    ids: tuple[str, str]
+    workdir: Path
+    layout: sb.Layout
+    log_path: Path
+    backend: sb.SandboxBackend
+    bwrap: str | None
+    setpriv: str | None
+    env: dict[str, str]
+    network: bool
+    limits: RunLimits
+    #: where the task sees its own dirs (host paths unconfined, ``/dml/...`` in the sandbox)
+    inside: sb.Layout
+    inside_workdir: Path
+
+    @property
+    def writable(self) -> list[Path]:
+        return [self.layout.output_dir, self.layout.home, self.layout.tmpdir]
+
+
+def _valid_ids(task_id: int | str, submission_id: int | str) -> tuple[str, str]:
+    ids: list[str] = []
     for name, value in (("task_id", task_id), ("submission_id", submission_id)):
         text = str(value)
         if isinstance(value, bool) or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,128}", text):
             raise InvalidInput(name, f"{value!r} is not a valid id")
-        ids[name] = text
+        ids.append(text)
+    return ids[0], ids[1]
+
+
+def preflight(bundle: Bundle, *, task_id: int | str, submission_id: int | str,
+              data_dir: Path | None, workdir: Path, limits: RunLimits,
+              env_extra: Mapping[str, str] | None = None, sandbox: sb.SandboxMode = "auto",
+              allow_network: bool = False) -> Plan:
+    """Everything that can refuse a run, refused before anything is written to disk."""
+    manifest = bundle.manifest
+    if manifest.kind != "task" or manifest.entrypoint is None:
+        raise BundleError(f"bundle {bundle.cid} is a {manifest.kind} bundle; nothing to run")
+    if not isinstance(limits, RunLimits):
+        raise InvalidInput("limits", "must be a RunLimits")
+    ids = _valid_ids(task_id, submission_id)
     if manifest.network and not allow_network:
         raise NetworkNotAllowed(
             f"bundle {bundle.cid} declares that it needs network access; nothing was run. Allow "
@@ -498,160 +601,300 @@ def run_bundle(bundle: Bundle, *, task_id: int | str, submission_id: int | str,
     if workdir.exists() and (not workdir.is_dir() or any(workdir.iterdir())):
         raise InvalidInput("workdir", f"{workdir} already exists and is not empty; runs start "
                            "in a fresh directory")
-
-    task_dir, output_dir = workdir / "task", workdir / "output"
-    home, tmpdir, bin_dir = workdir / "home", workdir / "tmp", workdir / "bin"
-    log_path = workdir / "task.log"
-    layout = sb.Layout(task_dir=task_dir, output_dir=output_dir, home=home, tmpdir=tmpdir,
-                       bin_dir=bin_dir, data_dir=data_dir)
-    # Where the task sees its directories: the host paths unconfined, fixed ones in the sandbox.
-    in_task, in_output, in_home, in_tmp, in_bin = task_dir, output_dir, home, tmpdir, bin_dir
-    in_data, in_workdir = data_dir, workdir
+    layout = sb.Layout(task_dir=workdir / "task", output_dir=workdir / "output",
+                       home=workdir / "home", tmpdir=workdir / "tmp", bin_dir=workdir / "bin",
+                       data_dir=data_dir)
+    inside, inside_workdir = layout, workdir
     if backend == "bubblewrap":
         sb.check_exposure(sb.python_paths(), [Path.home(), workdir])
-        in_task, in_output, in_home = Path(sb.TASK_DIR), Path(sb.OUTPUT_DIR), Path(sb.HOME_DIR)
-        in_tmp, in_bin, in_workdir = Path(sb.TMP_DIR), Path(sb.BIN_DIR), Path(sb.ROOT)
-        in_data = Path(sb.DATA_DIR) if data_dir is not None else None
+        inside = sb.Layout(task_dir=Path(sb.TASK_DIR), output_dir=Path(sb.OUTPUT_DIR),
+                           home=Path(sb.HOME_DIR), tmpdir=Path(sb.TMP_DIR),
+                           bin_dir=Path(sb.BIN_DIR),
+                           data_dir=Path(sb.DATA_DIR) if data_dir is not None else None)
+        inside_workdir = Path(sb.ROOT)
     context = {
-        ENV_TASK_ID: ids["task_id"], ENV_SUBMISSION_ID: ids["submission_id"],
+        ENV_TASK_ID: ids[0], ENV_SUBMISSION_ID: ids[1],
         ENV_TASK_TYPE: manifest.task_type.value, ENV_BUNDLE_CID: bundle.cid,
-        ENV_TASK_DIR: str(in_task), ENV_OUTPUT_DIR: str(in_output), ENV_WORKDIR: str(in_workdir),
+        ENV_TASK_DIR: str(inside.task_dir), ENV_OUTPUT_DIR: str(inside.output_dir),
+        ENV_WORKDIR: str(inside_workdir),
     }
-    if in_data is not None:
-        context[ENV_DATA_DIR] = str(in_data)
-    # Everything that can refuse the run does so before the workdir is created.
-    env = build_env(context=context, env_extra=env_extra, home=in_home, tmpdir=in_tmp,
-                    bin_dir=in_bin)
+    if inside.data_dir is not None:
+        context[ENV_DATA_DIR] = str(inside.data_dir)
+    env = build_env(context=context, env_extra=env_extra, home=inside.home,
+                    tmpdir=inside.tmpdir, bin_dir=inside.bin_dir)
     missing = check_requirements(manifest)
     if missing:
         raise MissingRequirements(missing)
     if backend == "none":
-        warnings.warn(f"running task {ids['task_id']} without a sandbox: {sb.NO_SANDBOX_RISK}",
-                      SandboxWarning, stacklevel=2)
+        warnings.warn(f"running task {ids[0]} without a sandbox: {sb.NO_SANDBOX_RISK}",
+                      SandboxWarning, stacklevel=3)
+    return Plan(bundle=bundle, ids=ids, workdir=workdir, layout=layout,
+                log_path=workdir / "task.log", backend=backend, bwrap=bwrap, setpriv=setpriv,
+                env=env, network=manifest.network and allow_network, limits=limits,
+                inside=inside, inside_workdir=inside_workdir)
 
+
+def prepare(plan: Plan) -> None:
+    """The workdir: a verified copy of the bundle, the writable dirs, the ``python`` wrappers.
+
+    A bundle that no longer matches its manifest leaves nothing that could be run later.
+    """
+    workdir, layout = plan.workdir, plan.layout
     created = not workdir.exists()
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        _copy_verified(bundle, task_dir)
-        for directory in (output_dir, home, tmpdir):
+        _copy_verified(plan.bundle, layout.task_dir)
+        for directory in (layout.output_dir, layout.home, layout.tmpdir):
             directory.mkdir()
-        _write_python_wrappers(bin_dir)
-        if backend == "bubblewrap":
+        _write_python_wrappers(layout.bin_dir)
+        if plan.backend == "bubblewrap":
             sb.prepare_dirs(layout, as_root=sb.runs_as_root())
     except BaseException:
-        # A bundle that no longer matches its manifest leaves nothing that could be run later.
         if created:
             remove_tree_quietly(workdir)
         else:
             for child in workdir.iterdir():
                 remove_tree_quietly(child)
         raise
-    bash = shutil.which("bash", path=env["PATH"]) or "/bin/bash"
-    argv = [bash, str(in_task / manifest.entrypoint)]
-    pass_fds: tuple[int, ...] = ()
-    if backend == "bubblewrap":
-        assert bwrap is not None
-        full = sb.bwrap_command(bwrap, ["/bin/bash", str(in_task / manifest.entrypoint)],
-                                layout, network=manifest.network and allow_network,
-                                as_root=sb.runs_as_root(), setpriv=setpriv)
+
+
+def task_command(plan: Plan) -> list[str]:
+    """What runs in the task's directory: the Python entry point's one-round host when the
+    manifest names one (``entry``), else ``start_task.sh`` with bash."""
+    manifest = plan.bundle.manifest
+    if manifest.python_entry is not None:
+        return entry_command(manifest.python_entry, "--once")
+    assert manifest.entrypoint is not None
+    if plan.backend == "bubblewrap":
+        return ["/bin/bash", str(plan.inside.task_dir / manifest.entrypoint)]
+    bash = shutil.which("bash", path=plan.env["PATH"]) or "/bin/bash"
+    return [bash, str(plan.layout.task_dir / manifest.entrypoint)]
+
+
+def entry_command(entry: str, *mode: str) -> list[str]:
+    """The interpreter running :mod:`decentralml.storage.entry` for ``entry`` (validated by the
+    manifest: ``module:function`` identifiers only)."""
+    return [sys.executable, "-m", "decentralml.storage.entry", "--entry", entry, *mode]
+
+
+@dataclass
+class Spawned:
+    """A started task: its process (the sandbox's bwrap, or the entry point itself), the
+    thread draining its output, and when it started."""
+
+    proc: subprocess.Popen[bytes]
+    pump: threading.Thread
+    started: float
+
+    @property
+    def pgid(self) -> int:
+        return self.proc.pid  # start_new_session: the child leads its own group
+
+
+def spawn(plan: Plan, command: list[str], log: BinaryIO | LogSink,
+          on_log: Callable[[str], None] | None = None, *,
+          keep_fds: tuple[int, ...] = ()) -> Spawned:
+    """Start ``command`` (inside paths) under the plan's sandbox and limits.
+
+    ``keep_fds`` are extra descriptors the task inherits (the task host's control pipes); they
+    are the caller's to close.
+    """
+    limits = plan.limits
+    argv = command
+    pass_fds: tuple[int, ...] = keep_fds
+    args_fd: int | None = None
+    if plan.backend == "bubblewrap":
+        assert plan.bwrap is not None
+        full = sb.bwrap_command(plan.bwrap, command, plan.layout, network=plan.network,
+                                as_root=sb.runs_as_root(), setpriv=plan.setpriv)
         # The arguments go through a pipe (--args), not argv: the sandbox's init is bwrap, and
         # its /proc/1/cmdline would otherwise show the task every host path that was bound.
         # (bwrap takes only options that way; the command, all sandbox paths, stays in argv.)
         split = full.index("--")
         args_fd = sb.args_pipe(full[1:split])
-        pass_fds = (args_fd,)
+        pass_fds = (*keep_fds, args_fd)
         argv = [full[0], "--args", str(args_fd), *full[split:]]
-    preexec = _limits(cpu_seconds, memory_bytes, _nproc_limit(max_processes, backend),
-                      max_output_bytes)
+    preexec = _limits(limits.cpu_seconds, limits.memory_bytes,
+                      _nproc_limit(limits.max_processes, plan.backend), limits.max_output_bytes)
+    try:
+        proc = subprocess.Popen(
+            argv, cwd=plan.layout.task_dir, env=plan.env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True, close_fds=True, preexec_fn=preexec, pass_fds=pass_fds,
+        )
+    except OSError as exc:
+        raise RunnerError(f"could not start the task: {exc}") from exc
+    finally:
+        if args_fd is not None:
+            os.close(args_fd)
+    assert proc.stdout is not None
+    sink = log if isinstance(log, LogSink) else LogSink(log, on_log)
+    pump = threading.Thread(target=_pump, args=(proc.stdout, sink),
+                            name="decentralml-task-log", daemon=True)
+    pump.start()
+    return Spawned(proc=proc, pump=pump, started=time.monotonic())
 
-    started = time.monotonic()
-    timed_out = False
-    writable = [output_dir, home, tmpdir]
-    with open(log_path, "wb") as log:
+
+@dataclass(frozen=True)
+class Outcome:
+    """How supervision ended."""
+
+    timed_out: bool = False
+    cancelled: bool = False
+    exceeded: str | None = None
+
+
+def stop_task(spawned: Spawned) -> None:
+    """SIGTERM the whole task, SIGKILL after :data:`KILL_GRACE` seconds; returns when it is
+    gone."""
+    _kill_group(spawned.pgid, signal.SIGTERM)
+    try:
+        spawned.proc.wait(timeout=KILL_GRACE)
+    except subprocess.TimeoutExpired:
+        _kill_group(spawned.pgid, signal.SIGKILL)
+        spawned.proc.wait()
+
+
+def supervise(spawned: Spawned, plan: Plan, cancel: CancelHandle | None = None) -> Outcome:
+    """Wait for the task within its time, its output limit and its cancel handle; whatever
+    happens, nothing of it is left running when this returns."""
+    limits = plan.limits
+    deadline = spawned.started + limits.timeout
+    timed_out = cancelled = False
+
+    def stop(_reason: str) -> None:
+        _kill_group(spawned.pgid, signal.SIGKILL)
+
+    watch = DiskWatch(plan.writable, max_bytes=limits.max_output_bytes,
+                      max_entries=MAX_OUTPUT_ENTRIES, on_exceeded=stop)
+    with watch:
         try:
-            proc = subprocess.Popen(
-                argv, cwd=task_dir, env=env,
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True, preexec_fn=preexec, pass_fds=pass_fds,
-            )
-        except OSError as exc:
-            raise RunnerError(f"could not start {manifest.entrypoint}: {exc}") from exc
-        finally:
-            for fd in pass_fds:
-                os.close(fd)
-        assert proc.stdout is not None
-        pump = threading.Thread(target=_pump, args=(proc.stdout, log, on_log),
-                                name="decentralml-task-log", daemon=True)
-        pump.start()
-        pgid = proc.pid  # start_new_session: the child leads its own group
-
-        def stop(_reason: str) -> None:
-            _kill_group(pgid, signal.SIGKILL)
-
-        watch = DiskWatch(writable, max_bytes=max_output_bytes, max_entries=MAX_OUTPUT_ENTRIES,
-                          on_exceeded=stop)
-        with watch:
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                _kill_group(pgid, signal.SIGTERM)
+            while True:
+                left = deadline - time.monotonic()
                 try:
-                    proc.wait(timeout=KILL_GRACE)
+                    spawned.proc.wait(timeout=max(0.0, min(left, CANCEL_POLL)))
+                    break
                 except subprocess.TimeoutExpired:
-                    _kill_group(pgid, signal.SIGKILL)
-                    proc.wait()
-            except BaseException:
-                # KeyboardInterrupt in the caller: never leave the task running behind us.
-                _kill_group(pgid, signal.SIGKILL)
-                proc.wait()
-                raise
-            finally:
-                # Background children still in the group would keep the log pipe open. (In the
-                # sandbox, the PID namespace is gone with its init already.)
-                _kill_group(pgid, signal.SIGKILL)
-        pump.join(timeout=KILL_GRACE)
-        # The last word on size is a measurement after every process of the task is gone.
-        exceeded = watch.reason or over_limit(
-            measure(writable, max_entries=MAX_OUTPUT_ENTRIES), max_bytes=max_output_bytes,
-            max_entries=MAX_OUTPUT_ENTRIES)
-        if timed_out:
-            log.write(f"\n[decentralml: killed after the {timeout:g}s timeout]\n".encode())
-        if exceeded is not None:
-            log.write(f"\n[decentralml: stopped: {exceeded}; its output was deleted]\n".encode())
-    duration = time.monotonic() - started
-    if backend == "bubblewrap" and sb.runs_as_root():
+                    pass
+                if cancel is not None and cancel.cancelled:
+                    cancelled = True
+                    stop_task(spawned)
+                    break
+                if time.monotonic() >= deadline:
+                    timed_out = True
+                    stop_task(spawned)
+                    break
+        except BaseException:
+            # KeyboardInterrupt in the caller: never leave the task running behind us.
+            _kill_group(spawned.pgid, signal.SIGKILL)
+            spawned.proc.wait()
+            raise
+        finally:
+            # Background children still in the group would keep the log pipe open. (In the
+            # sandbox, the PID namespace is gone with its init already.)
+            _kill_group(spawned.pgid, signal.SIGKILL)
+    spawned.pump.join(timeout=KILL_GRACE)
+    # The last word on size is a measurement after every process of the task is gone.
+    exceeded = watch.reason or over_limit(
+        measure(plan.writable, max_entries=MAX_OUTPUT_ENTRIES),
+        max_bytes=limits.max_output_bytes, max_entries=MAX_OUTPUT_ENTRIES)
+    return Outcome(timed_out=timed_out, cancelled=cancelled, exceeded=exceeded)
+
+
+def _note(log: BinaryIO, outcome: Outcome, limits: RunLimits, cancel: CancelHandle | None) -> None:
+    if outcome.timed_out:
+        log.write(f"\n[decentralml: killed after the {limits.timeout:g}s timeout]\n".encode())
+    if outcome.cancelled:
+        why = cancel.reason if cancel is not None else "cancelled"
+        log.write(f"\n[decentralml: stopped: {why}]\n".encode())
+    if outcome.exceeded is not None:
+        log.write(f"\n[decentralml: stopped: {outcome.exceeded}; its output was deleted]\n"
+                  .encode())
+
+
+def collect(plan: Plan, returncode: int, outcome: Outcome, duration: float, *,
+            check: bool = True) -> RunResult:
+    """The run's result from its output dir; with ``check``, :class:`TaskFailed` for a run that
+    failed, timed out, was cancelled, broke a limit or left a declared output out."""
+    layout, limits = plan.layout, plan.limits
+    output_dir, log_path = layout.output_dir, plan.log_path
+    if plan.backend == "bubblewrap" and sb.runs_as_root():
         with contextlib.suppress(OSError):
             sb.reclaim(output_dir)
-    if exceeded is not None:
+    if outcome.exceeded is not None:
         # Nothing over the limit is ever packed: the output goes, an empty dir stays.
         remove_tree_quietly(output_dir)
         output_dir.mkdir(exist_ok=True)
-        for directory in (home, tmpdir):
+        for directory in (layout.home, layout.tmpdir):
             remove_tree_quietly(directory)
-
-    num_examples, metrics = (None, {}) if exceeded else _read_sidecar(output_dir)[:2]
-    result = RunResult(returncode=proc.returncode, output_dir=output_dir, log_path=log_path,
+    num_examples, metrics = ((None, {}) if outcome.exceeded or outcome.cancelled
+                             else _read_sidecar(output_dir)[:2])
+    manifest = plan.bundle.manifest
+    result = RunResult(returncode=returncode, output_dir=output_dir, log_path=log_path,
                        num_examples=num_examples, metrics=metrics, duration=duration,
-                       timed_out=timed_out, task_id=ids["task_id"],
-                       submission_id=ids["submission_id"], task_type=manifest.task_type,
-                       bundle_cid=bundle.cid, workdir=workdir, sandbox=backend,
-                       output_exceeded=exceeded)
+                       timed_out=outcome.timed_out, task_id=plan.ids[0],
+                       submission_id=plan.ids[1], task_type=manifest.task_type,
+                       bundle_cid=plan.bundle.cid, workdir=plan.workdir, sandbox=plan.backend,
+                       output_exceeded=outcome.exceeded, cancelled=outcome.cancelled)
     if check:
-        if exceeded is not None:
-            raise TaskFailed(f"task stopped: {exceeded}; its output was deleted, nothing is "
-                             f"packed (log: {log_path})", result)
-        if timed_out:
-            raise TaskFailed(f"task timed out after {timeout:g}s (log: {log_path})", result)
-        if proc.returncode != 0:
-            how = (f"was killed by signal {-proc.returncode}" if proc.returncode < 0
-                   else f"exited with status {proc.returncode}")
+        if outcome.cancelled:
+            raise TaskCancelled(f"task stopped before it finished (log: {log_path})", result)
+        if outcome.exceeded is not None:
+            raise TaskFailed(f"task stopped: {outcome.exceeded}; its output was deleted, "
+                             f"nothing is packed (log: {log_path})", result)
+        if outcome.timed_out:
+            raise TaskFailed(f"task timed out after {limits.timeout:g}s (log: {log_path})",
+                             result)
+        if returncode != 0:
+            how = (f"was killed by signal {-returncode}" if returncode < 0
+                   else f"exited with status {returncode}")
             raise TaskFailed(f"task {how} (log: {log_path})\n{_tail(log_path)}", result)
         absent = [out for out in manifest.outputs if not (output_dir / out).exists()]
         if absent:
             raise TaskFailed(f"task did not produce its declared output(s) {absent} "
                              f"(log: {log_path})", result)
     return result
+
+
+def run_bundle(bundle: Bundle, *, task_id: int | str, submission_id: int | str,
+               data_dir: Path | None, workdir: Path, limits: RunLimits,
+               env_extra: Mapping[str, str] | None = None,
+               on_log: Callable[[str], None] | None = None, check: bool = True,
+               sandbox: sb.SandboxMode = "auto", allow_network: bool = False,
+               cancel: CancelHandle | None = None) -> RunResult:
+    """Run ``bundle`` once in a fresh ``workdir``; return what it made.
+
+    The bundle's Python entry point (manifest ``entry``) when it names one, else its
+    ``start_task.sh`` with ``bash``. Layout of ``workdir`` (which must not exist or be empty):
+    ``task/`` (a verified copy of the bundle, the task's cwd), ``output/``
+    (``DECENTRALML_OUTPUT_DIR``), ``home/`` (``HOME``), ``tmp/`` (``TMPDIR``), ``bin/``
+    (``python`` wrappers) and ``task.log`` (stdout+stderr).
+
+    ``sandbox="auto"`` (the default) runs the task under bubblewrap, with the directories above
+    mounted at ``/dml/...`` and nothing else of the host visible (see
+    :mod:`decentralml.storage.sandbox`); where bubblewrap cannot run, :class:`SandboxUnavailable`
+    is raised and nothing runs. ``sandbox="none"`` runs it unconfined (with a
+    :class:`SandboxWarning`). A bundle whose manifest declares ``network`` runs only with
+    ``allow_network=True`` (:class:`NetworkNotAllowed` otherwise).
+
+    The phases: :func:`preflight` refuses what cannot run (requirements, sandbox, arguments)
+    before the workdir exists, :func:`prepare` copies the verified bundle, :func:`spawn` starts
+    it, :func:`supervise` holds it to ``limits`` and ``cancel``, :func:`collect` reads the
+    result. With ``check`` (the default) a non-zero exit, a timeout, a cancel, an exceeded
+    limit or a missing declared output raises :class:`TaskFailed` carrying the
+    :class:`RunResult`.
+    """
+    plan = preflight(bundle, task_id=task_id, submission_id=submission_id, data_dir=data_dir,
+                     workdir=workdir, limits=limits, env_extra=env_extra, sandbox=sandbox,
+                     allow_network=allow_network)
+    prepare(plan)
+    with open(plan.log_path, "wb") as log:
+        spawned = spawn(plan, task_command(plan), log, on_log)
+        outcome = supervise(spawned, plan, cancel)
+        _note(log, outcome, limits, cancel)
+    duration = time.monotonic() - spawned.started
+    assert spawned.proc.returncode is not None
+    return collect(plan, spawned.proc.returncode, outcome, duration, check=check)
 
 
 def _tail(path: Path, lines: int = 20) -> str:

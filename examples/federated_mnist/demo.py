@@ -1,12 +1,15 @@
 """The federated MNIST demo: the whole marketplace story on one machine, in one command.
 
-An ephemeral devnode and a local store (or a real IPFS daemon) are started; creator //Alice
-publishes a model-contributor task with 3 slots; 3 contributor processes (//Bob, //Charlie,
-//Dave) each work it on their own shard through the CLI; the reviewer validates (round 1 with
-on-chain AutoAccept, later rounds with a holdout min-accuracy policy); the creator federates.
-The tables at the end compare each contributor's model, the federated model and a centrally
-trained baseline on one evaluation set, show each round's validation policy, what was paid and
-refunded, and where the time went: chain, storage, process start-up and training, each apart.
+An ephemeral devnode and a local store (or a real IPFS daemon) are started; 3 contributors
+(//Bob, //Charlie, //Dave) each start one long-lived ``decentralml worker`` on their own shard;
+creator //Alice runs a federated job: every round publishes a model-contributor task with 3 slots,
+which the workers see in the block that created it (a block subscription, not polling) and run in
+a warm task host (one sandboxed process per job that keeps TensorFlow, the data and the compiled
+model between rounds); the reviewer validates (round 1 with on-chain AutoAccept, later rounds with
+a holdout min-accuracy policy); the creator federates. The tables at the end compare each
+contributor's model, the federated model and a centrally trained baseline on one evaluation set,
+show each round's validation policy, what was paid and refunded, and where each round's time
+went: training, task host, chain, storage, validation and aggregation.
 
 Run: ``make demo`` or ``python examples/federated_mnist/demo.py [--rounds 3] [--storage ipfs:URL]``.
 """
@@ -17,12 +20,13 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -115,30 +119,87 @@ class DemoReport(BaseModel):
     #: the federated job's wall time by kind of work, named for what it is (see ``overhead``)
     time_split: dict[str, float]
     steps: dict[str, float]
+    #: per round, where its wall time went (same parts as ``time_split``)
+    breakdown: list[dict[str, float]] = []
 
 
-def _work_in_subprocess(url: str, storage: str, account: str, home: Path, task_id: int,
-                        data_dir: Path) -> tuple[dict[str, Any], float]:
-    """One contributor, as a user would run it: the CLI in its own process."""
-    cmd = [sys.executable, "-m", "decentralml.cli.main", "--node", url, "--storage", storage,
-           "--account", account, "--home", str(home), "--json", "--yes",
-           "work", str(task_id), "--data", str(data_dir)]
-    started = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"{account} failed ({done.returncode}): {done.stderr[-2000:]}")
-    return json.loads(done.stdout), seconds
+class WorkerProcess:
+    """One contributor's ``decentralml worker --json``, started once for the whole job, as a user
+    would leave it running; its JSON event lines are collected by task."""
+
+    def __init__(self, url: str, storage: str, account: str, home: Path, data_dir: Path,
+                 creator: str, *, cold: bool = False) -> None:
+        home.mkdir(parents=True, exist_ok=True)
+        self.account = account
+        self.events: list[dict[str, Any]] = []
+        self._cond = threading.Condition()
+        cmd = [sys.executable, "-m", "decentralml.cli.main", "--node", url, "--storage", storage,
+               "--account", account, "--home", str(home), "--json", "--yes", "worker",
+               "--data", str(data_dir), "--creator", creator, "--stop-grace", "5",
+               *(["--cold"] if cold else [])]
+        self._stderr = open(home / "worker.log", "wb")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._stderr,
+                                     stdin=subprocess.DEVNULL, text=True,
+                                     env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            event["received"] = time.perf_counter()
+            with self._cond:
+                self.events.append(event)
+                self._cond.notify_all()
+
+    def wait_for(self, event: str, task_id: int | None = None,
+                 timeout: float = 600) -> dict[str, Any]:
+        """The first ``event`` (of ``task_id``), waiting for it; RuntimeError on a failure."""
+        def found() -> dict[str, Any] | None:
+            for e in self.events:
+                if e.get("task_id") == task_id and e["event"] in ("failed", "abandoned"):
+                    raise RuntimeError(f"{self.account}: task {task_id} {e['message']}")
+                if e["event"] == event and (task_id is None or e.get("task_id") == task_id):
+                    return e
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.account}'s worker exited ({self.proc.returncode})")
+            return None
+
+        with self._cond:
+            hit = self._cond.wait_for(found, timeout=timeout)
+        if hit is None:
+            raise RuntimeError(f"{self.account}: no {event} for task {task_id} in {timeout} s")
+        return hit
+
+    def stages(self, task_id: int) -> dict[str, float]:
+        with self._cond:
+            return {e["data"]["stage"]: float(e["data"].get("seconds", 0.0))
+                    for e in self.events if e["event"] == "stage" and e.get("task_id") == task_id}
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(timeout=5)
+        self._stderr.close()
 
 
 def run_demo(workdir: Path, *, rounds: int = 3, storage: str | None = None,
              mnist_path: Path | None = None, min_accuracy: float = 0.5,
-             log: Any = print, node_url: str | None = None) -> DemoReport:
+             log: Any = print, node_url: str | None = None, cold: bool = False) -> DemoReport:
     """Run the demo in ``workdir``; return the numbers of its table (the e2e test checks them).
 
     ``node_url``: run against that node (e.g. the Rust runtime of ``make chain``) instead of an
     ephemeral devnode; the dev accounts //Alice, //Bob, //Charlie and //Dave must be funded there.
+    ``cold``: the workers start every round in a fresh sandboxed process (``worker --cold``).
     """
     from decentralml import AutoAccept, Client, ModelCreator, holdout_policy, open_store
     from decentralml.chain.types import ValidationStrategy
@@ -196,38 +257,66 @@ def run_demo(workdir: Path, *, rounds: int = 3, storage: str | None = None,
 
         model = make_digits_cnn(x_train.shape[1:], 10, seed=0)
 
+        scoring: list[Any] = []  # one holdout policy for every round (it keeps its scorer)
+
         def validation(r: int) -> tuple[ValidationStrategy, Any]:
             if r == 1:
                 policies[r] = "AutoAccept on chain"
                 return ValidationStrategy.AutoAccept, AutoAccept()
             policies[r] = f"holdout min-accuracy {min_accuracy:g}"
-            return (ValidationStrategy.CustomAccept,
-                    _TimedPolicy(holdout_policy(creator, model, holdout[0], holdout[1],
-                                                min_accuracy=min_accuracy), ledger))
+            if not scoring:
+                scoring.append(_TimedPolicy(holdout_policy(
+                    creator, model, holdout[0], holdout[1], min_accuracy=min_accuracy), ledger))
+            return ValidationStrategy.CustomAccept, scoring[0]
+
+        # The contributors' workers start once and serve every round.
+        t = time.perf_counter()
+        workers = {a: WorkerProcess(url, storage, a, workdir / f"home-{a.strip('/').lower()}",
+                                    shard_dirs[a], "//Alice", cold=cold) for a in CONTRIBUTORS}
+        for w in workers.values():
+            stack.callback(w.stop)
+        for w in workers.values():
+            w.wait_for("started", timeout=300)
+        steps["contributors' workers start"] = time.perf_counter() - t
+        published_at: dict[int, float] = {}
+        # the creator's ledger at each phase of each round
+        ledger_marks: dict[int, dict[str, dict[str, float]]] = {}
+        phases = {"round-published": "published", "round-results": "results",
+                  "round-validated": "validated", "round-closed": "closed"}
 
         def on_round(r: int, published: Any) -> None:
+            published_at[r] = time.perf_counter()
             log(f"round {r}: task {published.task_id} published ({published.assets_cid[:20]}...)")
-            with ThreadPoolExecutor(len(CONTRIBUTORS)) as pool:
-                futures = {a: pool.submit(_work_in_subprocess, url, storage, a,
-                                          workdir / f"home-{a.strip('/').lower()}",
-                                          published.task_id, shard_dirs[a])
-                           for a in CONTRIBUTORS}
-                for a, fut in futures.items():
-                    out, seconds = fut.result()
-                    runs.append(ContributorRun(
-                        account=a, round=r, submission_id=out["submission_id"],
-                        num_examples=out.get("num_examples"),
-                        train_seconds=float(out.get("metrics", {}).get("train_seconds", 0.0)),
-                        process_seconds=seconds, stage_seconds=out.get("timings", {}),
-                        accuracy=out.get("metrics", {}).get("holdout_accuracy")))
-            log(f"round {r}: {len(CONTRIBUTORS)} results submitted")
 
+        def on_progress(event: str, data: dict[str, Any]) -> None:
+            if event in phases:
+                r = int(data["round"])
+                marks = ledger_marks.setdefault(r, {})
+                marks.setdefault("start", ledger_marks[r - 1]["closed"])
+                marks[phases[event]] = dict(ledger.seconds)
+            if event == "round-results":
+                task_id = int(data["task_id"])
+                for a, w in workers.items():
+                    done = w.wait_for("submitted", task_id)
+                    metrics = done["data"].get("metrics") or {}
+                    runs.append(ContributorRun(
+                        account=a, round=int(data["round"]), submission_id=done["submission_id"],
+                        num_examples=done["data"].get("num_examples"),
+                        train_seconds=float(metrics.get("train_seconds", 0.0)),
+                        process_seconds=done["received"] - published_at.get(data["round"],
+                                                                            done["received"]),
+                        stage_seconds=w.stages(task_id)))
+                log(f"round {data['round']}: {len(workers)} results submitted")
+
+        ledger_marks[0] = {"closed": dict(ledger.seconds)}
         t = time.perf_counter()
         model, job = run_federated_job(
             creator, model, BUNDLE, rounds=rounds, slots=len(CONTRIBUTORS), reward=10 * UNIT,
             x_test=evaluation[0], y_test=evaluation[1], question="Train the digits CNN",
-            validation=validation, on_round_published=on_round, round_timeout=900)
+            validation=validation, on_round_published=on_round, on_progress=on_progress,
+            round_timeout=900)
         steps["federated job"] = time.perf_counter() - t
+        creator.stop_watching()
         federated_accuracy = float(evaluate(model, evaluation[0], evaluation[1])["accuracy"])
         after = {a: alice.balance(alice.resolve_address(a)) for a in accounts}
         fees = alice.fees_paid(accounts, from_block=start_block + 1)
@@ -243,6 +332,7 @@ def run_demo(workdir: Path, *, rounds: int = 3, storage: str | None = None,
     for run in last:
         run.accuracy = _score_update(workdir, run, evaluation)
     wall_seconds = time.perf_counter() - wall
+    breakdown = _round_breakdown(job, runs, ledger_marks)
     return DemoReport(
         data_source=source, storage=storage.split(":", 1)[0],
         rounds=[{**r.model_dump(), "policy": policies.get(r.round, "")} for r in job.rounds],
@@ -252,7 +342,8 @@ def run_demo(workdir: Path, *, rounds: int = 3, storage: str | None = None,
         evaluation_examples=len(evaluation[1]), holdout_examples=len(holdout[1]),
         wall_seconds=wall_seconds,
         training_seconds=_per_round_mean(runs, lambda r: r.train_seconds),
-        time_split=_time_split(steps["federated job"], job, runs, ledger), steps=steps)
+        time_split=_time_split(steps["federated job"], breakdown), steps=steps,
+        breakdown=breakdown)
 
 
 def _per_round_mean(runs: list[ContributorRun], value: Callable[[ContributorRun], float]
@@ -265,41 +356,69 @@ def _per_round_mean(runs: list[ContributorRun], value: Callable[[ContributorRun]
     return total
 
 
-def _time_split(job_seconds: float, job: Any, runs: list[ContributorRun],
-                ledger: Ledger) -> dict[str, float]:
-    """The federated job's wall time by what it was spent on; the parts add up to the total.
+#: The parts of a round's wall time, in the order the tables show them.
+PARTS = ("training", "task host", "chain", "storage", "validation", "aggregation", "waiting",
+         "other")
+PART_NOTES = {
+    "training": "the contributors' train step (mean of the three, they run in parallel)",
+    "task host": "the sandboxed process around training: start-up, imports, model load, update",
+    "chain": "accept_task + send_task_result, create_task, queries, close_task",
+    "storage": "bundle store + pin, fetch + verify, result upload, update fetches",
+    "validation": "the validation batch on chain and holdout scoring of each update",
+    "aggregation": "federating the updates and evaluating the global model",
+    "waiting": "for the slowest contributor and the block that wakes the workers",
+    "other": "the creator's bundle packing and bookkeeping",
+}
 
-    The contributors run in parallel, so their share is the per-round mean of each stage of
-    their ``work`` process (a round waits for the slowest: the difference is "waiting").
+
+def _round_parts(rr: Any, runs: list[ContributorRun], marks: dict[str, dict[str, float]]
+                 ) -> dict[str, float]:
+    """Round ``rr``'s wall time by kind of work; the parts add up to ``rr.seconds``.
+
+    ``marks`` are the creator's ledger at each phase of the round (published, results,
+    validated, closed). The contributors' share is the per-round mean of each stage of their
+    worker.
     """
     def stage(*names: str) -> float:
         return _per_round_mean(runs, lambda r: sum(r.stage_seconds.get(n, 0.0) for n in names))
 
+    def spent(bucket: str, start: str, end: str) -> float:
+        return marks[end].get(bucket, 0.0) - marks[start].get(bucket, 0.0)
+
     training = _per_round_mean(runs, lambda r: r.train_seconds)
-    cli_start = _per_round_mean(runs, lambda r: r.process_seconds - sum(r.stage_seconds.values()))
-    task_start = stage("ran") - training
-    contributors_phase = sum(rr.timings.get("contributors", 0.0) for rr in job.rounds)
+    host = max(stage("ran") - training, 0.0)
     chain_c, storage_c = stage("accepted", "submitted"), stage("fetched", "uploaded")
-    accounted = training + cli_start + task_start + chain_c + storage_c
-    creator_chain = ledger.seconds.get("chain", 0.0)
-    creator_storage = ledger.seconds.get("storage", 0.0)
-    scoring = ledger.seconds.get("scoring", 0.0)
-    creator_rest = (job_seconds - contributors_phase - creator_chain - creator_storage
-                    - scoring)
-    return {
-        "training (contributors' train step in start_task.sh)": training,
-        "process start-up: the contributors' decentralml CLI (Python, imports, connect)":
-            cli_start,
-        "process start-up: start_task.sh (Python, TensorFlow, model load)": task_start,
-        "chain: contributors' accept_task + send_task_result": chain_c,
-        "storage: contributors' fetch + verify bundle, upload result": storage_c,
-        "waiting for the slowest contributor of a round": max(contributors_phase - accounted,
-                                                              0.0),
-        "chain: creator's create_task, queries, validation batch, close_task": creator_chain,
-        "storage: creator's bundle store + pin, update fetches": creator_storage,
-        "scoring: holdout evaluation of each update (validation policy)": scoring,
-        "creator's model work: bundle packing, averaging, evaluation": max(creator_rest, 0.0),
+    phase = rr.timings
+    parts = {
+        "training": training,
+        "task host": host,
+        "chain": chain_c + spent("chain", "start", "closed")
+        - spent("chain", "results", "validated"),
+        "storage": storage_c + spent("storage", "start", "closed"),
+        "validation": phase.get("validate", 0.0),
+        "aggregation": max(phase.get("federate", 0.0)
+                           - spent("storage", "validated", "closed"), 0.0),
+        "waiting": max(phase.get("contributors", 0.0) - training - host - chain_c - storage_c,
+                       0.0),
     }
+    parts["other"] = max(rr.seconds - sum(parts.values()), 0.0)
+    return parts
+
+
+def _round_breakdown(job: Any, runs: list[ContributorRun],
+                     marks: dict[int, dict[str, dict[str, float]]]) -> list[dict[str, float]]:
+    out = []
+    for rr in job.rounds:
+        parts = _round_parts(rr, [r for r in runs if r.round == rr.round], marks[rr.round])
+        out.append({"round": float(rr.round), "seconds": rr.seconds, **parts})
+    return out
+
+
+def _time_split(job_seconds: float, breakdown: list[dict[str, float]]) -> dict[str, float]:
+    """The federated job's wall time by kind of work; the parts add up to the total."""
+    split = {name: sum(b[name] for b in breakdown) for name in PARTS}
+    split["other"] += max(job_seconds - sum(b["seconds"] for b in breakdown), 0.0)
+    return split
 
 
 def _score_update(workdir: Path, run: ContributorRun, evaluation: tuple[Any, Any]) -> float | None:
@@ -307,8 +426,10 @@ def _score_update(workdir: Path, run: ContributorRun, evaluation: tuple[Any, Any
     from decentralml.fl import evaluate, load_model, load_update
 
     home = workdir / f"home-{run.account.strip('/').lower()}"
-    # work directories are named by the submission id and its assigning block's hash
-    updates = list(home.glob(f"work/submission-{run.submission_id}-*/run/output/update.npz"))
+    # the worker keeps a work directory per task, named by the submission id and its assigning
+    # block's hash
+    updates = list(home.glob(f"worker/*/*/tasks/task-*/work/submission-{run.submission_id}-*"
+                             "/run/output/update.npz"))
     models = sorted((workdir / "creator" / "rounds").glob(f"round-{run.round}/model.keras"))
     if not updates or not models:
         return None
@@ -354,13 +475,20 @@ def print_report(report: DemoReport) -> None:
     console.print(f"rewards paid {report.rewards_paid / UNIT:g} UNIT, escrow refunded "
                   f"{report.escrow_refunded / UNIT:g} UNIT, fees {report.fees_paid / UNIT:g} "
                   f"UNIT, balances reconcile: {report.balances_ok}")
-    w = Table(title=f"where the federated job's {report.steps['federated job']:.1f} s went "
-              "(contributors: mean per round, they run in parallel)", title_justify="left")
-    w.add_column("work")
-    w.add_column("seconds", justify="right")
-    for name, seconds in report.time_split.items():
-        w.add_row(name, f"{seconds:.1f}")
+    w = Table(title=f"where each round's time went, seconds (federated job "
+              f"{report.steps['federated job']:.1f} s; contributors: mean of the three, they run "
+              "in parallel)", title_justify="left")
+    w.add_column("round")
+    for name in ("wall", *PARTS):
+        w.add_column(name, justify="right")
+    for b in report.breakdown:
+        w.add_row(str(int(b["round"])), f"{b['seconds']:.2f}",
+                  *(f"{b[name]:.2f}" for name in PARTS))
+    w.add_row("job", f"{report.steps['federated job']:.2f}",
+              *(f"{report.time_split[name]:.2f}" for name in PARTS))
     console.print(w)
+    console.print("; ".join(f"{name}: {note}" for name, note in PART_NOTES.items()),
+                  highlight=False)
     console.print(f"wall time {report.wall_seconds:.1f} s: " + ", ".join(
         f"{name} {seconds:.1f} s" for name, seconds in report.steps.items()))
 
@@ -373,13 +501,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="keep the demo's files here")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--node", help="a node URL to run against (default: an ephemeral devnode)")
+    parser.add_argument("--cold", action="store_true",
+                        help="no warm task hosts: a fresh sandboxed process every round")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with tempfile.TemporaryDirectory(prefix="decentralml-demo-") as tmp:
         workdir = args.workdir or Path(tmp)
         report = run_demo(workdir, rounds=args.rounds, storage=args.storage,
                           mnist_path=args.mnist, log=(lambda *_: None) if args.json else print,
-                          node_url=args.node)
+                          node_url=args.node, cold=args.cold)
     if args.json:
         print(report.model_dump_json(indent=2))
     else:

@@ -36,8 +36,13 @@ def _check(report) -> None:  # type: ignore[no-untyped-def]
     assert last["accuracy"] is not None
     split = report.time_split
     assert all(seconds >= 0 for seconds in split.values())
-    assert {k.split(":")[0] for k in split} >= {"chain", "storage", "process start-up"}
-    assert any(k.startswith("training") for k in split)
+    assert set(split) == {"training", "task host", "chain", "storage", "validation",
+                          "aggregation", "waiting", "other"}
+    assert split["training"] > 0 and split["chain"] > 0 and split["storage"] > 0
+    assert [int(b["round"]) for b in report.breakdown] == [r["round"] for r in report.rounds]
+    for b in report.breakdown:  # each round's parts add up to its wall time
+        assert sum(v for k, v in b.items() if k not in ("round", "seconds")) >= \
+            b["seconds"] * 0.99
     # the parts add up to the federated job's wall time (waiting and the creator's rest clamp
     # at zero, so the sum can only exceed it by clock noise)
     assert sum(split.values()) >= report.steps["federated job"] * 0.99

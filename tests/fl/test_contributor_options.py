@@ -16,7 +16,7 @@ import pytest
 from decentralml.chain.types import TaskType
 from decentralml.fl import ClientDP, TaskOptions, update_norm, write_task_options
 from decentralml.storage.bundle import MANIFEST_NAME, Bundle, build_manifest, load_bundle
-from decentralml.storage.runner import TaskFailed, run_bundle
+from decentralml.storage.runner import RunLimits, TaskFailed, run_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "asset_templates"
@@ -83,7 +83,7 @@ def test_template_clips_the_update_and_drops_data_metrics(tmp_path: Path) -> Non
                                                              noise_multiplier=0.0)))
     data = data_dir(tmp_path, np.ones((10, 3), "float32"), np.zeros(10, "int64"))
     result = run_bundle(bundle, task_id=1, submission_id=2, data_dir=data,
-                        workdir=tmp_path / "work", timeout=120)
+                        workdir=tmp_path / "work", limits=RunLimits(timeout=120))
     w, b = sorted(arrays(result.output_dir), key=lambda a: a.ndim)[::-1]
     start = [np.full((3, 2), 0.25), np.zeros(2)]
     assert update_norm([w, b], start) == pytest.approx(0.5, rel=1e-6)
@@ -97,7 +97,7 @@ def test_template_without_options_is_unchanged(tmp_path: Path) -> None:
     bundle = template_task(tmp_path, TaskOptions())
     data = data_dir(tmp_path, np.ones((10, 3), "float32"), np.zeros(10, "int64"))
     result = run_bundle(bundle, task_id=1, submission_id=2, data_dir=data,
-                        workdir=tmp_path / "work", timeout=120)
+                        workdir=tmp_path / "work", limits=RunLimits(timeout=120))
     w, _b = sorted(arrays(result.output_dir), key=lambda a: a.ndim)[::-1]
     np.testing.assert_array_equal(w, np.full((3, 2), 1.25, "float32"))
     assert result.metrics == {"accuracy": 0.25}
@@ -111,7 +111,7 @@ def test_template_refuses_bad_options_before_training(tmp_path: Path) -> None:
     data = data_dir(tmp_path, np.ones((10, 3), "float32"), np.zeros(10, "int64"))
     with pytest.raises(TaskFailed):
         run_bundle(bundle, task_id=1, submission_id=2, data_dir=data,
-                   workdir=tmp_path / "work", timeout=120)
+                   workdir=tmp_path / "work", limits=RunLimits(timeout=120))
     assert "dp.clipping_norm" in (tmp_path / "work" / "task.log").read_text()
 
 
@@ -130,7 +130,7 @@ def test_example_bundle_trains_with_fedprox_and_clips(tmp_path: Path, digits: An
     bundle = as_bundle(task)
     data = data_dir(tmp_path, x[:200], y[:200])
     result = run_bundle(bundle, task_id=1, submission_id=2, data_dir=data,
-                        workdir=tmp_path / "work", timeout=600,
+                        workdir=tmp_path / "work", limits=RunLimits(timeout=600),
                         env_extra={"KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"})
     start = get_weights(load_model(task / "model.keras"))
     with np.load(result.output_dir / "update.npz", allow_pickle=False) as f:

@@ -32,6 +32,7 @@ from decentralml.storage.bundle import (
 from decentralml.storage.runner import (
     RESULT_SIDECARS,
     MissingRequirements,
+    RunLimits,
     TaskFailed,
     build_env,
     check_requirements,
@@ -54,7 +55,10 @@ def make_bundle(root: Path, script: str, *, files: dict[str, str] | None = None,
 
 
 def run(bundle: Bundle, tmp_path: Path, name: str = "work", **kwargs: Any) -> runner.RunResult:
-    kwargs.setdefault("timeout", 30)
+    limit_names = ("timeout", "cpu_seconds", "memory_bytes", "max_output_bytes", "max_processes")
+    limits = {k: kwargs.pop(k) for k in limit_names if k in kwargs}
+    limits.setdefault("timeout", 30)
+    kwargs["limits"] = runner.RunLimits(**limits)
     kwargs.setdefault("data_dir", None)
     kwargs.setdefault("sandbox", "none")
     with warnings.catch_warnings():
@@ -174,7 +178,7 @@ def test_workdir_must_be_fresh_and_args_checked(tmp_path: Path) -> None:
             run(bundle, tmp_path, name="w", **kwargs)
     with pytest.raises(InvalidInput, match="task_id"):
         run_bundle(bundle, task_id="../x", submission_id=1, data_dir=None,
-                   workdir=tmp_path / "w", timeout=5)
+                   workdir=tmp_path / "w", limits=RunLimits(timeout=5))
     assert not (tmp_path / "w").exists()
 
 
@@ -341,7 +345,11 @@ def test_requirement_satisfied_by_module_of_another_distribution(
                         lambda name: object() if name == "yaml_alias" else None)
     manifest = Manifest(task_type=TaskType.ModelContributor, entrypoint=None, kind="result",
                         files=(), requirements=("yaml-alias>=1", "yaml-alias>=999"))
-    missing = check_requirements(manifest)
+    runner._providers.cache_clear()  # the scan is cached per state of the import path
+    try:
+        missing = check_requirements(manifest)
+    finally:
+        runner._providers.cache_clear()
     assert len(missing) == 1 and missing[0].startswith("yaml-alias>=999 (installed:")
 
 

@@ -16,6 +16,7 @@ from decentralml.storage._quota import measure, over_limit
 from decentralml.storage.bundle import MANIFEST_NAME, build_manifest, load_bundle
 from decentralml.storage.runner import (
     NetworkNotAllowed,
+    RunLimits,
     SandboxWarning,
     TaskFailed,
     run_bundle,
@@ -57,7 +58,7 @@ def test_missing_bwrap_is_refused_with_how_to_install(monkeypatch: pytest.Monkey
     bundle = _bundle(tmp_path / "b", 'touch "$DECENTRALML_OUTPUT_DIR/ran"\n')
     with pytest.raises(sb.SandboxUnavailable):
         run_bundle(bundle, task_id=1, submission_id=1, data_dir=None,
-                   workdir=tmp_path / "w", timeout=30)
+                   workdir=tmp_path / "w", limits=RunLimits(timeout=30))
     assert not (tmp_path / "w").exists()  # refused before anything was created
 
 
@@ -65,7 +66,7 @@ def test_no_sandbox_warns_and_says_so_in_the_result(tmp_path: Path) -> None:
     bundle = _bundle(tmp_path / "b", 'echo ok > "$DECENTRALML_OUTPUT_DIR/o"\n')
     with pytest.warns(SandboxWarning, match="without a sandbox.*SSH keys"):
         result = run_bundle(bundle, task_id=1, submission_id=1, data_dir=None,
-                            workdir=tmp_path / "w", timeout=30, sandbox="none")
+                            workdir=tmp_path / "w", limits=RunLimits(timeout=30), sandbox="none")
     assert result.sandbox == "none" and result.ok
 
 
@@ -83,7 +84,7 @@ def test_sandboxed_run_sees_fixed_paths_and_no_host(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", SandboxWarning)  # auto never runs unconfined
         result = run_bundle(_bundle(tmp_path / "b", script), task_id=1, submission_id=1,
-                            data_dir=data, workdir=tmp_path / "w", timeout=60)
+                            data_dir=data, workdir=tmp_path / "w", limits=RunLimits(timeout=60))
     assert result.sandbox == "bubblewrap"
     seen = (result.output_dir / "seen").read_text().splitlines()
     assert seen[0] == "/dml/output /dml/data /dml/task /dml/home /tmp"
@@ -97,7 +98,7 @@ def test_network_declared_but_not_allowed_is_refused_before_anything(tmp_path: P
     bundle = _bundle(tmp_path / "b", "true\n", network=True)
     with pytest.raises(NetworkNotAllowed, match="allow_network"):
         run_bundle(bundle, task_id=1, submission_id=1, data_dir=None, workdir=tmp_path / "w",
-                   timeout=30)
+                   limits=RunLimits(timeout=30))
     assert not (tmp_path / "w").exists()
 
 
@@ -106,7 +107,8 @@ def test_output_limit_kills_and_deletes(tmp_path: Path) -> None:
               '; done\n')
     with pytest.raises(TaskFailed, match="more than 4194304 bytes") as err:
         run_bundle(_bundle(tmp_path / "b", script), task_id=1, submission_id=1, data_dir=None,
-                   workdir=tmp_path / "w", timeout=60, max_output_bytes=4 * 1024**2)
+                   workdir=tmp_path / "w",
+                   limits=RunLimits(timeout=60, max_output_bytes=4 * 1024**2))
     result = err.value.result
     assert not result.ok and result.output_exceeded
     assert list(result.output_dir.iterdir()) == []

@@ -25,7 +25,8 @@ from decentralml.storage.bundle import (
     fetch_bundle,
     load_bundle,
 )
-from decentralml.storage.runner import TaskFailed, run_bundle
+from decentralml.storage.preflight import declared_entry
+from decentralml.storage.runner import RunLimits, TaskFailed, run_bundle
 
 ROOT = Path(__file__).resolve().parents[2] / "asset_templates"
 ROLES = ("model_contributor", "model_engineer", "data_annotator")
@@ -46,8 +47,10 @@ setup_task = _setup_module()
 def as_bundle(directory: Path) -> Bundle:
     """A template directory turned into a verified on-disk bundle (no store needed)."""
     spec = setup_task.read_template(directory)
+    entry, round_files = declared_entry(directory)  # the Python entry point, when it has one
     manifest = build_manifest(directory, task_type=TaskType(spec["task_type"]),
-                              requirements=(), outputs=spec["outputs"])
+                              requirements=(), outputs=spec["outputs"], entry=entry,
+                              round_files=round_files)
     (directory / MANIFEST_NAME).write_bytes(manifest.to_json())
     return load_bundle(directory, cid="bafytemplate")
 
@@ -62,7 +65,7 @@ def new_task(tmp_path: Path, role: str, hooks: str) -> Path:
 
 def run(bundle: Bundle, tmp_path: Path, data: Path | None, **kwargs: Any) -> Any:
     return run_bundle(bundle, task_id=1, submission_id=2, data_dir=data,
-                      workdir=tmp_path / "work", timeout=120, **kwargs)
+                      workdir=tmp_path / "work", limits=RunLimits(timeout=120), **kwargs)
 
 
 # --------------------------------------------------------------------------------------------
