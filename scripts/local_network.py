@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from decentralml.chain.substrate_node import SOURCE_ROOT, LOCAL_VALIDATORS, LocalNetwork
+from decentralml.chain.substrate_node import LOCAL_VALIDATORS, SOURCE_ROOT, LocalNetwork
 
 DEFAULT_DIR = SOURCE_ROOT / ".tools" / "network"
 STATE = "network.json"
@@ -58,14 +58,14 @@ def start(base: Path, rpc_port: int, p2p_port: int) -> int:
                            p2p_ports=[p2p_port + i for i in range(n)])
     try:
         network.start()
-    except Exception as exc:  # noqa: BLE001 - reported to the operator, nodes already stopped
+    except Exception as exc:
         print(f"the network did not start: {exc}", file=sys.stderr)
         return 1
     state = {"pids": [node.pid for node in network.nodes], "urls": network.urls,
              "validators": list(LOCAL_VALIDATORS)}
     (base / STATE).write_text(json.dumps(state, indent=1) + "\n")
     print(f"{n} validators running, GRANDPA finalizing (logs: {base}/<name>/node.log):")
-    for name, url in zip(LOCAL_VALIDATORS, network.urls):
+    for name, url in zip(LOCAL_VALIDATORS, network.urls, strict=True):
         print(f"  {name:8} {url}")
     return 0
 
@@ -92,7 +92,7 @@ def status(base: Path) -> int:
     state = _load(base)
     alive = set(_running(state))
     urls = state.get("urls", [])
-    for pid, url in zip(state.get("pids", []), urls):  # type: ignore[call-overload]
+    for pid, url in zip(state.get("pids", []), urls, strict=False):  # type: ignore[call-overload]
         print(f"{url}  pid {pid}  {'running' if pid in alive else 'stopped'}")
     if not urls:
         print("no network running")

@@ -85,7 +85,7 @@ def rpc_call(port: int, method: str, params: list[Any] | None = None,
                        "params": params or []}).encode()
     request = urllib.request.Request(f"http://127.0.0.1:{port}", data=body,
                                      headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         reply = json.loads(response.read())
     if "error" in reply:
         raise ConnectionFailed(f"{method} on port {port}: {reply['error']}")
@@ -256,7 +256,8 @@ class LocalNetwork:
         rpc = rpc_ports or [free_port() for _ in validators]
         p2p = p2p_ports or [free_port() for _ in validators]
         keys = [node_key(name) for name in validators]
-        addrs = [f"/ip4/127.0.0.1/tcp/{port}/p2p/{peer_id(key)}" for port, key in zip(p2p, keys)]
+        addrs = [f"/ip4/127.0.0.1/tcp/{port}/p2p/{peer_id(key)}"
+                 for port, key in zip(p2p, keys, strict=True)]
         self.nodes = [
             NodeProcess(NodeConfig(
                 base_path=self.base_dir / name, rpc_port=rpc[i], p2p_port=p2p[i], chain=chain,
