@@ -169,5 +169,5 @@ def test_a_dead_first_url_is_skipped(chain_url: str) -> None:
     with Client(f"ws://127.0.0.1:9,{chain_url}", request_timeout=5) as client:
         assert client.url == chain_url
         assert client.block_number() >= 0
-    with pytest.raises(ConnectionFailed, match="any of the nodes ws://127.0.0.1:9, ws://127.0.0.1:1"):
+    with pytest.raises(ConnectionFailed, match=r"any of the nodes ws://127\.0\.0\.1:9, ws://127\.0\.0\.1:1"):
         Client("ws://127.0.0.1:9,ws://127.0.0.1:1", request_timeout=2)
