@@ -20,6 +20,7 @@ import pytest
 from substrateinterface import Keypair
 
 from decentralml.chain.client import Client
+from decentralml.chain.errors import FinalityStalled
 from decentralml.chain.substrate_node import LocalNetwork, NodeProcess
 from tests.fixtures.chains import node_binary, require_node_tier
 
@@ -53,6 +54,7 @@ def test_a_transaction_sent_to_node_1_is_finalized_and_identical_on_node_3(
     recipient = Keypair.create_from_mnemonic(Keypair.generate_mnemonic()).ss58_address
     with Client(first.url, signer="//Alice", timeout=60) as alice:
         receipt = alice.transfer(recipient, 7 * UNIT)
+        assert alice.wait_finalized(receipt, timeout=60) == receipt
         network.wait_finalized(receipt.block_number, timeout=60)
         # the same block (hash) at that height on node 3, holding the same extrinsic bytes
         assert _block_hash(third, receipt.block_number) == receipt.block_hash
@@ -69,13 +71,21 @@ def test_a_transaction_sent_to_node_1_is_finalized_and_identical_on_node_3(
 def test_one_validator_killed_blocks_and_finality_go_on_and_it_resyncs(
         network: LocalNetwork) -> None:
     alive, victim = network.nodes[0], network.nodes[3]
-    victim.kill()
-    try:
-        finalized = alive.finalized_number()
-        _advance(alive, 6)
-        network.wait_finalized(finalized + 4, timeout=60, nodes=network.nodes[:3])
-    finally:
-        victim.start()
+    recipient = Keypair.create_from_mnemonic(Keypair.generate_mnemonic()).ss58_address
+    # a client of the victim's node, with node 1 as its fallback
+    with Client(f"{victim.url},{alive.url}", signer="//Bob", timeout=60) as bob:
+        assert bob.url == victim.url
+        victim.kill()
+        try:
+            finalized = alive.finalized_number()
+            receipt = bob.transfer(recipient, 5 * UNIT)
+            assert bob.url == alive.url
+            bob.wait_finalized(receipt, timeout=60)
+            assert bob.balance(recipient) == 5 * UNIT  # once, not twice
+            _advance(alive, 4)
+            network.wait_finalized(finalized + 4, timeout=60, nodes=network.nodes[:3])
+        finally:
+            victim.start()
     head = alive.best_number()
     deadline = time.monotonic() + 90
     while victim.best_number() < head:
@@ -96,17 +106,24 @@ def test_two_validators_killed_finality_stalls_then_resumes_keeping_what_was_fin
     down = network.nodes[2:]
     for node in down:
         node.kill()
-    try:
-        # votes already on the wire may still finalize a block or two: let them land first
-        _advance(alice_node, 3)
-        stalled_at = alice_node.finalized_number()
-        best = _advance(alice_node, 6)
-        assert alice_node.finalized_number() == stalled_at, "finalized without a supermajority"
-        assert best > stalled_at + 5, "blocks stopped too"
-    finally:
-        for node in down:
-            node.start()
-    network.wait_finalized(best, timeout=120)
+    with Client(alice_node.url, signer="//Alice", timeout=60) as alice:
+        try:
+            # votes already on the wire may still finalize a block or two: let them land first
+            _advance(alice_node, 3)
+            stalled_at = alice_node.finalized_number()
+            late = alice.transfer(recipient, 2 * UNIT)
+            with pytest.raises(FinalityStalled) as stalled:
+                alice.wait_finalized(late, timeout=8)
+            assert stalled.value.finalized_number == stalled_at
+            assert "two thirds of the validators" in str(stalled.value)
+            best = _advance(alice_node, 3)
+            assert alice_node.finalized_number() == stalled_at, "finalized without a supermajority"
+            assert best > stalled_at + 5, "blocks stopped too"
+        finally:
+            for node in down:
+                node.start()
+        network.wait_finalized(best, timeout=120)
+        assert alice.wait_finalized(late, timeout=60) == late
     for node in network.nodes:
         assert _block_hash(node, receipt.block_number) == final_hash
 

@@ -171,3 +171,10 @@ def test_a_dead_first_url_is_skipped(chain_url: str) -> None:
         assert client.block_number() >= 0
     with pytest.raises(ConnectionFailed, match=r"any of the nodes ws://127\.0\.0\.1:9, ws://127\.0\.0\.1:1"):
         Client("ws://127.0.0.1:9,ws://127.0.0.1:1", request_timeout=2)
+
+
+def test_wait_finalized_returns_the_receipt_once_final(funded: Callable[..., Client]) -> None:
+    client = funded()
+    receipt = _create(client, 3)
+    assert client.wait_finalized(receipt, timeout=60) == receipt
+    assert client.finalized_number() >= receipt.block_number
