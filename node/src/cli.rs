@@ -44,8 +44,8 @@ pub enum Subcommand {
 	/// Database metadata (best and finalized block, ...).
 	ChainInfo(sc_cli::ChainInfoCmd),
 
-	/// FRAME benchmarks (built with `--features runtime-benchmarks`).
-	#[cfg(feature = "runtime-benchmarks")]
+	/// FRAME benchmarks of a runtime wasm (built with `--features benchmark`).
+	#[cfg(feature = "benchmark")]
 	#[command(subcommand)]
 	Benchmark(frame_benchmarking_cli::BenchmarkCmd),
 }

@@ -107,17 +107,23 @@ pub fn run() -> sc_cli::Result<()> {
 			let runner = cli.create_runner(cmd)?;
 			runner.sync_run(|config| cmd.run::<Block>(&config))
 		},
-		#[cfg(feature = "runtime-benchmarks")]
+		#[cfg(feature = "benchmark")]
 		Some(Subcommand::Benchmark(cmd)) => {
 			use frame_benchmarking_cli::BenchmarkCmd;
-			let runner = cli.create_runner(cmd)?;
-			runner.sync_run(|config| match cmd {
-				BenchmarkCmd::Pallet(cmd) => cmd
-					.run_with_spec::<sp_runtime::traits::HashingFor<Block>, ()>(Some(
-						config.chain_spec,
-					)),
+			match cmd {
+				// `--runtime <wasm>`: the wasm's own genesis presets, no chain spec
+				BenchmarkCmd::Pallet(cmd) if cmd.runtime.is_some() =>
+					cmd.run_with_spec::<sp_runtime::traits::HashingFor<Block>, ()>(None),
+				BenchmarkCmd::Pallet(cmd) => {
+					let runner = cli.create_runner(cmd)?;
+					runner.sync_run(|config| {
+						cmd.run_with_spec::<sp_runtime::traits::HashingFor<Block>, ()>(Some(
+							config.chain_spec,
+						))
+					})
+				},
 				_ => Err("only `benchmark pallet` is supported by this node".into()),
-			})
+			}
 		},
 		None => {
 			let runner = cli.create_runner(&cli.run)?;
