@@ -33,6 +33,9 @@ mkdir -p "$ROOT/.tools/runtime"
 
 cargo check --locked -p decentralml-runtime --features runtime-benchmarks
 cp "$WBUILD/decentralml_runtime.compact.compressed.wasm" "$BENCH_WASM"
+# The benchmarks wasm now sits where the normal build embeds its wasm from: make the normal
+# runtime's build script run (and rebuild its wasm) before anything embeds it again.
+touch runtime/src/lib.rs
 
 cargo build --locked -p decentralml-node --features benchmark
 cp "$CARGO_TARGET_DIR/debug/decentralml-node" "$BENCH_BIN.tmp"
