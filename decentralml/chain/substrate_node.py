@@ -133,7 +133,7 @@ class NodeProcess:
                  "--state-pruning", "archive", "--blocks-pruning", "archive",
                  "--rpc-port", str(c.rpc_port), "--rpc-cors", "all",
                  "--listen-addr", f"/ip4/127.0.0.1/tcp/{c.p2p_port}",
-                 "--no-prometheus", "--no-telemetry", "--no-mdns", "--no-hardware-benchmarks"]
+                 "--no-prometheus", "--no-telemetry", "--no-mdns"]
         if c.key is not None:
             argv += ["--node-key", c.key]
         for bootnode in c.bootnodes:
