@@ -164,6 +164,9 @@ class Connection:
         """Open the socket to ``urls[index]``; a node of another chain is refused."""
         url = self.urls[index]
         self._substrate.url = url
+        transport = getattr(self._substrate, "transport", None)
+        if transport is not None and hasattr(transport, "url"):
+            transport.url = url  # the socket is opened from the transport's own copy of the URL
         self._substrate.connect_websocket()
         if len(self.urls) > 1 and self._genesis is not None:
             genesis = self._substrate.rpc_request("chain_getBlockHash", [0]).get("result")

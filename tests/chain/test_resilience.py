@@ -160,6 +160,8 @@ def test_several_urls_fail_over_to_the_next_node_without_resending(
             assert fired.is_set()
             assert client.url == second.url
             _exactly_once(client, nonce, next_id, result)
+            first.close()  # really on the second node now: the first is gone for good
+            assert client.block_number() >= result.block_number
     finally:
         first.close()
         second.close()
