@@ -5,8 +5,9 @@
 #   1. builds the runtime's wasm with `--features runtime-benchmarks` (it then has the Benchmark
 #      runtime API; `cargo check` is enough: substrate-wasm-builder builds the wasm in the build
 #      script) and keeps it as .tools/runtime/decentralml_runtime-benchmarks.wasm;
-#   2. builds decentralml-node with `--features benchmark` (its `benchmark pallet` subcommand)
-#      and keeps that binary as decentralml-node-benchmarks;
+#   2. builds decentralml-node with `--features benchmark` (its `benchmark pallet` subcommand;
+#      SKIP_WASM_BUILD: this binary never runs its own runtime) and keeps it as
+#      decentralml-node-benchmarks;
 #   3. `benchmark pallet --runtime <that wasm>` runs every benchmark of benchmarking.rs in the
 #      compiled wasm (STEPS points across each component's range, REPEAT runs each) and writes
 #      weights.rs through pallets/decentralml/weight-template.hbs;
@@ -37,7 +38,9 @@ cp "$WBUILD/decentralml_runtime.compact.compressed.wasm" "$BENCH_WASM"
 # runtime's build script run (and rebuild its wasm) before anything embeds it again.
 touch runtime/src/lib.rs
 
-cargo build --locked -p decentralml-node --features benchmark
+# No wasm for this build: the benchmarks run the wasm above, and frame-benchmarking-cli's own test
+# runtime cannot be built with WASM_BUILD_WORKSPACE_HINT pointing at this workspace.
+SKIP_WASM_BUILD=1 cargo build --locked -p decentralml-node --features benchmark
 cp "$CARGO_TARGET_DIR/debug/decentralml-node" "$BENCH_BIN.tmp"
 mv "$BENCH_BIN.tmp" "$BENCH_BIN"
 
