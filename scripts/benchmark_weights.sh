@@ -55,7 +55,6 @@ mv "$BENCH_BIN.tmp" "$BENCH_BIN"
   --wasm-execution compiled \
   --heap-pages 4096 \
   --template pallets/decentralml/weight-template.hbs \
-  --header /dev/null \
   --output pallets/decentralml/src/weights.rs
 
 PY="${PYTHON:-.venv/bin/python}"

@@ -252,13 +252,17 @@ class Runtime:
         try:
             post = self.dispatch(call, Origin("signed", signer))
             ok, error, pays = True, None, post.pays_fee
+            if post.actual_weight is not None:
+                # FRAME charges min(actual, declared) and refunds the rest after dispatch
+                weight = Weight(min(weight.ref_time, post.actual_weight.ref_time),
+                                min(weight.proof_size, post.actual_weight.proof_size))
         except DispatchFailure as failure:
             ok, error, pays = False, failure.error, True
-        actual_fee = fee
+        actual_fee = sum(fee_parts(weight, length)) + tip
         if not pays:
-            refund = fee - tip
-            self.balances.deposit(signer, refund)
             actual_fee = tip
+        if actual_fee < fee:
+            self.balances.deposit(signer, fee - actual_fee)
         self.transaction_payment.deposit_event("TransactionFeePaid", who=signer,
                                                actual_fee=actual_fee, tip=tip)
         info = self._info(weight + EXTRINSIC_BASE_WEIGHT, dclass, pays)
