@@ -239,14 +239,16 @@ class Runtime:
         self.extrinsic_count += 1
         return result
 
-    def apply_signed(self, signer: bytes, call: Any, length: int, tip: int) -> ApplyResult:
+    def apply_signed(self, signer: bytes, call: Any, length: int, tip: int,
+                     extension: Weight = ZERO_WEIGHT) -> ApplyResult:
         """Apply a checked signed extrinsic: bump nonce, take fee, dispatch, settle the fee.
 
-        The caller has validated nonce and fee payability against this very state.
+        The caller has validated nonce and fee payability against this very state; ``extension``
+        is the weight the transaction extensions declare (charged like the call's).
         """
         self._phase = b"\x00" + self.extrinsic_count.to_bytes(4, "little")
         weight, dclass, _ = self.call_info(call)
-        fee = sum(fee_parts(weight, length)) + tip
+        fee = sum(fee_parts(weight + extension, length)) + tip
         self.system.inc_nonce(signer)
         self.balances.withdraw_fee(signer, fee)
         try:
@@ -258,6 +260,7 @@ class Runtime:
                                 min(weight.proof_size, post.actual_weight.proof_size))
         except DispatchFailure as failure:
             ok, error, pays = False, failure.error, True
+        weight = weight + extension
         actual_fee = sum(fee_parts(weight, length)) + tip
         if not pays:
             actual_fee = tip
