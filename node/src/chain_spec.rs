@@ -31,7 +31,12 @@ fn from_preset(name: &str, id: &str, kind: ChainType, preset: &str) -> Result<Ch
 
 /// `--dev` / `--chain dev`: one validator, //Alice.
 pub fn development() -> Result<ChainSpec, String> {
-	from_preset("DecentralML Development", "decentralml_dev", ChainType::Development, DEV_RUNTIME_PRESET)
+	from_preset(
+		"DecentralML Development",
+		"decentralml_dev",
+		ChainType::Development,
+		DEV_RUNTIME_PRESET,
+	)
 }
 
 /// `--chain local`: four validators, //Alice, //Bob, //Charlie, //Dave.

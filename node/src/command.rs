@@ -112,8 +112,9 @@ pub fn run() -> sc_cli::Result<()> {
 			use frame_benchmarking_cli::BenchmarkCmd;
 			match cmd {
 				// `--runtime <wasm>`: the wasm's own genesis presets, no chain spec
-				BenchmarkCmd::Pallet(cmd) if cmd.runtime.is_some() =>
-					cmd.run_with_spec::<sp_runtime::traits::HashingFor<Block>, ()>(None),
+				BenchmarkCmd::Pallet(cmd) if cmd.runtime.is_some() => {
+					cmd.run_with_spec::<sp_runtime::traits::HashingFor<Block>, ()>(None)
+				},
 				BenchmarkCmd::Pallet(cmd) => {
 					let runner = cli.create_runner(cmd)?;
 					runner.sync_run(|config| {
@@ -131,10 +132,14 @@ pub fn run() -> sc_cli::Result<()> {
 				use sc_network::config::NetworkBackendType;
 				match config.network.network_backend {
 					NetworkBackendType::Libp2p => service::new_full::<
-						sc_network::NetworkWorker<Block, <Block as sp_runtime::traits::Block>::Hash>,
+						sc_network::NetworkWorker<
+							Block,
+							<Block as sp_runtime::traits::Block>::Hash,
+						>,
 					>(config),
-					NetworkBackendType::Litep2p =>
-						service::new_full::<sc_network::Litep2pNetworkBackend>(config),
+					NetworkBackendType::Litep2p => {
+						service::new_full::<sc_network::Litep2pNetworkBackend>(config)
+					},
 				}
 				.map_err(sc_cli::Error::Service)
 			})
