@@ -15,7 +15,8 @@ comma := ,
 # read-only mount and could never cache it themselves.
 COMPILE = $(PY) -m compileall -q decentralml
 
-.PHONY: demo test test-fast test-py310 pallet install lock bench-env ipfs runtime chopsticks chain chromium lint typecheck check clean
+.PHONY: demo test test-fast test-py310 test-network pallet install lock bench-env ipfs runtime \
+	node chopsticks chain network network-stop chromium lint typecheck check clean
 
 # `make chain PORT=9955` serves the runtime on another port.
 PORT ?= 9944
@@ -25,12 +26,18 @@ demo: $(DEMO_STAMP)
 	bash scripts/install_bwrap.sh
 	$(PY) -m decentralml.cli.main demo
 
+# decentralml-node, once built (`make node`), lives in cargo's target dir outside the clone.
+CARGO_TARGET ?= $(or $(DECENTRALML_CARGO_TARGET_DIR),$(HOME)/.cache/decentralml/cargo-target)
+NODE_BIN ?= $(or $(DECENTRALML_NODE_BIN),$(CARGO_TARGET)/debug/decentralml-node)
+
 # The chain tests run against both chains (tests/fixtures/chains.py): the devnode and the Rust
-# runtime served by Chopsticks. `runtime` builds the pallet, the runtime's wasm and its chain spec
-# and runs the Rust tests (the pallet's FRAME tests among them); cargo's target dir is outside the
+# runtime served by Chopsticks; and, when decentralml-node is already built on this machine, the
+# node tier too (the chain suite against `decentralml-node --dev` and the four-validator network
+# test, tests/chain/test_network.py), as `make test-network` runs it. `runtime` builds the pallet,
+# the runtime's wasm and its chain spec and runs the Rust tests (the pallet's FRAME tests among them); cargo's target dir is outside the
 # clone, so after the first build it is incremental. `make test TEST_CHAINS=devnode` skips nothing
 # on the Rust side but runs the Python chain tests against the devnode only.
-TEST_CHAINS ?= devnode,runtime
+TEST_CHAINS ?= devnode,runtime$(if $(wildcard $(NODE_BIN)),$(comma)node)
 
 # Tests run in TEST_WORKERS pytest-xdist processes: most of a test's time is spent waiting (for a
 # block, a subprocess, a sandbox), so more workers than cores pays. TEST_WORKERS=0 runs in-process.
@@ -45,6 +52,11 @@ test: $(STAMP) ipfs chromium chopsticks runtime
 test-fast: $(STAMP)
 	bash scripts/install_bwrap.sh
 	DECENTRALML_TEST_CHAINS=devnode $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow and not ipfs and not tf" $(PYTEST_ARGS)
+
+# The node tier: builds decentralml-node if needed (about 20 minutes cold), then the chain suite
+# against `decentralml-node --dev` and the four-validator network under faults.
+test-network: $(STAMP) node
+	DECENTRALML_TEST_CHAINS=node $(PY) -m pytest tests/chain tests/docs/test_network_md.py $(PYTEST_ARGS)
 
 # pallet-decentralml's FRAME tests alone against its mock runtime (the quick loop; `runtime` runs
 # them too)
@@ -99,15 +111,32 @@ ipfs:
 runtime:
 	bash scripts/build_runtime.sh
 
+# decentralml-node (and the runtime it embeds): $(NODE_BIN)
+node:
+	bash scripts/build_runtime.sh --no-test --node
+
 chopsticks: $(CHOPSTICKS_STAMP)
 
 $(CHOPSTICKS_STAMP): chain/chopsticks/package-lock.json
 	bash scripts/install_chopsticks.sh
 
-# One command for a local node running the real runtime (Ctrl-C to stop).
+# One command for a local node running the real runtime (Ctrl-C to stop): decentralml-node --dev
+# once the node is built (`make node`), Chopsticks before that.
 chain: $(STAMP) chopsticks
 	bash scripts/build_runtime.sh --no-test
+ifneq ($(wildcard $(NODE_BIN)),)
+	$(NODE_BIN) --dev --rpc-port $(PORT) --rpc-cors all --no-prometheus --no-telemetry --no-mdns
+else
 	$(PY) -m decentralml.cli.main node --port $(PORT)
+endif
+
+# Four validators (//Alice, //Bob, //Charlie, //Dave) on loopback, RPC on ports 9951-9954; returns
+# once GRANDPA finalizes and prints the URLs. `make network-stop` stops them.
+network: $(STAMP) node
+	$(PY) scripts/local_network.py start
+
+network-stop: $(STAMP)
+	$(PY) scripts/local_network.py stop
 
 # Debian's chromium + chromedriver for the dashboard's browser test (apt-get, as root)
 chromium:

@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# Build the Rust side (pallet-decentralml, decentralml-runtime, decentralml-chain-spec), run its
-# tests, and put the artifacts the Python side reads in a fixed place:
+# Build the Rust side (pallet-decentralml, decentralml-runtime, decentralml-chain-spec and, with
+# --node or once it has been built, decentralml-node), run its tests, and put the artifacts the
+# Python side reads in a fixed place:
 #
 #   .tools/runtime/decentralml_runtime.compact.compressed.wasm   the runtime (wasm32v1-none, release)
 #   .tools/runtime/chain-spec-raw.json                           raw genesis chain spec with :code
+#   $CARGO_TARGET_DIR/debug/decentralml-node                     the node (with --node)
 #
 # Everything is ONE dev-profile `cargo build --workspace` + `cargo test --workspace` (the wasm is
 # built in release by substrate-wasm-builder inside it): mixing in `--release` native builds would
 # compile the polkadot-sdk twice. The cargo target dir lives outside the clone so later runs are
 # incremental; an up-to-date run takes seconds.
 #
-# Usage: scripts/build_runtime.sh [--no-test] [--lint]
+# Usage: scripts/build_runtime.sh [--no-test] [--lint] [--node]
 #   --no-test   skip `cargo test --workspace`
 #   --lint      also `cargo clippy --workspace --all-targets -- -D warnings` and `cargo fmt --check`
+#   --node      also build decentralml-node (about 20 more minutes cold; installs the Debian
+#               packages its build needs). Once the node is built, every run rebuilds it too, so
+#               it never serves a stale runtime.
 # Environment:
 #   DECENTRALML_CARGO_TARGET_DIR   cargo target dir (default: ~/.cache/decentralml/cargo-target)
 set -euo pipefail
@@ -21,17 +26,19 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="$ROOT/.tools/runtime"
 RUN_TESTS=1
 LINT=0
+NODE=0
 
 for arg in "$@"; do
   case "$arg" in
     --no-test) RUN_TESTS=0 ;;
     --lint | --clippy) LINT=1 ;;
+    --node) NODE=1 ;;
     -h | --help)
       awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"
       exit 0
       ;;
     *)
-      echo "build_runtime.sh: unknown option '$arg' (known: --no-test, --lint)" >&2
+      echo "build_runtime.sh: unknown option '$arg' (known: --no-test, --lint, --node)" >&2
       exit 2
       ;;
   esac
@@ -66,6 +73,26 @@ fi
 step "toolchain ($(rustc --version | cut -d' ' -f2))"
 
 export CARGO_TARGET_DIR="${DECENTRALML_CARGO_TARGET_DIR:-$HOME/.cache/decentralml/cargo-target}"
+NODE_BIN="$CARGO_TARGET_DIR/debug/decentralml-node"
+[ -x "$NODE_BIN" ] && NODE=1
+
+# The node's build needs protoc (libp2p's protobuf code) and clang; install what is missing from
+# Debian's packages (as root, or with sudo).
+if [ "$NODE" = 1 ] && ! { command -v protoc && command -v clang; } >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  echo "[build_runtime] installing protobuf-compiler, clang and libclang-dev (apt-get)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    protobuf-compiler clang libclang-dev >/dev/null
+fi
+# Without the node, build (and test) everything else; with it, build everything in one cargo
+# invocation (the crates the two share compile once, with one feature set).
+if [ "$NODE" = 1 ]; then
+  BUILD_SET=(--workspace)
+else
+  BUILD_SET=(--workspace --exclude decentralml-node)
+fi
 export WASM_BUILD_TYPE=release
 # The target dir is outside the clone, so substrate-wasm-builder cannot find our Cargo.lock by
 # walking up from it; without this hint it resolves a fresh, unpinned lockfile for the wasm build.
@@ -75,16 +102,17 @@ mkdir -p "$CARGO_TARGET_DIR"
 cd "$ROOT"
 
 # -- build, test, lint ----------------------------------------------------------------------------
-cargo build --workspace --locked
-step "cargo build --workspace"
+cargo build "${BUILD_SET[@]}" --locked
+step "cargo build ${BUILD_SET[*]}"
 
 if [ "$RUN_TESTS" = 1 ]; then
-  cargo test --workspace --locked
+  # the node has no tests of its own (tests/chain/test_network.py drives the binary)
+  cargo test --workspace --exclude decentralml-node --locked
   step "cargo test --workspace"
 fi
 
 if [ "$LINT" = 1 ]; then
-  cargo clippy --workspace --all-targets --locked -- -D warnings
+  cargo clippy "${BUILD_SET[@]}" --all-targets --locked -- -D warnings
   cargo fmt --all -- --check
   step "clippy + rustfmt"
 fi
@@ -105,3 +133,6 @@ step "artifacts"
 
 echo "[build_runtime] wasm:       $OUT/decentralml_runtime.compact.compressed.wasm ($(wc -c <"$OUT/decentralml_runtime.compact.compressed.wasm") bytes)"
 echo "[build_runtime] chain spec: $OUT/chain-spec-raw.json"
+if [ "$NODE" = 1 ]; then
+  echo "[build_runtime] node:       $NODE_BIN"
+fi

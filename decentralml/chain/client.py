@@ -31,6 +31,7 @@ from substrateinterface.utils.ss58 import is_valid_ss58_address, ss58_encode
 
 from decentralml.amounts import Token
 from decentralml.chain.connection import Connection
+from decentralml.chain.errors import BlockRetracted, FinalityStalled
 from decentralml.chain.events import (
     ChainEvent,
     EventFilter,
@@ -822,6 +823,51 @@ class Client:
         """Wait until the best block is at least ``number``; returns the head."""
         return self.wait_for(lambda c: (h := c.block_number()) >= number and h,
                              timeout=timeout, description=f"block {number}")
+
+    def finalized_number(self) -> int:
+        """The number of the last finalized block (GRANDPA's, on a node with a finality gadget)."""
+        head = self._conn.rpc("chain_getFinalizedHead", [])
+        header = self._conn.rpc("chain_getHeader", [head])
+        number = header["number"]
+        return int(number, 16) if isinstance(number, str) else int(number)
+
+    def wait_finalized(self, receipt: ExtrinsicResult, *, timeout: float | None = None
+                       ) -> ExtrinsicResult:
+        """Wait until the block of ``receipt`` is finalized and return it.
+
+        Raises :class:`BlockRetracted` when the finalized chain has another block at that height
+        (the extrinsic's block lost a fork: what it did does not count), and
+        :class:`FinalityStalled` when finality has not reached the block within ``timeout``
+        while blocks kept coming (a finality stall: too few validators voting).
+        """
+        limit = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        start_final = self.finalized_number()
+        while True:
+            final = self.finalized_number()
+            if final >= receipt.block_number:
+                canonical = self._conn.block_hash(receipt.block_number)
+                if canonical != receipt.block_hash:
+                    raise BlockRetracted(
+                        f"extrinsic {receipt.extrinsic_hash} was in block "
+                        f"#{receipt.block_number} {receipt.block_hash}, which was retracted: the "
+                        f"finalized block at that height is {canonical}; its effects do not "
+                        f"count", block_hash=receipt.block_hash,
+                        block_number=receipt.block_number, finalized_hash=canonical)
+                return receipt
+            if time.monotonic() >= deadline:
+                best = self.block_number()
+                if final == start_final and best > receipt.block_number:
+                    raise FinalityStalled(
+                        f"finality is stalled on {self.url}: the last finalized block is #{final}"
+                        f" while the best is #{best}, and block #{receipt.block_number} (with "
+                        f"extrinsic {receipt.extrinsic_hash}) is not final after {limit:g}s. "
+                        f"Fewer than two thirds of the validators are voting: bring validators "
+                        f"back online; until then treat the extrinsic as not final",
+                        node=self.url, finalized_number=final, best_number=best)
+                raise ChainTimeout(f"block #{receipt.block_number} was not finalized within "
+                                   f"{limit:g}s on {self.url} (finalized #{final}, best #{best})")
+            time.sleep(max(self.poll_interval, 0.2))
 
     def wait_for_pending(self, task_id: int, count: int, *, timeout: float | None = None
                          ) -> list[Submission]:

@@ -9,6 +9,13 @@ extrinsic) is reported as :class:`ConnectionLost` so its caller can find out wha
 
 It also caches what never changes for a given block hash: a block's extrinsic hashes and its
 decoded events, so many waiters following the same blocks fetch each block once.
+
+Several nodes of one chain can be given as one comma-separated URL (``ws://a:9944,ws://b:9944``,
+e.g. in ``DECENTRALML_NODE_URL``): the connection uses the first that answers and, when its
+socket breaks, moves on to the next (round robin) instead of waiting for the dead one, after
+checking that the new node has the same genesis hash. The submission path's rules above make a
+switch safe: a transaction in flight is looked up on the new node and only ever re-sent as the
+identical bytes.
 """
 
 from __future__ import annotations
@@ -62,7 +69,10 @@ class Connection:
     """A locked, self-healing ``SubstrateInterface``. Use :meth:`run` for anything touching it."""
 
     def __init__(self, url: str, *, timeout: float = 30.0, reconnect_timeout: float = 30.0) -> None:
-        self.url = url
+        self.urls = [u.strip() for u in url.split(",") if u.strip()]
+        if not self.urls:
+            raise ConnectionFailed(f"no node URL in {url!r}")
+        self._current = 0
         self.timeout = timeout
         self.reconnect_timeout = reconnect_timeout
         self.lock = threading.RLock()
@@ -76,17 +86,35 @@ class Connection:
         self._error_table: dict[tuple[int, int], type[PalletError]] = {}
         self._error_table_version: Any = None
         self._load_metadata()
+        if len(self.urls) > 1:
+            _ = self.genesis_hash  # known before any failover, to check the next node against
 
     # -- connection management -----------------------------------------------------------------
 
+    @property
+    def url(self) -> str:
+        """The node in use (one of :attr:`urls`)."""
+        return self.urls[self._current]
+
     def _open(self) -> SubstrateInterface:
-        try:
-            return SubstrateInterface(url=self.url, ws_options={"timeout": self.timeout},
-                                      auto_reconnect=False)
-        except CONNECTION_ERRORS as exc:
-            raise ConnectionFailed(f"cannot reach a node at {self.url}: {exc}") from exc
-        except SubstrateRequestException as exc:
-            raise rpc_error(exc.args[0] if exc.args else exc) from exc
+        failures = []
+        for index, url in enumerate(self.urls):
+            try:
+                substrate = SubstrateInterface(url=url, ws_options={"timeout": self.timeout},
+                                               auto_reconnect=False)
+            except CONNECTION_ERRORS as exc:
+                failures.append(f"{url}: {exc}")
+                continue
+            except SubstrateRequestException as exc:
+                raise rpc_error(exc.args[0] if exc.args else exc) from exc
+            self._current = index
+            return substrate
+        raise ConnectionFailed(f"cannot reach {self._nodes_phrase()} ({'; '.join(failures)}): "
+                               f"start the node or point DECENTRALML_NODE_URL at a running one")
+
+    def _nodes_phrase(self) -> str:
+        return (f"a node at {self.urls[0]}" if len(self.urls) == 1
+                else f"any of the nodes {', '.join(self.urls)}")
 
     def _load_metadata(self) -> None:
         """Load the runtime (metadata, type registry) and build the pallet error classes from it."""
@@ -105,24 +133,48 @@ class Connection:
             return self._error_table
 
     def _reconnect(self) -> None:
-        """Replace the socket, retrying with backoff until ``reconnect_timeout``."""
+        """Replace the socket: the other nodes first (if several were given), then all of them
+        again with backoff, until ``reconnect_timeout``."""
         self._drop_socket()
+        lost = self.url
         deadline = time.monotonic() + self.reconnect_timeout
         delay = 0.05
-        last: BaseException | None = None
+        failures: dict[str, str] = {}
         while not self._closed:
-            try:
-                self._substrate.connect_websocket()
-                self.reconnects += 1
-                return
-            except CONNECTION_ERRORS as exc:
-                last = exc
+            for step in range(1, len(self.urls) + 1):
+                index = (self._current + step) % len(self.urls)
+                try:
+                    self._connect_to(index)
+                    self.reconnects += 1
+                    return
+                except CONNECTION_ERRORS as exc:
+                    failures[self.urls[index]] = str(exc)
+                except ConnectionFailed as exc:  # another chain: never use it
+                    failures[self.urls[index]] = str(exc)
             if time.monotonic() + delay > deadline:
                 break
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
-        raise ConnectionFailed(f"lost the connection to {self.url} and could not reconnect "
-                               f"within {self.reconnect_timeout:g}s: {last}")
+        detail = "; ".join(f"{u}: {e}" for u, e in failures.items())
+        raise ConnectionFailed(f"lost the connection to {lost} and could not reach "
+                               f"{self._nodes_phrase()} within {self.reconnect_timeout:g}s "
+                               f"({detail}): check that the node is running and reachable")
+
+    def _connect_to(self, index: int) -> None:
+        """Open the socket to ``urls[index]``; a node of another chain is refused."""
+        url = self.urls[index]
+        self._substrate.url = url
+        transport = getattr(self._substrate, "transport", None)
+        if transport is not None and hasattr(transport, "url"):
+            transport.url = url  # the socket is opened from the transport's own copy of the URL
+        self._substrate.connect_websocket()
+        if len(self.urls) > 1 and self._genesis is not None:
+            genesis = self._substrate.rpc_request("chain_getBlockHash", [0]).get("result")
+            if genesis != self._genesis:
+                self._drop_socket()
+                raise ConnectionFailed(f"{url} serves another chain (genesis {genesis}, "
+                                       f"expected {self._genesis})")
+        self._current = index
 
     def _drop_socket(self) -> None:
         ws = self._substrate.websocket

@@ -57,6 +57,31 @@ class TransactionRejected(InvalidTransaction):
         return any(word in self.reason for word in ("outdated", "stale", "future"))
 
 
+class BlockRetracted(ChainError):
+    """An extrinsic was seen in a block that is not on the finalized chain: a fork lost, the
+    block was retracted, and the extrinsic's effects there do not count. (It may be included
+    again in another block: resubmitting is for the caller to decide, with the same nonce.)"""
+
+    def __init__(self, message: str, *, block_hash: str, block_number: int,
+                 finalized_hash: str | None) -> None:
+        self.block_hash = block_hash
+        self.block_number = block_number
+        self.finalized_hash = finalized_hash
+        super().__init__(message)
+
+
+class FinalityStalled(ChainError):
+    """Blocks go on but GRANDPA does not finalize them (fewer than two thirds of the validators
+    are voting): nothing after ``finalized_number`` is final, whatever the best chain says."""
+
+    def __init__(self, message: str, *, node: str, finalized_number: int,
+                 best_number: int) -> None:
+        self.node = node
+        self.finalized_number = finalized_number
+        self.best_number = best_number
+        super().__init__(message)
+
+
 class RpcError(ChainError):
     """A JSON-RPC request failed for a reason other than the transaction pool."""
 

@@ -33,6 +33,7 @@ from decentralml.devnode.extrinsics import (
     decode_call,
     decode_envelope,
     decode_extrinsic,
+    extensions_weight,
     precheck_extensions,
 )
 from decentralml.devnode.finality import Finality, Immediate
@@ -346,7 +347,8 @@ class Chain:
                 except TransactionInvalid:
                     invalid.append(tx)
                     continue
-                rt.apply_signed(tx.signer, tx.xt.call, tx.xt.length, tx.xt.tip)
+                rt.apply_signed(tx.signer, tx.xt.call, tx.xt.length, tx.xt.tip,
+                                extensions_weight(tx.xt))
                 body.append(tx.xt.raw)
                 included.append(tx)
             changes = rt.finalize_block()

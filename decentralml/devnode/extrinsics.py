@@ -31,9 +31,9 @@ import sr25519
 
 from decentralml.devnode.hashing import blake2_256
 from decentralml.devnode.pallets.system import BLOCK_HASH_COUNT
-from decentralml.devnode.pallets.transaction_payment import fee_parts
+from decentralml.devnode.pallets.transaction_payment import extension_weight, fee_parts
 from decentralml.devnode.pallets.utility import BATCHED_CALLS_LIMIT
-from decentralml.devnode.primitives import ERA, MULTI_ADDRESS, ZERO_WEIGHT, era_birth
+from decentralml.devnode.primitives import ERA, MULTI_ADDRESS, ZERO_WEIGHT, Weight, era_birth
 from decentralml.devnode.runtime import (
     MAX_BLOCK_REF_TIME,
     MAX_EXTRINSIC_LENGTH,
@@ -299,6 +299,11 @@ def _check_sender_and_nonce(runtime: Runtime, xt: Extrinsic, signer: bytes,
     return account_nonce
 
 
+def extensions_weight(xt: Extrinsic) -> Weight:
+    """The weight a signed extrinsic's transaction extensions add (none for unsigned ones)."""
+    return extension_weight(xt.era != "Immortal") if xt.signed else ZERO_WEIGHT
+
+
 def precheck_extensions(runtime: Runtime, xt: Extrinsic, signer: bytes, *,
                         allow_future: bool) -> None:
     """The extension checks that need no decoded call, run before decoding it.
@@ -325,6 +330,7 @@ def check_extensions(runtime: Runtime, xt: Extrinsic, signer: bytes, *,
     if xt.length > MAX_EXTRINSIC_LENGTH:
         raise TransactionInvalid(EXHAUSTS)
     weight, _, _ = runtime.call_info(xt.call)
+    weight = weight + extensions_weight(xt)
     if weight.ref_time > MAX_NORMAL_REF_TIME:
         raise TransactionInvalid(EXHAUSTS)
     fee = sum(fee_parts(weight, xt.length)) + xt.tip

@@ -50,6 +50,8 @@ SIGNED_EXTENSIONS: tuple[tuple[str, Codec, Codec], ...] = (
     ("ChargeTransactionPayment", _ext(
         "pallet_transaction_payment::ChargeTransactionPayment",
         [Field(None, COMPACT_U128, "BalanceOf<T>")]), UNIT),
+    # no bytes on the wire: the runtime books a call's actual (post-dispatch) weight with it
+    ("WeightReclaim", _ext(f"{_EXT}::weight_reclaim::WeightReclaim", []), UNIT),
 )
 
 

@@ -21,6 +21,7 @@ from decentralml.devnode.extrinsics import (
     TransactionInvalid,
     check_length,
     decode_extrinsic,
+    extensions_weight,
 )
 from decentralml.devnode.pallets.system import SS58_PREFIX
 from decentralml.devnode.pallets.transaction_payment import fee_parts
@@ -563,6 +564,7 @@ class RpcApi:
         except TransactionInvalid as exc:
             raise _invalid_tx(exc) from None
         weight, dclass, _ = self.chain.runtime.call_info(xt.call)
+        weight = weight + extensions_weight(xt)
         base, len_fee, weight_fee = fee_parts(weight, len(data))
         return weight, base, len_fee, weight_fee, (dclass, xt)
 

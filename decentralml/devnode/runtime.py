@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 SPEC_NAME = "decentralml-devnode"
 #: Bump whenever the metadata changes: substrate-interface caches metadata by spec version.
-SPEC_VERSION = 101
+SPEC_VERSION = 102
 TRANSACTION_VERSION = 1
 
 #: Runtime APIs announced in the runtime version (name, version); ids are blake2_64(name).
@@ -239,26 +239,33 @@ class Runtime:
         self.extrinsic_count += 1
         return result
 
-    def apply_signed(self, signer: bytes, call: Any, length: int, tip: int) -> ApplyResult:
+    def apply_signed(self, signer: bytes, call: Any, length: int, tip: int,
+                     extension: Weight = ZERO_WEIGHT) -> ApplyResult:
         """Apply a checked signed extrinsic: bump nonce, take fee, dispatch, settle the fee.
 
-        The caller has validated nonce and fee payability against this very state.
+        The caller has validated nonce and fee payability against this very state; ``extension``
+        is the weight the transaction extensions declare (charged like the call's).
         """
         self._phase = b"\x00" + self.extrinsic_count.to_bytes(4, "little")
         weight, dclass, _ = self.call_info(call)
-        fee = sum(fee_parts(weight, length)) + tip
+        fee = sum(fee_parts(weight + extension, length)) + tip
         self.system.inc_nonce(signer)
         self.balances.withdraw_fee(signer, fee)
         try:
             post = self.dispatch(call, Origin("signed", signer))
             ok, error, pays = True, None, post.pays_fee
+            if post.actual_weight is not None:
+                # FRAME charges min(actual, declared) and refunds the rest after dispatch
+                weight = Weight(min(weight.ref_time, post.actual_weight.ref_time),
+                                min(weight.proof_size, post.actual_weight.proof_size))
         except DispatchFailure as failure:
             ok, error, pays = False, failure.error, True
-        actual_fee = fee
+        weight = weight + extension
+        actual_fee = sum(fee_parts(weight, length)) + tip
         if not pays:
-            refund = fee - tip
-            self.balances.deposit(signer, refund)
             actual_fee = tip
+        if actual_fee < fee:
+            self.balances.deposit(signer, fee - actual_fee)
         self.transaction_payment.deposit_event("TransactionFeePaid", who=signer,
                                                actual_fee=actual_fee, tip=tip)
         info = self._info(weight + EXTRINSIC_BASE_WEIGHT, dclass, pays)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from decentralml.devnode.extrinsics import call_limits, decode_extrinsic
+from decentralml.devnode.extrinsics import call_limits, decode_extrinsic, extensions_weight
 from decentralml.devnode.pallets.system import RUNTIME_VERSION
 from decentralml.devnode.pallets.transaction_payment import fee_parts
 from decentralml.devnode.primitives import DISPATCH_CLASS, WEIGHT, Weight
@@ -54,6 +54,7 @@ def _dispatch_info(rt: Runtime, data: bytes) -> tuple[Weight, str, int, int, int
     raw, length = _split_extrinsic_and_len(data)
     xt = decode_extrinsic(rt, raw)
     weight, dclass, _ = rt.call_info(xt.call)
+    weight = weight + extensions_weight(xt)
     base, len_fee, weight_fee = fee_parts(weight, length)
     return weight, dclass, base, len_fee, weight_fee, xt.signed
 

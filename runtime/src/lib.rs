@@ -1,11 +1,15 @@
-//! # DecentralML dev runtime
+//! # DecentralML runtime
 //!
 //! A solo-chain FRAME runtime around `pallet-decentralml`, with the pallet set and indices of the
 //! embedded Python devnode (System 0, Timestamp 1, Balances 2, TransactionPayment 3, Sudo 4,
 //! Utility 5, DecentralML 8) and its economic parameters (existential deposit 0.001 UNIT, fee
 //! `base 0.0001 UNIT + 100_000 planck per byte + 1 planck per ps of weight`, fees burned, a fixed
-//! fee multiplier of 1). It has no consensus pallet: blocks are authored by a development tool
-//! (Chopsticks, block per transaction) or by a node with manual/instant seal.
+//! fee multiplier of 1).
+//!
+//! Consensus is Aura (round-robin block authoring in fixed slots, index 6) with GRANDPA finality
+//! (index 7); both authority sets come from the chain spec's genesis (there is no staking or
+//! session rotation: a consortium changes its validators with a runtime upgrade). The indices 6
+//! and 7 were free: the SDK's pallets keep theirs. `decentralml-node` (node/) runs it.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 #![recursion_limit = "256"]
@@ -33,10 +37,12 @@ use frame_support::{
 use frame_system::limits::{BlockLength, BlockWeights};
 use pallet_transaction_payment::{ConstFeeMultiplier, FungibleAdapter, Multiplier};
 use sp_api::impl_runtime_apis;
+use sp_consensus_aura::sr25519::AuthorityId as AuraId;
+use sp_consensus_grandpa::AuthorityId as GrandpaId;
 use sp_core::{crypto::KeyTypeId, OpaqueMetadata};
 use sp_runtime::{
-	generic,
-	traits::{BlakeTwo256, Block as BlockT, IdentifyAccount, One, Verify},
+	generic, impl_opaque_keys,
+	traits::{BlakeTwo256, Block as BlockT, IdentifyAccount, NumberFor, One, Verify},
 	transaction_validity::{TransactionSource, TransactionValidity},
 	ApplyExtrinsicResult, ExtrinsicInclusionMode, MultiAddress, MultiSignature, Perbill,
 };
@@ -59,6 +65,8 @@ pub type Header = generic::Header<BlockNumber, BlakeTwo256>;
 pub type Block = generic::Block<Header, UncheckedExtrinsic>;
 
 /// The transaction extensions, in the order (and with the identifiers) the devnode announces.
+/// `WeightReclaim` comes last: after dispatch it books the weight the call actually used (the
+/// post-dispatch weight) into the block, so a refunded `close_task` frees block space.
 pub type TxExtension = (
 	frame_system::CheckNonZeroSender<Runtime>,
 	frame_system::CheckSpecVersion<Runtime>,
@@ -68,6 +76,7 @@ pub type TxExtension = (
 	frame_system::CheckNonce<Runtime>,
 	frame_system::CheckWeight<Runtime>,
 	pallet_transaction_payment::ChargeTransactionPayment<Runtime>,
+	frame_system::WeightReclaim<Runtime>,
 );
 pub type UncheckedExtrinsic =
 	generic::UncheckedExtrinsic<Address, RuntimeCall, Signature, TxExtension>;
@@ -87,18 +96,45 @@ pub const EXISTENTIAL_DEPOSIT: Balance = 1_000_000_000;
 /// 1,000,000 UNIT for each dev account.
 pub const DEV_ENDOWMENT: Balance = 1_000_000 * UNIT;
 
+/// What the node needs to know about blocks without the runtime's types: the header is the
+/// runtime's, extrinsics are opaque bytes.
+pub mod opaque {
+	use super::*;
+	pub use sp_runtime::OpaqueExtrinsic as UncheckedExtrinsic;
+
+	pub type Block = generic::Block<Header, UncheckedExtrinsic>;
+	pub type BlockId = generic::BlockId<Block>;
+
+	impl_opaque_keys! {
+		/// A validator's session keys: Aura (authoring, sr25519) and GRANDPA (finality votes,
+		/// ed25519). `author_rotateKeys` / `decentralml-node key insert` put them in a keystore.
+		pub struct SessionKeys {
+			pub aura: super::Aura,
+			pub grandpa: super::Grandpa,
+		}
+	}
+}
+pub use opaque::SessionKeys;
+
 /// `spec_version` carries the protocol version of docs/protocol.md (the devnode has the same).
 #[sp_version::runtime_version]
 pub const VERSION: RuntimeVersion = RuntimeVersion {
 	spec_name: Cow::Borrowed("decentralml"),
 	impl_name: Cow::Borrowed("decentralml-runtime"),
 	authoring_version: 1,
-	spec_version: 101,
+	spec_version: 102,
 	impl_version: 1,
 	apis: RUNTIME_API_VERSIONS,
 	transaction_version: 1,
 	system_version: 1,
 };
+
+/// Aura's slot: a block every second (when the slot's author is online). Short, so that a
+/// transaction is included within about a second and GRANDPA-finalized a few seconds later.
+pub const SLOT_DURATION_MS: u64 = 1000;
+
+/// At most this many Aura/GRANDPA authorities.
+pub const MAX_AUTHORITIES: u32 = 32;
 
 /// 2 s of compute per block (as the node template), unlimited proof size (a solo chain).
 const MAXIMUM_BLOCK_WEIGHT: Weight =
@@ -150,11 +186,32 @@ impl frame_system::Config for Runtime {
 
 impl pallet_timestamp::Config for Runtime {
 	type Moment = u64;
-	type OnTimestampSet = ();
-	/// 1 ms as on the devnode: without a slot-based consensus nothing needs a longer period, and
-	/// a block-per-transaction author may produce blocks in quick succession.
-	type MinimumPeriod = ConstU64<1>;
+	type OnTimestampSet = Aura;
+	/// Half a slot, so Aura's slot duration is `2 * MinimumPeriod` and block timestamps follow
+	/// the slots. (The devnode keeps 1 ms: it has no slots.)
+	type MinimumPeriod = ConstU64<{ SLOT_DURATION_MS / 2 }>;
 	type WeightInfo = ();
+}
+
+impl pallet_aura::Config for Runtime {
+	type AuthorityId = AuraId;
+	type DisabledValidators = ();
+	type MaxAuthorities = ConstU32<MAX_AUTHORITIES>;
+	/// One block per slot: a second block in the same slot would be an equivocation.
+	type AllowMultipleBlocksPerSlot = frame_support::traits::ConstBool<false>;
+	type SlotDuration = pallet_aura::MinimumPeriodTimesTwo<Runtime>;
+}
+
+impl pallet_grandpa::Config for Runtime {
+	type RuntimeEvent = RuntimeEvent;
+	type WeightInfo = ();
+	type MaxAuthorities = ConstU32<MAX_AUTHORITIES>;
+	type MaxNominators = ConstU32<0>;
+	type MaxSetIdSessionEntries = ConstU64<0>;
+	/// No sessions and no staking: equivocations are not reported on chain (there is nothing to
+	/// slash), so there is no key-owner proof either.
+	type KeyOwnerProof = sp_core::Void;
+	type EquivocationReportSystem = ();
 }
 
 impl pallet_balances::Config for Runtime {
@@ -252,8 +309,19 @@ mod runtime {
 	#[runtime::pallet_index(5)]
 	pub type Utility = pallet_utility;
 
+	#[runtime::pallet_index(6)]
+	pub type Aura = pallet_aura;
+
+	#[runtime::pallet_index(7)]
+	pub type Grandpa = pallet_grandpa;
+
 	#[runtime::pallet_index(8)]
 	pub type DecentralML = pallet_decentralml;
+}
+
+#[cfg(feature = "runtime-benchmarks")]
+mod benches {
+	frame_benchmarking::define_benchmarks!([pallet_decentralml, DecentralML]);
 }
 
 impl_runtime_apis! {
@@ -322,17 +390,54 @@ impl_runtime_apis! {
 		}
 	}
 
-	/// No session keys: the runtime has no consensus or session pallet.
 	impl sp_session::SessionKeys<Block> for Runtime {
 		fn generate_session_keys(
-			_owner: Vec<u8>,
-			_seed: Option<Vec<u8>>,
+			owner: Vec<u8>,
+			seed: Option<Vec<u8>>,
 		) -> sp_session::OpaqueGeneratedSessionKeys {
-			sp_session::OpaqueGeneratedSessionKeys::default()
+			SessionKeys::generate(&owner, seed).into()
 		}
 
 		fn decode_session_keys(encoded: Vec<u8>) -> Option<Vec<(Vec<u8>, KeyTypeId)>> {
-			encoded.is_empty().then(Vec::new)
+			SessionKeys::decode_into_raw_public_keys(&encoded)
+		}
+	}
+
+	impl sp_consensus_aura::AuraApi<Block, AuraId> for Runtime {
+		fn slot_duration() -> sp_consensus_aura::SlotDuration {
+			sp_consensus_aura::SlotDuration::from_millis(Aura::slot_duration())
+		}
+
+		fn authorities() -> Vec<AuraId> {
+			pallet_aura::Authorities::<Runtime>::get().into_inner()
+		}
+	}
+
+	impl sp_consensus_grandpa::GrandpaApi<Block> for Runtime {
+		fn grandpa_authorities() -> sp_consensus_grandpa::AuthorityList {
+			Grandpa::grandpa_authorities()
+		}
+
+		fn current_set_id() -> sp_consensus_grandpa::SetId {
+			Grandpa::current_set_id()
+		}
+
+		/// Equivocations are not reported on chain (see `KeyOwnerProof`).
+		fn submit_report_equivocation_unsigned_extrinsic(
+			_equivocation_proof: sp_consensus_grandpa::EquivocationProof<
+				<Block as BlockT>::Hash,
+				NumberFor<Block>,
+			>,
+			_key_owner_proof: sp_consensus_grandpa::OpaqueKeyOwnershipProof,
+		) -> Option<()> {
+			None
+		}
+
+		fn generate_key_ownership_proof(
+			_set_id: sp_consensus_grandpa::SetId,
+			_authority_id: GrandpaId,
+		) -> Option<sp_consensus_grandpa::OpaqueKeyOwnershipProof> {
+			None
 		}
 	}
 
@@ -383,6 +488,35 @@ impl_runtime_apis! {
 		}
 		fn query_length_to_fee(length: u32) -> Balance {
 			TransactionPayment::length_to_fee(length)
+		}
+	}
+
+	#[cfg(feature = "runtime-benchmarks")]
+	impl frame_benchmarking::Benchmark<Block> for Runtime {
+		fn benchmark_metadata(extra: bool) -> (
+			Vec<frame_benchmarking::BenchmarkList>,
+			Vec<frame_support::traits::StorageInfo>,
+		) {
+			use frame_benchmarking::BenchmarkList;
+			use frame_support::traits::StorageInfoTrait;
+
+			let mut list = Vec::<BenchmarkList>::new();
+			list_benchmarks!(list, extra);
+			(list, AllPalletsWithSystem::storage_info())
+		}
+
+		fn dispatch_benchmark(
+			config: frame_benchmarking::BenchmarkConfig,
+		) -> Result<Vec<frame_benchmarking::BenchmarkBatch>, alloc::string::String> {
+			use frame_benchmarking::BenchmarkBatch;
+			use frame_support::traits::WhitelistedStorageKeys;
+
+			// block number, events and the like are in every block's overlay anyway
+			let whitelist = AllPalletsWithSystem::whitelisted_storage_keys();
+			let mut batches = Vec::<BenchmarkBatch>::new();
+			let params = (&config, &whitelist);
+			add_benchmarks!(params, batches);
+			Ok(batches)
 		}
 	}
 

@@ -144,3 +144,39 @@ def test_inclusion_wait_times_out(alice: Client) -> None:
     tracker = alice._submitter.tracker
     with pytest.raises(ChainTimeout, match="look it up by hash"):
         tracker.wait("0x" + "00" * 32, alice.block_number(), time.monotonic() + 0.3)
+
+
+def test_several_urls_fail_over_to_the_next_node_without_resending(
+        chain_url: str, funded: Callable[..., Client]) -> None:
+    first, second = DropProxy(chain_url), DropProxy(chain_url)
+    try:
+        keypair = funded()._signer()
+        with Client(f"{first.url},{second.url}", signer=keypair, timeout=60) as client:
+            assert client.url == first.url
+            nonce, next_id = client.account_balance().nonce, client.next_task_id()
+            # the first node takes the extrinsic and its connection dies before it answers
+            fired = first.cut_after("author_submitExtrinsic")
+            result = _create(client, 2)
+            assert fired.is_set()
+            assert client.url == second.url
+            _exactly_once(client, nonce, next_id, result)
+            first.close()  # really on the second node now: the first is gone for good
+            assert client.block_number() >= result.block_number
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_dead_first_url_is_skipped(chain_url: str) -> None:
+    with Client(f"ws://127.0.0.1:9,{chain_url}", request_timeout=5) as client:
+        assert client.url == chain_url
+        assert client.block_number() >= 0
+    with pytest.raises(ConnectionFailed, match=r"any of the nodes ws://127\.0\.0\.1:9, ws://127\.0\.0\.1:1"):
+        Client("ws://127.0.0.1:9,ws://127.0.0.1:1", request_timeout=2)
+
+
+def test_wait_finalized_returns_the_receipt_once_final(funded: Callable[..., Client]) -> None:
+    client = funded()
+    receipt = _create(client, 3)
+    assert client.wait_finalized(receipt, timeout=60) == receipt
+    assert client.finalized_number() >= receipt.block_number

@@ -26,10 +26,12 @@ from decentralml.devnode.pallet import (
     EventDef,
     Origin,
     Pallet,
+    PostInfo,
     Storage,
     call,
 )
 from decentralml.devnode.pallets.balances import EXISTENTIAL_DEPOSIT
+from decentralml.devnode.pallets.decentralml_weights import WEIGHTS
 from decentralml.devnode.primitives import ACCOUNT_ID, Weight
 from decentralml.devnode.scale import (
     BOOL,
@@ -61,6 +63,28 @@ def _bounded(bound: str) -> Struct:
                   [Field(None, BYTES, "Vec<T>")], params=[("T", None), ("S", None)],
                   docs=[f"BoundedVec<u8, {bound}>"])
 
+
+
+#: The runtime's ``DbWeight`` (RocksDbWeight): one read 25 us, one write 100 us, as ref_time.
+DB_READ = 25_000_000
+DB_WRITE = 100_000_000
+
+
+def benchmarked(call: str, **components: int) -> Weight:
+    """The runtime's benchmarked weight of ``call`` (the generated table) at these component
+    values: the same formula as weights.rs, so the devnode's fees are the runtime's."""
+    ref_time, proof_size, reads, writes, per = WEIGHTS[call]
+    for name, value in components.items():
+        d_ref, d_proof, d_reads, d_writes = per.get(name, (0, 0, 0, 0))
+        ref_time += d_ref * value
+        proof_size += d_proof * value
+        reads += d_reads * value
+        writes += d_writes * value
+    return Weight(ref_time + DB_READ * reads + DB_WRITE * writes, proof_size)
+
+
+def _clamp(value: Any, bound: int) -> int:
+    return min(len(value), bound) if value is not None else 0
 
 QUESTION = _bounded("MaxQuestionLength")
 CID = _bounded("MaxCidLength")
@@ -239,7 +263,9 @@ class DecentralML(Pallet):
           Field("assets_cid", BYTES, "Vec<u8>"),
           Field("assets_storage", STORAGE_TYPE, "StorageType"),
           Field("expiration_block", U32, "BlockNumberFor<T>"),
-          weight=Weight(90_000_000, 6_000))
+          weight=lambda rt, a: benchmarked(
+              "create_task", q=_clamp(a["question"], MAX_QUESTION_LENGTH),
+              c=_clamp(a["assets_cid"], MAX_CID_LENGTH)))
     def create_task(self, origin: Origin, task_type: str, question: bytes, reward: int,
                     max_assignments: int, validation_strategy: str, assets_cid: bytes,
                     assets_storage: str, expiration_block: int) -> None:
@@ -279,7 +305,7 @@ class DecentralML(Pallet):
                            reward=reward, max_assignments=max_assignments, escrow=escrow,
                            expiration_block=expiration_block)
 
-    @call(1, _TASK_ID, weight=Weight(55_000_000, 8_000))
+    @call(1, _TASK_ID, weight=lambda rt, a: benchmarked("accept_task"))
     def accept_task(self, origin: Origin, task_id: int) -> None:
         """Take a slot of an open task: creates a submission in `Assigned`."""
         worker = origin.ensure_signed()
@@ -315,7 +341,9 @@ class DecentralML(Pallet):
           Field("result", BYTES, "Vec<u8>"),
           Field("result_cid", Option(BYTES), "Option<Vec<u8>>"),
           Field("result_storage", Option(STORAGE_TYPE), "Option<StorageType>"),
-          weight=Weight(110_000_000, 9_000))
+          weight=lambda rt, a: benchmarked(
+              "send_task_result", r=_clamp(a["result"], MAX_RESULT_LENGTH),
+              c=_clamp(a["result_cid"], MAX_CID_LENGTH)))
     def send_task_result(self, origin: Origin, submission_id: int, result: bytes,
                          result_cid: bytes | None, result_storage: str | None) -> None:
         """Submit the result of an assigned submission (paid at once on AutoAccept tasks)."""
@@ -340,7 +368,8 @@ class DecentralML(Pallet):
         if task["validation_strategy"] == "AutoAccept":
             self._accept(task_id, task, submission_id, sub)
 
-    @call(3, _SUBMISSION_ID, Field("accept", BOOL, "bool"), weight=Weight(80_000_000, 9_000))
+    @call(3, _SUBMISSION_ID, Field("accept", BOOL, "bool"),
+          weight=lambda rt, a: benchmarked("validate_task_result"))
     def validate_task_result(self, origin: Origin, submission_id: int, accept: bool) -> None:
         """Accept (pay) or reject (reopen the slot) a pending result; creator only."""
         who = origin.ensure_signed()
@@ -363,8 +392,8 @@ class DecentralML(Pallet):
         self.deposit_event("ResultRejected", task_id=task_id, submission_id=submission_id,
                            worker=sub["worker"])
 
-    @call(4, _TASK_ID, weight=Weight(150_000_000, 20_000))
-    def close_task(self, origin: Origin, task_id: int) -> None:
+    @call(4, _TASK_ID, weight=lambda rt, a: benchmarked("close_task", n=MAX_ASSIGNMENTS))
+    def close_task(self, origin: Origin, task_id: int) -> PostInfo:
         """Close a task: abandon assigned submissions, refund the escrow's balance."""
         who = origin.ensure_signed()
         task = self._task(task_id)
@@ -376,6 +405,8 @@ class DecentralML(Pallet):
                 for keys, _ in self.TaskSubmissions.iter_prefix(self.state, task_id)]
         if any(s["status"] == "PendingValidation" for _, s in subs):
             raise self.error("PendingValidations")
+        # what the runtime visits: the task's TaskWorkers entries
+        visited = sum(1 for _ in self.TaskWorkers.iter_prefix(self.state, task_id))
         abandoned = 0
         for sid, sub in subs:
             if sub["status"] == "Assigned":
@@ -394,8 +425,10 @@ class DecentralML(Pallet):
         self.Tasks.set(self.state, task_id, task)
         self.OpenTasks.remove(self.state, task_id)
         self.deposit_event("TaskClosed", task_id=task_id, refund=refund, abandoned=abandoned)
+        # charged for MaxAssignments entries up front, refunded down to the ones visited
+        return PostInfo(actual_weight=benchmarked("close_task", n=visited))
 
-    @call(5, _SUBMISSION_ID, weight=Weight(50_000_000, 7_000))
+    @call(5, _SUBMISSION_ID, weight=lambda rt, a: benchmarked("abandon_task"))
     def abandon_task(self, origin: Origin, submission_id: int) -> None:
         """Give an assigned slot back (the worker only); the slot reopens at once."""
         who, sub, task_id, task = self._own_assigned(origin, submission_id)

@@ -1,9 +1,9 @@
 """``pallet_transaction_payment``: the fee model and the ``TransactionFeePaid`` event.
 
 Fee of a signed extrinsic of ``len`` encoded bytes (length prefix included) whose call declares
-weight ``w``::
+weight ``w``, with ``e`` the weight its transaction extensions declare (:func:`extension_weight`)::
 
-    fee = BASE_FEE + LENGTH_FEE_PER_BYTE * len + w.ref_time * WEIGHT_FEE_PER_REF_TIME + tip
+    fee = BASE_FEE + LENGTH_FEE_PER_BYTE * len + (w + e).ref_time * WEIGHT_FEE_PER_REF_TIME + tip
 
 with ``BASE_FEE = WeightToFee(ExtrinsicBaseWeight) = 100_000_000`` planck (0.0001 UNIT),
 ``LENGTH_FEE_PER_BYTE = 100_000`` planck and ``WEIGHT_FEE_PER_REF_TIME = 1`` (``IdentityFee``);
@@ -25,6 +25,28 @@ LENGTH_FEE_PER_BYTE = 100_000
 WEIGHT_FEE_PER_REF_TIME = 1
 
 FIXED_U128_ONE = 10**18
+
+
+#: The runtime's DbWeight (RocksDbWeight) as ref_time.
+_READ, _WRITE = 25_000_000, 100_000_000
+
+
+def extension_weight(mortal: bool) -> Weight:
+    """What the runtime's transaction extensions add to a signed extrinsic's weight (and so to
+    its fee): frame_system's reference extension weights (its ``()`` ``ExtensionsWeightInfo``) and
+    ``pallet_transaction_payment``'s ``charge_transaction_payment``, in picoseconds, with their
+    database accesses at RocksDbWeight.
+
+    CheckNonZeroSender 570_000, CheckSpecVersion 430_000, CheckTxVersion 455_000, CheckGenesis
+    3_577_000 + 1 read, CheckMortality 6_703_000 (mortal) or 6_605_000 (immortal) + 1 read,
+    CheckNonce 7_261_000 + 1 read + 1 write, CheckWeight 3_006_000, ChargeTransactionPayment
+    35_979_000 + 1 read + 1 write, WeightReclaim 4_747_000 + 1 read + 1 write.
+    """
+    mortality = 6_703_000 if mortal else 6_605_000
+    ref_time = (570_000 + 430_000 + 455_000 + 3_577_000 + mortality + 7_261_000 + 3_006_000
+                + 35_979_000 + 4_747_000 + 5 * _READ + 3 * _WRITE)
+    proof_size = 3_509 + 3_509 + 3_593 + 3_593 + 1_489
+    return Weight(ref_time, proof_size)
 
 
 def weight_to_fee(weight: Weight) -> int:

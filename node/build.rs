@@ -1,0 +1,5 @@
+//! `SUBSTRATE_CLI_IMPL_VERSION` (version + commit) for `--version` and the RPC `system_version`.
+fn main() {
+	substrate_build_script_utils::generate_cargo_keys();
+	substrate_build_script_utils::rerun_if_git_head_changed();
+}

@@ -1,0 +1,15 @@
+//! `decentralml-node`: a Substrate node for the DecentralML runtime.
+//!
+//! Aura authors a block per slot (one second), GRANDPA finalizes, blocks and transactions travel
+//! over the p2p network, and the standard JSON-RPC server serves clients. The chain lives in
+//! ParityDB. `--dev` runs one validator (//Alice) on a temporary base path.
+
+mod chain_spec;
+mod cli;
+mod command;
+mod rpc;
+mod service;
+
+fn main() -> sc_cli::Result<()> {
+	command::run()
+}

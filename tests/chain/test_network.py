@@ -1,0 +1,134 @@
+"""A four-validator network of ``decentralml-node`` on loopback, under faults (the node tier).
+
+The ``local`` chain: //Alice, //Bob, //Charlie and //Dave author in turn (Aura, one-second
+slots) and GRANDPA finalizes with a two-thirds supermajority, that is three of the four. So:
+one validator down, blocks and finality go on; two down, blocks go on (the remaining authors keep
+their slots) but finality stalls until one comes back; and what was finalized before stays
+finalized. The validators are killed with SIGKILL (no shutdown).
+
+Runs in ``make test-network`` (and in ``make test`` when the node is built); see
+tests/fixtures/chains.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from substrateinterface import Keypair
+
+from decentralml.chain.client import Client
+from decentralml.chain.errors import FinalityStalled
+from decentralml.chain.substrate_node import LocalNetwork, NodeProcess
+from tests.fixtures.chains import node_binary, require_node_tier
+
+UNIT = 10**12
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNetwork]:
+    require_node_tier()
+    with LocalNetwork(tmp_path_factory.mktemp("network"), binary=node_binary()) as net:
+        yield net
+
+
+def _advance(node: NodeProcess, blocks: int, timeout: float = 60.0) -> int:
+    """Wait until ``node``'s best block is ``blocks`` past where it is now; the new best."""
+    target = node.best_number() + blocks
+    deadline = time.monotonic() + timeout
+    while (best := node.best_number()) < target:
+        assert time.monotonic() < deadline, f"{node.url} stuck at #{best}: {node.log_tail()}"
+        time.sleep(0.25)
+    return best
+
+
+def _block_hash(node: NodeProcess, number: int) -> str:
+    return str(node.rpc("chain_getBlockHash", [number]))
+
+
+def test_a_transaction_sent_to_node_1_is_finalized_and_identical_on_node_3(
+        network: LocalNetwork) -> None:
+    first, third = network.nodes[0], network.nodes[2]
+    recipient = Keypair.create_from_mnemonic(Keypair.generate_mnemonic()).ss58_address
+    with Client(first.url, signer="//Alice", timeout=60) as alice:
+        receipt = alice.transfer(recipient, 7 * UNIT)
+        assert alice.wait_finalized(receipt, timeout=60) == receipt
+        network.wait_finalized(receipt.block_number, timeout=60)
+        # the same block (hash) at that height on node 3, holding the same extrinsic bytes
+        assert _block_hash(third, receipt.block_number) == receipt.block_hash
+        block_1 = first.rpc("chain_getBlock", [receipt.block_hash])["block"]
+        block_3 = third.rpc("chain_getBlock", [receipt.block_hash])["block"]
+        assert block_3 == block_1
+        xt = block_3["extrinsics"][receipt.extrinsic_index]
+        assert xt == block_1["extrinsics"][receipt.extrinsic_index]
+    # and node 3's state has the transfer
+    with Client(third.url, timeout=60) as reader:
+        assert reader.balance(recipient) == 7 * UNIT
+
+
+def test_one_validator_killed_blocks_and_finality_go_on_and_it_resyncs(
+        network: LocalNetwork) -> None:
+    alive, victim = network.nodes[0], network.nodes[3]
+    recipient = Keypair.create_from_mnemonic(Keypair.generate_mnemonic()).ss58_address
+    # a client of the victim's node, with node 1 as its fallback
+    with Client(f"{victim.url},{alive.url}", signer="//Bob", timeout=60) as bob:
+        assert bob.url == victim.url
+        victim.kill()
+        try:
+            finalized = alive.finalized_number()
+            receipt = bob.transfer(recipient, 5 * UNIT)
+            assert bob.url == alive.url
+            bob.wait_finalized(receipt, timeout=60)
+            assert bob.balance(recipient) == 5 * UNIT  # once, not twice
+            _advance(alive, 4)
+            network.wait_finalized(finalized + 4, timeout=60, nodes=network.nodes[:3])
+        finally:
+            victim.start()
+    head = alive.best_number()
+    deadline = time.monotonic() + 90
+    while victim.best_number() < head:
+        assert time.monotonic() < deadline, f"the restarted node did not sync: {victim.log_tail()}"
+        time.sleep(0.5)
+    network.wait_finalized(alive.finalized_number(), timeout=60, nodes=[victim])
+
+
+def test_two_validators_killed_finality_stalls_then_resumes_keeping_what_was_final(
+        network: LocalNetwork) -> None:
+    alice_node = network.nodes[0]
+    recipient = Keypair.create_from_mnemonic(Keypair.generate_mnemonic()).ss58_address
+    with Client(alice_node.url, signer="//Alice", timeout=60) as alice:
+        receipt = alice.transfer(recipient, 3 * UNIT)
+    network.wait_finalized(receipt.block_number, timeout=60)
+    final_hash = _block_hash(alice_node, receipt.block_number)
+
+    down = network.nodes[2:]
+    for node in down:
+        node.kill()
+    with Client(alice_node.url, signer="//Alice", timeout=60) as alice:
+        try:
+            # votes already on the wire may still finalize a block or two: let them land first
+            _advance(alice_node, 3)
+            stalled_at = alice_node.finalized_number()
+            late = alice.transfer(recipient, 2 * UNIT)
+            with pytest.raises(FinalityStalled) as stalled:
+                alice.wait_finalized(late, timeout=8)
+            assert stalled.value.finalized_number == stalled_at
+            assert "two thirds of the validators" in str(stalled.value)
+            best = _advance(alice_node, 3)
+            assert alice_node.finalized_number() == stalled_at, "finalized without a supermajority"
+            assert best > stalled_at + 5, "blocks stopped too"
+        finally:
+            for node in down:
+                node.start()
+        network.wait_finalized(best, timeout=120)
+        assert alice.wait_finalized(late, timeout=60) == late
+    for node in network.nodes:
+        assert _block_hash(node, receipt.block_number) == final_hash
+
+
+def test_the_network_runs_the_runtime_of_this_checkout(network: LocalNetwork) -> None:
+    version = network.nodes[1].rpc("state_getRuntimeVersion")
+    assert (version["specName"], version["specVersion"]) == ("decentralml", 102)
+    assert Path(network.nodes[1].log_path).is_file()
