@@ -48,8 +48,8 @@ test: $(STAMP) ipfs chromium chopsticks runtime
 	DECENTRALML_TEST_CHAINS=$(TEST_CHAINS) bash scripts/with_ipfs.sh $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # The inner loop (minutes): all but the slow, TensorFlow, IPFS and Rust-runtime tiers, against
-# the devnode; nothing to build.
-test-fast: $(STAMP)
+# the devnode (and polkadot.js against it); nothing to build.
+test-fast: $(STAMP) chopsticks
 	bash scripts/install_bwrap.sh
 	DECENTRALML_TEST_CHAINS=devnode $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow and not ipfs and not tf" $(PYTEST_ARGS)
 
