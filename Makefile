@@ -42,7 +42,8 @@ test: $(STAMP) ipfs chromium chopsticks runtime
 # The node tier: builds decentralml-node if needed (about 20 minutes cold), then the chain suite
 # against `decentralml-node --dev` and the four-validator network under faults.
 test-network: $(STAMP) node
-	DECENTRALML_TEST_CHAINS=node $(PY) -m pytest tests/chain tests/docs/test_network_md.py $(PYTEST_ARGS)
+	DECENTRALML_TEST_CHAINS=node $(PY) -m pytest tests/chain tests/docs/test_network_md.py \
+		tests/examples/test_federated_mnist.py::test_one_round_against_the_node $(PYTEST_ARGS)
 
 # pallet-decentralml's FRAME tests alone against its mock runtime (the quick loop; `runtime` runs
 # them too)
