@@ -9,9 +9,10 @@ STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 EXTRAS ?= tf-cpu,dev,dp
 DEMO_EXTRAS ?= tf-cpu
+comma := ,
 
-.PHONY: demo test test-network pallet install ipfs runtime node chopsticks chain network \
-	network-stop chromium lint typecheck check clean
+.PHONY: demo test test-fast test-network pallet install lock bench-env ipfs runtime node \
+	chopsticks chain network network-stop chromium lint typecheck check clean
 
 # `make chain PORT=9955` serves the runtime on another port.
 PORT ?= 9944
@@ -35,11 +36,22 @@ comma := ,
 # on the Rust side but runs the Python chain tests against the devnode only.
 TEST_CHAINS ?= devnode,runtime$(if $(wildcard $(NODE_BIN)),$(comma)node)
 
+# Tests run in TEST_WORKERS pytest-xdist processes: most of a test's time is spent waiting (for a
+# block, a subprocess, a sandbox), so more workers than cores pays. TEST_WORKERS=0 runs in-process.
+TEST_WORKERS ?= 3
+
 test: $(STAMP) ipfs chromium chopsticks runtime
 	bash scripts/install_bwrap.sh
-	DECENTRALML_TEST_CHAINS=$(TEST_CHAINS) bash scripts/with_ipfs.sh $(PY) -m pytest $(PYTEST_ARGS)
+	DECENTRALML_TEST_CHAINS=$(TEST_CHAINS) bash scripts/with_ipfs.sh $(PY) -m pytest -n $(TEST_WORKERS) \
+		--dist loadgroup $(PYTEST_ARGS)
 
-# The node tier: builds decentralml-node if needed (about 20 minutes cold), then the chain suite
+# The inner loop (a few minutes): everything but the slow, IPFS and Rust-runtime tiers, against
+# the devnode; nothing to build.
+test-fast: $(STAMP)
+	bash scripts/install_bwrap.sh
+	DECENTRALML_TEST_CHAINS=devnode $(PY) -m pytest -n $(TEST_WORKERS) -m "not slow and not ipfs" $(PYTEST_ARGS)
+
+# The node tier: builds decentralml-node if needed (about 25 minutes cold), then the chain suite
 # against `decentralml-node --dev` and the four-validator network under faults.
 test-network: $(STAMP) node
 	DECENTRALML_TEST_CHAINS=node $(PY) -m pytest tests/chain tests/docs/test_network_md.py \
@@ -52,20 +64,36 @@ pallet:
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+# The environments come from uv.lock (every package pinned, with hashes), installed by uv: one
+# universal lock covers every extra and Python 3.10-3.13, `uv lock --check` tells whether it still
+# satisfies pyproject.toml (tests/test_lock.py), and installing from its cache takes seconds where
+# pip takes minutes. uv itself comes from PyPI through pip, hash-checked
+# (scripts/uv-requirements.txt). `make lock` re-resolves within pyproject.toml's ranges.
+UV := .tools/uv/bin/uv
+UV_ENV := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON=$(PYTHON) UV_PYTHON_DOWNLOADS=never
+
+$(UV): scripts/uv-requirements.txt
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+		--upgrade --target .tools/uv --require-hashes -r scripts/uv-requirements.txt
+	touch $(UV)
+
+$(STAMP): pyproject.toml uv.lock $(UV)
+	$(UV_ENV) $(UV) sync --locked --quiet $(addprefix --extra ,$(subst $(comma), ,$(EXTRAS)))
 	touch $(STAMP)
 
-# The demo needs the SDK and TensorFlow, not the dev tools; pip's progress stays visible, since
-# the first install downloads TensorFlow (a few hundred MB) and takes minutes.
-$(DEMO_STAMP): pyproject.toml
-	@echo "make demo: installing decentralml[$(DEMO_EXTRAS)] into $(VENV) (minutes the first time)"
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade --progress-bar on pip
-	$(PY) -m pip install --progress-bar on -e ".[$(DEMO_EXTRAS)]"
+# The demo needs the SDK and TensorFlow, not the dev tools (kept if `make test` installed them).
+$(DEMO_STAMP): pyproject.toml uv.lock $(UV)
+	@echo "make demo: installing decentralml[$(DEMO_EXTRAS)] from uv.lock into $(VENV) (a minute the first time)"
+	$(UV_ENV) $(UV) sync --locked --inexact $(addprefix --extra ,$(subst $(comma), ,$(DEMO_EXTRAS)))
 	touch $(DEMO_STAMP)
+
+# Flower, for bench/flower_compare.py only (the `bench` extra, from the same lock)
+bench-env: $(STAMP)
+	$(UV_ENV) $(UV) sync --locked --inexact --quiet $(addprefix --extra ,$(subst $(comma), ,$(EXTRAS))) --extra bench
+
+# Re-resolve uv.lock within pyproject.toml's ranges (newest versions), then `make test`.
+lock: $(UV)
+	$(UV) lock --upgrade
 
 ipfs:
 	bash scripts/install_ipfs.sh

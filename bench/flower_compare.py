@@ -203,7 +203,7 @@ def main() -> None:
     try:
         import flwr
     except ImportError:
-        sys.exit('flwr is a bench-only dependency: .venv/bin/pip install "flwr[simulation]"')
+        sys.exit("flwr is a bench-only dependency: `make bench-env` installs it from uv.lock")
 
     from decentralml.fl import get_weights, make_digits_cnn
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,8 @@ from decentralml.errors import ConfigurationError, MissingConfiguration
 
 if sys.version_info >= (3, 11):
     import tomllib
-else:  # pragma: no cover - Python 3.10
-    tomllib = None
+else:  # pragma: no cover - Python 3.10: tomli is the library tomllib was made from
+    import tomli as tomllib
 
 ENV_HOME = "DECENTRALML_HOME"
 ENV_NODE_URL = "DECENTRALML_NODE_URL"
@@ -25,6 +26,25 @@ ENV_STORAGE = "DECENTRALML_STORAGE"
 ENV_ACCOUNT = "DECENTRALML_ACCOUNT"
 ENV_KEYRING = "DECENTRALML_KEYRING"
 ENV_KEYRING_PASSWORD_FILE = "DECENTRALML_KEYRING_PASSWORD_FILE"
+
+#: Defaults for the ML stack's start-up logging, for this process and the tasks it runs. TensorFlow
+#: logs its C++ start-up lines (CPU features) below ``TF_CPP_MIN_LOG_LEVEL``, but its oneDNN
+#: notice goes through absl before that setting is read, so the only way to silence it is to leave
+#: oneDNN's reordered kernels off (``TF_ENABLE_ONEDNN_OPTS=0``), which also keeps float results
+#: independent of the CPU's kernel choice. Errors (level 2 keeps them) and Python warnings still
+#: show, and a value the user set wins.
+FRAMEWORK_ENV_DEFAULTS: dict[str, str] = {
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+}
+
+
+def quiet_framework_env(env: MutableMapping[str, str]) -> None:
+    """Fill in :data:`FRAMEWORK_ENV_DEFAULTS` where ``env`` does not set them; call it before
+    TensorFlow is first imported (it reads them once)."""
+    for name, value in FRAMEWORK_ENV_DEFAULTS.items():
+        env.setdefault(name, value)
+
 
 #: setting -> (env var, CLI option)
 SOURCES: dict[str, tuple[str, str]] = {
@@ -75,8 +95,6 @@ class Settings(BaseModel):
 def _read_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
-    if tomllib is None:
-        raise ConfigurationError(f"{path}: reading config.toml needs Python >= 3.11; use env vars")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import click
 
 from decentralml.cli.app import App, ExitCode, error_json, exit_code_for
+from decentralml.config import quiet_framework_env
 from decentralml.errors import DecentralMLError
 from decentralml.keystore import Password
 
@@ -193,9 +194,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     handed_over = take_handed_over_password()
     obj = None if handed_over is None else Password(
         handed_over, f"{ENV_KEYRING_PASSWORD} (taken out of the environment at start)")
-    # TensorFlow's C++ start-up lines (CPU features, oneDNN) are noise in a CLI's output; an
-    # explicit setting in the user's environment wins. Tasks get the same from their bundle.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow's start-up lines are noise in a CLI's output (and in the tasks it runs)
+    quiet_framework_env(os.environ)
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         rv = cli.main(args=args, prog_name="decentralml", standalone_mode=False, obj=obj)

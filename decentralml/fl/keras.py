@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from decentralml.config import quiet_framework_env
 from decentralml.errors import InvalidInput, ModelError
 
 INSTALL_HINT = 'pip install "decentralml[tf]" (or "decentralml[tf-cpu]")'
@@ -42,6 +43,8 @@ CODE_LAYERS = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda"})
 
 def require_keras() -> ModuleType:
     """The ``keras`` module, or an ImportError that says how to get it."""
+    # before TensorFlow's first import, which reads them: a notebook gets no start-up noise either
+    quiet_framework_env(os.environ)
     try:
         import keras
     except ImportError as exc:  # pragma: no cover - exercised in an environment without TF

@@ -38,6 +38,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from decentralml.chain.types import TaskType
+from decentralml.config import quiet_framework_env
 from decentralml.errors import BundleError, IntegrityError, InvalidInput, RunnerError
 from decentralml.storage import sandbox as sb
 from decentralml.storage._fs import remove_tree_quietly
@@ -63,6 +64,7 @@ ENV_ALLOW: tuple[str, ...] = (
     "PATH", "LANG", "LANGUAGE", "TZ", "TERM",
     # Runtime knobs of the ML stack: they pick devices and threads, and carry no credentials.
     "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL",
+    "TF_ENABLE_ONEDNN_OPTS",
     "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
 )
 #: A variable whose name contains one of these (case-insensitive) never reaches a task, whether
@@ -237,6 +239,7 @@ def build_env(*, context: Mapping[str, str], env_extra: Mapping[str, str] | None
     env["PYTHONUNBUFFERED"] = "1"  # logs stream live instead of arriving at exit
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # keep the task tree as fetched
     env["MPLBACKEND"] = "Agg"
+    quiet_framework_env(env)
     env.update(context)
     for name, value in (env_extra or {}).items():
         if not isinstance(name, str) or not _ENV_NAME.match(name):

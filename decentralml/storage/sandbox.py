@@ -188,7 +188,9 @@ def bwrap_command(bwrap: str, argv: list[str], layout: Layout, *, network: bool,
     if network:
         # resolv.conf is often a link into /run, which the sandbox otherwise does not have
         cmd += ["--ro-bind-try", "/run/systemd/resolve", "/run/systemd/resolve"]
-    cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm"]
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(SHM_BYTES),
+            # writable by the task's uid: joblib (scikit-learn) makes its semaphores there
+            "--perms", "1777", "--tmpfs", "/dev/shm"]
     mounts: list[tuple[str, Path, PurePosixPath]] = [
         ("--ro-bind", layout.task_dir, TASK_DIR), ("--ro-bind", layout.bin_dir, BIN_DIR),
         ("--bind", layout.output_dir, OUTPUT_DIR), ("--bind", layout.home, HOME_DIR),

@@ -24,6 +24,7 @@ import pytest
 from decentralml.chain.client import Client
 from decentralml.roles.creator import ModelCreator
 from decentralml.storage import open_store
+from tests.quiet import assert_quiet
 from tests.roles.conftest import cli
 
 REWARD = 10**12
@@ -183,6 +184,33 @@ def test_task_cannot_read_the_parents_environment(world: World) -> None:
     # its own PID namespace: no process of the host, the CLI included, is there to read
     assert "decentralml.cli.main" not in loot and "pytest" not in loot
     assert "DECENTRALML_KEYRING_PASSWORD" not in loot
+    assert world.leaks(done) == []
+
+
+def test_shared_memory_is_the_tasks_own_and_usable(world: World) -> None:
+    """joblib (scikit-learn's parallelism) needs a writable /dev/shm; the task gets a private one,
+    so it runs in parallel, says nothing about serial mode, and never sees the host's."""
+    marker = Path("/dev/shm") / f"dml-host-{uuid.uuid4().hex}"
+    marker.write_text(world.secret)
+    try:
+        body = f"""
+ls -a /dev/shm > "$OUT/shm.txt"
+python - > "$OUT/joblib.txt" 2> "$OUT/joblib-stderr.txt" <<'PY'
+from joblib import Parallel, delayed
+print("sum", sum(Parallel(n_jobs=2, backend="loky")(delayed(abs)(-i) for i in range(4))))
+PY
+test ! -e /dev/shm/{marker.name}
+"""
+        done = world.work(world.publish(world.script(body)))
+    finally:
+        marker.unlink()
+    assert _report(done)["status"] == "PendingValidation", done.stderr
+    out = world.output_dir()
+    assert (out / "joblib.txt").read_text() == "sum 6\n"
+    assert marker.name not in (out / "shm.txt").read_text()
+    task_stderr = (out / "joblib-stderr.txt").read_text()
+    assert_quiet(done.stdout, done.stderr, task_stderr)
+    assert task_stderr == ""  # nor "loky is not available ... falling back to threading"
     assert world.leaks(done) == []
 
 

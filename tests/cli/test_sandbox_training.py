@@ -13,6 +13,7 @@ import pytest
 from decentralml.chain.client import Client
 from decentralml.roles.creator import ModelCreator
 from decentralml.storage import open_store
+from tests.quiet import assert_quiet
 from tests.roles.conftest import cli
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
@@ -42,6 +43,7 @@ def test_digits_training_runs_inside_the_sandbox(devnode, tmp_path: Path) -> Non
     done = cli(["--node", devnode.url, "--storage", spec, "--account", "//Bob", "--json",
                 "work", str(task.task_id), "--data", str(data)], home=home, timeout=900)
     report = json.loads(done.stdout)
+    assert_quiet(done.stderr)  # the task's log, streamed from the sandbox
     assert report["sandbox"] == "bubblewrap" and report["status"] == "PendingValidation"
     assert report["num_examples"] == 200 and 0 <= report["metrics"]["train_accuracy"] <= 1
     output = next(home.glob("work/*/run/output"))

@@ -11,7 +11,6 @@ Both check the federated model's accuracy, not just that nothing crashed.
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import subprocess
@@ -19,6 +18,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.quiet import assert_quiet, user_env
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -66,7 +67,7 @@ def test_quickstart_by_hand_section_runs_as_written(tmp_path: Path) -> None:
     assert script.count("9944") >= 2
     script = script.replace("9944", str(_free_port()))
     root = _checkout_like(tmp_path)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DECENTRALML_")}
+    env = {k: v for k, v in user_env().items() if not k.startswith("DECENTRALML_")}
     env["DECENTRALML_HOME"] = str(tmp_path / "home")
     # -e: the first failing command fails the test; the trap stops the devnode if one does
     done = subprocess.run(["bash", "-euo", "pipefail", "-c",
@@ -85,7 +86,7 @@ def test_quickstart_by_hand_section_runs_as_written(tmp_path: Path) -> None:
     assert re.search(r"task 0 closed in block \d+: refunded 0 UNIT to //Alice", out)
     assert (root / "federated.keras").is_file()
     assert "loaded 449 examples" in done.stderr          # the task's log streamed to us
-    assert "cpu_feature_guard" not in done.stderr and "oneDNN" not in done.stderr
+    assert_quiet(done.stdout, done.stderr)
 
 
 @pytest.mark.timeout(1500)
@@ -95,7 +96,7 @@ def test_readme_notebook_snippet_runs_as_written(tmp_path: Path) -> None:
                          "3. From a notebook")
     (snippet,) = code_blocks(readme, "python")
     assert code_blocks(quickstart, "python") == [snippet], "README and quickstart differ"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DECENTRALML_")}
+    env = {k: v for k, v in user_env().items() if not k.startswith("DECENTRALML_")}
     env["DECENTRALML_HOME"] = str(tmp_path / "home")
     done = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=1400, check=False)
@@ -104,3 +105,4 @@ def test_readme_notebook_snippet_runs_as_written(tmp_path: Path) -> None:
     assert result, done.stdout
     assert float(result.group(3)) >= 0.9, done.stdout
     assert "refund 0" in done.stdout
+    assert_quiet(done.stdout, done.stderr)
