@@ -34,29 +34,33 @@ NODE_BIN ?= $(or $(DECENTRALML_NODE_BIN),$(CARGO_TARGET)/debug/decentralml-node)
 # runtime served by Chopsticks; and, when decentralml-node is already built on this machine, the
 # node tier too (the chain suite against `decentralml-node --dev` and the four-validator network
 # test, tests/chain/test_network.py), as `make test-network` runs it. `runtime` builds the pallet,
-# the runtime's wasm and its chain spec and runs the Rust tests (the pallet's FRAME tests among them); cargo's target dir is outside the
-# clone, so after the first build it is incremental. `make test TEST_CHAINS=devnode` skips nothing
-# on the Rust side but runs the Python chain tests against the devnode only.
+# the runtime's wasm and its chain spec and runs the Rust tests (the pallet's FRAME tests among
+# them); cargo's target dir is outside the clone, so after the first build it is incremental.
+# `make test TEST_CHAINS=devnode` skips nothing on the Rust side but runs the Python chain tests
+# against the devnode only.
 TEST_CHAINS ?= devnode,runtime$(if $(wildcard $(NODE_BIN)),$(comma)node)
 
 # Tests run in TEST_WORKERS pytest-xdist processes: most of a test's time is spent waiting (for a
-# block, a subprocess, a sandbox), so more workers than cores pays. TEST_WORKERS=0 runs in-process.
+# block, a subprocess, a sandbox), so more workers than cores pays; tests marked with one
+# xdist_group (the four-validator network's) share a worker. TEST_WORKERS=0 runs in-process.
 TEST_WORKERS ?= 3
 
 test: $(STAMP) ipfs chromium chopsticks runtime
 	bash scripts/install_bwrap.sh
-	DECENTRALML_TEST_CHAINS=$(TEST_CHAINS) bash scripts/with_ipfs.sh $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+	DECENTRALML_TEST_CHAINS=$(TEST_CHAINS) bash scripts/with_ipfs.sh $(PY) -m pytest -n $(TEST_WORKERS) \
+		--dist loadgroup $(PYTEST_ARGS)
 
 # The inner loop (minutes): all but the slow, TensorFlow, IPFS and Rust-runtime tiers, against
 # the devnode (and polkadot.js against it); nothing to build.
 test-fast: $(STAMP) chopsticks
 	bash scripts/install_bwrap.sh
-	DECENTRALML_TEST_CHAINS=devnode $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow and not ipfs and not tf" $(PYTEST_ARGS)
+	DECENTRALML_TEST_CHAINS=devnode $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow and not ipfs and not tf" $(PYTEST_ARGS)
 
-# The node tier: builds decentralml-node if needed (about 20 minutes cold), then the chain suite
+# The node tier: builds decentralml-node if needed (about 25 minutes cold), then the chain suite
 # against `decentralml-node --dev` and the four-validator network under faults.
 test-network: $(STAMP) node
-	DECENTRALML_TEST_CHAINS=node $(PY) -m pytest tests/chain tests/docs/test_network_md.py $(PYTEST_ARGS)
+	DECENTRALML_TEST_CHAINS=node $(PY) -m pytest tests/chain tests/docs/test_network_md.py \
+		tests/examples/test_federated_mnist.py::test_one_round_against_the_node $(PYTEST_ARGS)
 
 # pallet-decentralml's FRAME tests alone against its mock runtime (the quick loop; `runtime` runs
 # them too)

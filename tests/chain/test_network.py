@@ -26,6 +26,9 @@ from tests.fixtures.chains import node_binary, require_node_tier
 
 UNIT = 10**12
 
+#: one network for the whole module, in one xdist worker (`make test` uses --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("decentralml-network")
+
 
 @pytest.fixture(scope="module")
 def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNetwork]:

@@ -10,7 +10,9 @@ from types import ModuleType
 import pytest
 
 from decentralml.chain.runtime_node import RuntimeNode
+from decentralml.chain.substrate_node import dev_node
 from decentralml.cli.demo import load_demo
+from tests.fixtures.chains import node_binary, require_node_tier
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "federated_mnist"
 
@@ -78,6 +80,22 @@ def test_one_round_against_the_runtime(tmp_path: Path, fresh_runtime_node: Runti
     assert report.fees_paid > 0  # the runtime's own fees, read from TransactionFeePaid
     assert report.balances_ok, "balances do not reconcile to the unit on the runtime"
     assert report.federated_accuracy > 0.2  # well above chance (0.1) after one round
+
+
+def test_one_round_against_the_node(tmp_path: Path) -> None:
+    """The same round against `decentralml-node --dev` (Aura blocks every second, GRANDPA): the
+    roles and contributor CLI processes by URL, balances reconciled with the node's fees. Part
+    of the node tier (tests/fixtures/chains.py)."""
+    require_node_tier()
+    with dev_node(tmp_path / "node", binary=node_binary()) as node:
+        report = _demo().run_demo(tmp_path / "demo", rounds=1, node_url=node.url,
+                                  log=lambda *_: None)
+    assert [(r["accepted"], r["rejected"]) for r in report.rounds] == [(3, 0)]
+    assert report.rewards_paid == report.rounds[0]["paid"] == 3 * 10 * 10**12
+    assert report.escrow_refunded == 0
+    assert report.fees_paid > 0
+    assert report.balances_ok, "balances do not reconcile to the unit on the node"
+    assert report.federated_accuracy > 0.2
 
 
 def test_creator_notebook_executes(tmp_path: Path) -> None:
