@@ -32,6 +32,8 @@ _EXPORTS: dict[str, str] = {
     "BundleError": "decentralml.errors",
     "RunnerError": "decentralml.errors",
     "ModelError": "decentralml.errors",
+    "BlockRetracted": "decentralml.chain.errors",
+    "FinalityStalled": "decentralml.chain.errors",
     # protocol types
     "TaskType": "decentralml.chain.types",
     "ValidationStrategy": "decentralml.chain.types",
@@ -119,6 +121,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from decentralml.chain.client import (
         Client,
+    )
+    from decentralml.chain.errors import (
+        BlockRetracted,
+        FinalityStalled,
     )
     from decentralml.chain.events import (
         MarketEvent,
