@@ -62,31 +62,37 @@ def save_model(model: Any, path: Path) -> None:
 # --- hooks: end ---
 
 
-def _data_dir() -> Path:
-    here = Path(os.environ.get("DECENTRALML_TASK_DIR", Path(__file__).resolve().parent))
-    given = os.environ.get("DECENTRALML_DATA_DIR")
-    if given and (Path(given) / "data.npz").is_file():
-        return Path(given)
-    return here
+def _data_dir(given: Path | None, task_dir: Path) -> Path:
+    """The contributor's ``data.npz`` when given, else the dataset the creator shipped."""
+    if given is not None and (given / "data.npz").is_file():
+        return given
+    return task_dir
 
 
-def main() -> int:
-    """Load the data, build and train the model, write model.keras and result.json."""
-    output = os.environ.get("DECENTRALML_OUTPUT_DIR")
-    if not output:
-        print("DECENTRALML_OUTPUT_DIR is not set: run this task with the decentralml runner",
-              file=sys.stderr)
-        return 2
-    output_dir = Path(output)
-    x, y, x_val, y_val = load_data(_data_dir())
+def fit(round: Any) -> None:
+    """The bundle's Python entry point (``"entry": "engineer:fit"`` in template.json).
+
+    An engineer's result is a model, not a weights update, so this writes ``model.keras`` and
+    ``result.json`` itself and returns ``None``."""
+    x, y, x_val, y_val = load_data(_data_dir(round.data_dir, round.task_dir))
     num_classes = int(max(y.max(), y_val.max())) + 1
     model = build_model(tuple(x.shape[1:]), num_classes)
     metrics = train_model(model, x, y, x_val, y_val)
-    save_model(model, output_dir / "model.keras")
+    save_model(model, round.output_dir / "model.keras")
     result = {"num_examples": len(x), "metrics": metrics}
-    (output_dir / "result.json").write_text(json.dumps(result, allow_nan=False))
+    (round.output_dir / "result.json").write_text(json.dumps(result, allow_nan=False))
     print(f"trained on {len(x)} examples: {metrics}")
-    return 0
+
+
+def main() -> int:
+    """By hand (``start_task.sh``): the same run, from the runner's environment."""
+    if "DECENTRALML_OUTPUT_DIR" not in os.environ:
+        print("DECENTRALML_OUTPUT_DIR is not set: run this task with the decentralml runner",
+              file=sys.stderr)
+        return 2
+    from decentralml.storage.entry import run_once
+
+    return run_once("engineer:fit")
 
 
 if __name__ == "__main__":
