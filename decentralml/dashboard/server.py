@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -181,14 +182,24 @@ def _handler(dash: Dashboard, port_box: list[int]) -> type[BaseHTTPRequestHandle
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A browser that goes away mid-answer (a reload, a closed tab, the event stream left)
+        is not an error of ours: nothing to print. Anything else keeps the standard report."""
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
+
+
 class DashboardServer:
     """The HTTP server on 127.0.0.1 (``port`` 0 picks a free one); ``url`` once started."""
 
     def __init__(self, dash: Dashboard, port: int = 8765) -> None:
         self.dash = dash
         self._port_box = [port]
-        self.httpd = ThreadingHTTPServer((HOST, port), _handler(dash, self._port_box))
-        self.httpd.daemon_threads = True
+        self.httpd = _Server((HOST, port), _handler(dash, self._port_box))
         self._port_box[0] = self.httpd.server_address[1]
 
     @property
