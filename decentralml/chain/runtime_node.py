@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import IO
 
+from decentralml.chain._procgroup import end_process_group
 from decentralml.errors import ConfigurationError, ConnectionFailed
 
 #: The source checkout this package was installed from (``make install`` installs it editable).
@@ -140,19 +141,7 @@ class RuntimeNode:
         """Terminate the process group (SIGTERM, then SIGKILL after ``timeout``)."""
         process, self._process = self._process, None
         if process is not None:
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
-            else:
-                # the leader is gone; make sure nothing it started lingers
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(process.pid, signal.SIGKILL)
+            end_process_group(process, signal.SIGTERM, timeout)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -16,7 +16,6 @@ here knows the protocol, and clients connect to :attr:`NodeProcess.url` as to an
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -33,6 +32,7 @@ from typing import IO, Any
 import base58
 from substrateinterface import Keypair, KeypairType
 
+from decentralml.chain._procgroup import end_process_group
 from decentralml.errors import ConfigurationError, ConnectionFailed
 
 #: The source checkout this package was installed from (``make install`` installs it editable).
@@ -208,14 +208,7 @@ class NodeProcess:
     def _signal_and_reap(self, sig: signal.Signals, timeout: float) -> None:
         process, self._process = self._process, None
         if process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, sig)
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            end_process_group(process, sig, timeout)
         if self._log is not None:
             self._log.close()
             self._log = None
