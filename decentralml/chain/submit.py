@@ -21,7 +21,8 @@ import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,8 +139,30 @@ class InclusionTracker:
                     st.found.pop(xhash, None)
         return True
 
-    def scan(self, since: int) -> None:
-        """Record every block after ``since`` (and after every waiter's start) up to the head."""
+    @contextmanager
+    def watching(self, since: int | None = None) -> Iterator[None]:
+        """Keep every block after ``since`` scannable while the caller follows an extrinsic.
+
+        A scan jumps forward to the lowest start of the waiters it knows of, so a caller must be
+        known before it sends: otherwise another waiter's scan could move past the block its
+        extrinsic lands in, which would then never be found (and could look superseded).
+        Without ``since`` the head read now pins it: whatever block a later scan jumps to was the
+        head before this caller sends, so its extrinsic lands after it."""
+        pin = self._conn.head_number() if since is None else since
+        with self._cond:
+            self._state.waiting[pin] += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._state.waiting[pin] -= 1
+                if self._state.waiting[pin] <= 0:
+                    del self._state.waiting[pin]
+
+    def scan(self, since: int) -> int:
+        """Record every block after ``since`` (and after every waiter's start) up to the head;
+        returns the highest block recorded so far (below the head if a block could not be read).
+        """
         head = self._conn.head_number()
         with self._cond:
             st = self._state
@@ -151,6 +174,8 @@ class InclusionTracker:
             with self._cond:
                 st.scanned = max(st.scanned or 0, number)
             number += 1
+        with self._cond:
+            return st.scanned if st.scanned is not None else since
 
     def lookup(self, extrinsic_hash: str) -> Location | None:
         with self._cond:
@@ -158,15 +183,8 @@ class InclusionTracker:
 
     def wait(self, extrinsic_hash: str, since: int, deadline: float) -> Location:
         """Block until the extrinsic is in a best block after ``since``; ChainTimeout otherwise."""
-        with self._cond:
-            self._state.waiting[since] += 1
-        try:
+        with self.watching(since):
             return self._wait(extrinsic_hash, since, deadline)
-        finally:
-            with self._cond:
-                self._state.waiting[since] -= 1
-                if self._state.waiting[since] <= 0:
-                    del self._state.waiting[since]
 
     def _wait(self, extrinsic_hash: str, since: int, deadline: float) -> Location:
         while True:
@@ -213,6 +231,11 @@ class Submitter:
         """
         deadline = time.monotonic() + timeout
         address = keypair.ss58_address
+        with self.tracker.watching():
+            return self._submit(compose, keypair, address, deadline)
+
+    def _submit(self, compose: Callable[[SubstrateInterface], GenericCall], keypair: Keypair,
+                address: str, deadline: float) -> Inclusion:
         since, extrinsic, nonce = self._sign_and_send(compose, keypair, address, deadline)
         while True:
             extrinsic_hash = "0x" + extrinsic.extrinsic_hash.hex()
@@ -251,7 +274,8 @@ class Submitter:
             lambda si: si.query("System", "Account", [address], block_hash=block_hash))
         if int(account.value["nonce"]) <= nonce:
             return False
-        self.tracker.scan(since)  # every block up to (at least) ``head``
+        if self.tracker.scan(since) < head:
+            return False  # a block up to ``head`` could not be read: ours may be in it
         return self.tracker.lookup(extrinsic_hash) is None
 
     def _sign_and_send(self, compose: Callable[[SubstrateInterface], GenericCall],

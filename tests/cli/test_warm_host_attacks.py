@@ -257,6 +257,10 @@ def fit(task):
     if not TICKS:
         threading.Thread(target=tick, daemon=True).start()
         time.sleep(0.3)
+    else:  # a later round lasts until the thread ticks once (at most 5 s): it runs in rounds
+        seen, until = len(TICKS), time.time() + 5
+        while len(TICKS) == seen and time.time() < until:
+            time.sleep(0.01)
     mode = task.config.get("mode")
     if mode == "daemon":
         subprocess.Popen(["setsid", "sh", "-c", f"exec -a {task.config['marker']} sleep 600"])
