@@ -24,6 +24,7 @@ import pytest
 from decentralml.chain.client import Client
 from decentralml.roles.creator import ModelCreator
 from decentralml.storage import open_store
+from tests.cli.planted import PlantedContributor
 from tests.quiet import assert_quiet
 from tests.roles.conftest import cli
 
@@ -32,24 +33,11 @@ EXIT_STORAGE = 6
 EXIT_RUNNER = 7
 
 
-class World:
+class World(PlantedContributor):
     """One contributor (Bob) with secrets where a contributor keeps them, and a creator."""
 
     def __init__(self, url: str, tmp: Path) -> None:
-        self.url = url
-        self.tmp = tmp
-        self.secret = f"dml-secret-{uuid.uuid4().hex}"
-        self.store = tmp / "store"
-        self.home = tmp / "bob-dml"  # Bob's $DECENTRALML_HOME
-        self.user_home = tmp / "bob-user"  # Bob's $HOME
-        (self.user_home / ".ssh").mkdir(parents=True)
-        (self.user_home / ".ssh" / "id_ed25519").write_text(f"PRIVATE KEY {self.secret}\n")
-        self.home.mkdir()
-        (self.home / "accounts.json").write_text(json.dumps({"bob": self.secret}))
-        self.data = tmp / "data"
-        self.data.mkdir()
-        (self.data / "samples.txt").write_text("a\nb\nc\n")
-        self.port = int(url.rsplit(":", 1)[1].split("/")[0])
+        super().__init__(url, tmp, samples="a\nb\nc\n")
 
     def script(self, body: str) -> str:
         """A hostile script: the paths it targets, then ``body``, then an honest-looking result."""

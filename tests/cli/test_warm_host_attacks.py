@@ -26,6 +26,7 @@ import pytest
 from decentralml.chain.client import Client
 from decentralml.roles.creator import ModelCreator
 from decentralml.storage import open_store
+from tests.cli.planted import PlantedContributor
 
 REWARD = 10**12
 
@@ -43,24 +44,11 @@ def done(task, **loot):
 """
 
 
-class Market:
+class Market(PlantedContributor):
     """Bob's worker (with secrets where a contributor keeps them) and creators publishing to it."""
 
     def __init__(self, url: str, tmp: Path) -> None:
-        self.url = url
-        self.tmp = tmp
-        self.secret = f"dml-secret-{uuid.uuid4().hex}"
-        self.store = tmp / "store"
-        self.home = tmp / "bob-dml"
-        self.user_home = tmp / "bob-user"
-        (self.user_home / ".ssh").mkdir(parents=True)
-        (self.user_home / ".ssh" / "id_ed25519").write_text(f"PRIVATE KEY {self.secret}\n")
-        self.home.mkdir()
-        (self.home / "accounts.json").write_text(json.dumps({"bob": self.secret}))
-        self.data = tmp / "data"
-        self.data.mkdir()
-        (self.data / "samples.txt").write_text("a\nb\n")
-        self.port = int(url.rsplit(":", 1)[1].split("/")[0])
+        super().__init__(url, tmp, samples="a\nb\n")
         self.events: list[dict[str, object]] = []
         self._cond = threading.Condition()
         self.proc: subprocess.Popen[str] | None = None
