@@ -38,7 +38,9 @@ NODE_BIN ?= $(or $(DECENTRALML_NODE_BIN),$(CARGO_TARGET)/debug/decentralml-node)
 # them); cargo's target dir is outside the clone, so after the first build it is incremental.
 # `make test TEST_CHAINS=devnode` skips nothing on the Rust side but runs the Python chain tests
 # against the devnode only.
-TEST_CHAINS ?= devnode,runtime$(if $(wildcard $(NODE_BIN)),$(comma)node)
+# The node tier is `make test-network` alone for now: under make test's xdist workers each worker
+# started its own `decentralml-node --dev` and they collided.
+TEST_CHAINS ?= devnode,runtime
 
 # Tests run in TEST_WORKERS pytest-xdist processes: most of a test's time is spent waiting (for a
 # block, a subprocess, a sandbox), so more workers than cores pays; tests marked with one
