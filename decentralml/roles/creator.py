@@ -24,6 +24,7 @@ from decentralml.chain.types import (
     Submission,
     SubmissionStatus,
     TaskInfo,
+    TaskTerms,
     TaskType,
     ValidationStrategy,
 )
@@ -84,8 +85,12 @@ class ModelCreator:
                 validation_strategy: ValidationStrategy = ValidationStrategy.ManualAccept,
                 expires_in: int = DEFAULT_EXPIRES_IN, requirements: Sequence[str] = (),
                 outputs: Sequence[str] = (), metadata: dict[str, Any] | None = None,
-                model: Path | None = None, network: bool = False) -> PublishedTask:
+                model: Path | None = None, network: bool = False,
+                terms: TaskTerms | None = None) -> PublishedTask:
         """Pack ``bundle_dir``, store and pin it, then ``create_task`` with its CID.
+
+        ``terms`` (e.g. pay by contribution) are fixed on chain with the task
+        (``create_task_with_terms``).
 
         ``model`` is the creator's ``.keras`` model, shipped in the bundle as ``model.keras`` (a
         staged copy: ``bundle_dir`` is not modified), so every contributor trains the same
@@ -106,7 +111,7 @@ class ModelCreator:
                                  task_type=task_type, max_assignments=max_assignments,
                                  validation_strategy=validation_strategy, expires_in=expires_in,
                                  requirements=requirements, outputs=outputs, metadata=metadata,
-                                 network=network)
+                                 network=network, terms=terms)
         _check_keras_file(model)
         self.workdir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.workdir, prefix="staging-") as tmp:
@@ -117,12 +122,13 @@ class ModelCreator:
                                  max_assignments=max_assignments,
                                  validation_strategy=validation_strategy, expires_in=expires_in,
                                  requirements=requirements, outputs=outputs, metadata=metadata,
-                                 network=network)
+                                 network=network, terms=terms)
 
     def _publish(self, bundle_dir: Path, *, question: str, reward: int, task_type: TaskType,
                  max_assignments: int, validation_strategy: ValidationStrategy, expires_in: int,
                  requirements: Sequence[str], outputs: Sequence[str],
-                 metadata: dict[str, Any] | None, network: bool = False) -> PublishedTask:
+                 metadata: dict[str, Any] | None, network: bool = False,
+                 terms: TaskTerms | None = None) -> PublishedTask:
         from decentralml.chain.types import CreateTaskArgs, build
         from decentralml.storage.bundle import pack_bundle
         from decentralml.storage.preflight import check_bundle_runs, declared_entry
@@ -134,7 +140,7 @@ class ModelCreator:
         build(CreateTaskArgs, limits=self.client.limits, task_type=task_type, question=question,
               reward=reward, max_assignments=max_assignments,
               validation_strategy=validation_strategy, assets_cid="x",
-              assets_storage=self.store.storage_type, expiration_block=expires_in)
+              assets_storage=self.store.storage_type, expiration_block=expires_in, terms=terms)
         check_bundle_runs(bundle_dir)
         entry, round_files = declared_entry(bundle_dir)
         packed = pack_bundle(bundle_dir, self.store, task_type=task_type,
@@ -146,7 +152,7 @@ class ModelCreator:
             task_type=task_type, question=question, reward=reward,
             max_assignments=max_assignments, validation_strategy=validation_strategy,
             assets_cid=packed.cid, assets_storage=self.store.storage_type,
-            expires_in=expires_in)
+            expires_in=expires_in, terms=terms)
         return PublishedTask(task_id=created.task_id, assets_cid=packed.cid,
                              storage=self.store.storage_type, escrow=reward * max_assignments,
                              block_number=created.block_number, fee=created.fee)
