@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from decentralml.cli.app import App, pass_app, table
+from decentralml.cli.contribution import pay_options
 from decentralml.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -64,6 +65,11 @@ def _progress(app: App):  # type: ignore[no-untyped-def]
         elif event == "round-validated":
             app.info(f"round {r}: {data['accepted']} accepted, paid "
                      f"{app.amount(int(data['paid']))}")
+        elif event == "round-closed" and data.get("contributions"):
+            _print_contributions(app, data)
+            acc = data.get("accuracy")
+            app.info(f"round {r}: closed, refund {app.amount(int(data['refund']))}; federated "
+                     f"accuracy {'-' if acc is None else f'{acc:.3f}'}")
         elif event == "round-closed":
             acc = data.get("accuracy")
             app.info(f"round {r}: closed, refund {app.amount(int(data['refund']))}; federated "
@@ -111,7 +117,7 @@ def _run(app: App, job_dir: Any) -> None:
         reward=spec.reward, x_test=x, y_test=y, question=spec.question,
         target_accuracy=spec.target_accuracy, round_timeout=spec.round_timeout,
         strategy=_strategy(spec.strategy), validation=validation, job=job_dir,
-        on_progress=_progress(app))
+        on_progress=_progress(app), pay=_job_pay(spec, job_dir))
     state = job_dir.load()
     data = {"name": spec.name, "status": state.status, "stopped_because": state.stopped_because,
             "final_accuracy": state.final_accuracy, "total_paid": state.total_paid,
@@ -121,6 +127,27 @@ def _run(app: App, job_dir: Any) -> None:
         f"job {spec.name}: {state.stopped_because}; final accuracy "
         f"{_fmt(state.final_accuracy)}, paid {_units(app, state.total_paid, spec.token)}\n"
         f"report: {job_dir.report_json}\nplot:   {job_dir.report_png}"))
+
+
+def _job_pay(spec: Any, job_dir: Any) -> Any:
+    """The job's pay by contribution (None: a flat reward per accepted result)."""
+    if spec.payout != "contribution":
+        return None
+    from decentralml.fl.contribution import ScoringSpec
+    from decentralml.roles.contribution import ContributionPay
+
+    return ContributionPay(floor=spec.floor, spec=ScoringSpec.model_validate(spec.scoring),
+                           holdout=job_dir.path / "holdout.npz")
+
+
+def _print_contributions(app: App, data: dict[str, Any]) -> None:
+    """A round paid by contribution: who scored what and was paid what."""
+    for c in data["contributions"]:
+        score = "-" if c["score"] is None else f"{c['score'] / 10_000:.2f}%"
+        copy = "" if c.get("duplicate_of") is None else f" (copy of {c['duplicate_of']})"
+        app.info(f"round {data['round']}: {app.name(c['worker'])} (submission "
+                 f"{c['submission_id']}): {c['status']}, score {score}{copy}, paid "
+                 f"{app.amount(int(c['payout']))}")
 
 
 def _fmt(x: float | None) -> str:
@@ -163,12 +190,13 @@ _workdir_option = click.option(
 @click.option("--strategy", default="fedavg", show_default=True,
               help="NAME[:key=value,...] as for `federate` (fedavg, fedadam, median, ...).")
 @click.option("--question", default="Train the global model", show_default=True)
+@pay_options
 @_workdir_option
 @pass_app
 def job_run(app: App, name: str, bundle_dir: Path, model_path: Path, holdout: Path,
             rounds: int, slots: int, reward: str, validation: str,
             target_accuracy: float | None, round_timeout: float, strategy: str, question: str,
-            workdir: Path | None) -> None:
+            workdir: Path | None, **pay_args: Any) -> None:
     """Start federated job NAME and follow it round by round."""
     import numpy as np
 
@@ -187,6 +215,9 @@ def job_run(app: App, name: str, bundle_dir: Path, model_path: Path, holdout: Pa
     _strategy(strategy)
     client = app.client()
     amount = app.parse_amount(reward, "reward")
+    from decentralml.cli.contribution import contribution_pay
+
+    pay = contribution_pay(app, reward=amount, holdout=holdout, **pay_args)
     most = client.limits.max_assignments
     if slots > most:
         raise InvalidInput("slots", f"is {slots}", f"1..={most}, the chain's MaxAssignments")
@@ -195,7 +226,9 @@ def job_run(app: App, name: str, bundle_dir: Path, model_path: Path, holdout: Pa
                    validation=validation, target_accuracy=target_accuracy,
                    round_timeout=round_timeout, strategy=strategy, bundle_dir=str(bundle_dir),
                    creator=str(client.address), genesis_hash=client.genesis_hash,
-                   token=client.token)
+                   token=client.token, **({} if pay is None else {
+                       "payout": "contribution", "floor": pay.floor,
+                       "scoring": pay.spec.model_dump(mode="json")}))
     job_dir = store.create(spec)
     # The job keeps its own copies, so a resume does not depend on files elsewhere.
     shutil.copytree(bundle_dir, job_dir.path / "bundle")
@@ -247,7 +280,7 @@ def _chain_rounds(app: App, state: Any) -> list[dict[str, Any]]:
                     "status": task.status.value, "reward": task.reward,
                     "slots": task.max_assignments,
                     "submitted": sum(1 for s in subs if s.submitted_block is not None),
-                    "accepted": len(accepted), "paid": len(accepted) * task.reward,
+                    "accepted": len(accepted), "paid": _chain_paid(client, task, subs),
                     "results": [{"submission_id": s.submission_id, "worker": s.worker,
                                  "status": s.status.value, "result": s.result_json()}
                                 for s in subs]}
@@ -256,6 +289,18 @@ def _chain_rounds(app: App, state: Any) -> list[dict[str, Any]]:
                     and row["chain"]["paid"] == record.paid))
         out.append(row)
     return out
+
+
+def _chain_paid(client: Any, task: Any, subs: list[Any]) -> int:
+    """What a round's task paid out, by the chain: the flat reward per accepted result, or on a
+    task paid by contribution the settlements' payouts."""
+    from decentralml.chain.types import PayoutMode, SubmissionStatus
+
+    if client.task_terms(task.task_id).payout is PayoutMode.ByContribution:
+        from decentralml.roles.contribution import settled_contributions
+
+        return sum(c.payout for c in settled_contributions(client, task.task_id, subs))
+    return sum(task.reward for s in subs if s.status is SubmissionStatus.Accepted)
 
 
 @job.command("show")
