@@ -35,6 +35,10 @@ _EXPORTS: dict[str, str] = {
     "strategy_from_name": "decentralml.fl.registry",
     "strategy_name": "decentralml.fl.registry",
     "strategy_names": "decentralml.fl.registry",
+    # deterministic aggregation: compare aggregates by digest
+    "UpdateKey": "decentralml.fl.base",
+    "in_key_order": "decentralml.fl.base",
+    "aggregate_digest": "decentralml.fl.digest",
     # differential privacy (the accountant needs the [dp] extra)
     "PrivacyGuarantee": "decentralml.fl.privacy",
     "privacy_guarantee": "decentralml.fl.privacy",
@@ -54,6 +58,8 @@ _EXPORTS: dict[str, str] = {
     "WeightSpec": "decentralml.fl.exchange",
     "NpzWeights": "decentralml.fl.exchange",
     "save_update": "decentralml.fl.exchange",
+    "save_weights": "decentralml.fl.exchange",
+    "load_weights": "decentralml.fl.exchange",
     "load_update": "decentralml.fl.exchange",
     "read_sidecar": "decentralml.fl.exchange",
     "model_weight_names": "decentralml.fl.exchange",
@@ -118,7 +124,9 @@ __all__ = [
     "TaskOptions",
     "TrimmedMean",
     "Update",
+    "UpdateKey",
     "WeightSpec",
+    "aggregate_digest",
     "apply_client_dp",
     "clone_model",
     "dirichlet_indices",
@@ -128,6 +136,7 @@ __all__ = [
     "federated_contributors_model",
     "get_weights",
     "iid_indices",
+    "in_key_order",
     "label_indices",
     "load_architecture",
     "load_contributor_models",
@@ -135,6 +144,7 @@ __all__ = [
     "load_mnist",
     "load_model",
     "load_update",
+    "load_weights",
     "make_digits_cnn",
     "model_weight_names",
     "noise_multiplier_for",
@@ -148,6 +158,7 @@ __all__ = [
     "save_architecture",
     "save_model",
     "save_update",
+    "save_weights",
     "set_weights",
     "strategy_from_name",
     "strategy_name",
@@ -163,7 +174,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from decentralml.fl.base import Aggregator, Strategy, Update
+    from decentralml.fl.base import Aggregator, Strategy, Update, UpdateKey, in_key_order
     from decentralml.fl.data import (
         Dataset,
         dirichlet_indices,
@@ -175,6 +186,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         partition_dirichlet,
         partition_iid,
     )
+    from decentralml.fl.digest import aggregate_digest
     from decentralml.fl.dp_fedavg import DPFedAvg
     from decentralml.fl.example import DigitsExample, write_digits_example
     from decentralml.fl.exchange import (
@@ -183,9 +195,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         NpzWeights,
         WeightSpec,
         load_update,
+        load_weights,
         model_weight_names,
         read_sidecar,
         save_update,
+        save_weights,
     )
     from decentralml.fl.fedadagrad import FedAdagrad
     from decentralml.fl.fedadam import FedAdam
