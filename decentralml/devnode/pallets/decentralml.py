@@ -24,6 +24,7 @@ from decentralml.chain.types import (
     PALLET_ID,
     U32_MAX,
     U128_MAX,
+    contribution_payouts,
     escrow_account_id,
 )
 from decentralml.devnode.pallet import (
@@ -825,13 +826,3 @@ class DecentralML(Pallet):
             self.deposit_event("RoundAgreed", job_id=job_id, round=round,
                                model_cid=aggregate_cid)
 
-
-def contribution_payouts(reward: int, floor: int, scores: list[int]) -> list[int]:
-    """Each result's payout from the pool ``reward * k`` (docs/protocol.md, exact integers):
-    ``floor`` each, and the rest split by score, floored; equal shares when every score is 0."""
-    k = len(scores)
-    split = (reward - floor) * k
-    total = sum(scores)
-    if total == 0:
-        return [floor + split // k] * k
-    return [floor + split * score // total for score in scores]
