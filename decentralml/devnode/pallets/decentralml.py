@@ -24,6 +24,7 @@ from decentralml.chain.types import (
     PALLET_ID,
     U32_MAX,
     U128_MAX,
+    contribution_payouts,
     escrow_account_id,
 )
 from decentralml.devnode.pallet import (
@@ -226,12 +227,12 @@ class DecentralML(Pallet):
         EventDef("SubmissionAbandoned", (_TASK_ID, _SUBMISSION_ID, _WORKER),
                  "A worker gave its slot back; the slot is open again."),
         EventDef("ShardAssigned", (_TASK_ID, _SUBMISSION_ID, Field("shard", U32, "u32")),
-                 "A submission of a task with shards was assigned its data shard."),
+                 "A submission was assigned a data shard of its task."),
         EventDef("ContributionsSettled", (_TASK_ID, Field("results", U32, "u32"),
                                           Field("pool", U128, "BalanceOf<T>"),
                                           Field("paid", U128, "BalanceOf<T>"),
                                           Field("dust", U128, "BalanceOf<T>")),
-                 "Pending results were accepted and paid from a pool by their scores."),
+                 "Results were accepted and paid from the pool by their scores."),
         EventDef("PeerJobCreated", (_JOB_ID, Field("creator", ACCOUNT_ID, "T::AccountId"),
                                     Field("rounds", U32, "u32"),
                                     Field("update_blocks", U32, "u32"),
@@ -241,9 +242,9 @@ class DecentralML(Pallet):
         EventDef("PeerJoined", (_JOB_ID, _PEER, _ROUND), "An account joined a peer job."),
         EventDef("PeerLeft", (_JOB_ID, _PEER, _ROUND), "A peer left a peer job."),
         EventDef("UpdatePosted", (_JOB_ID, _ROUND, _PEER),
-                 "A peer published its update for a round."),
+                 "A peer posted its update for a round."),
         EventDef("AggregatePosted", (_JOB_ID, _ROUND, _PEER),
-                 "A participant published the aggregate it computed for a round."),
+                 "A participant posted its aggregate for a round."),
         EventDef("RoundAgreed", (_JOB_ID, _ROUND,
                                  Field("model_cid", CID, "BoundedVec<u8, T::MaxCidLength>")),
                  "A majority of a round's participants posted the same aggregate."),
@@ -494,7 +495,8 @@ class DecentralML(Pallet):
 
     @call(1, _TASK_ID, weight=lambda rt, a: benchmarked("accept_task"))
     def accept_task(self, origin: Origin, task_id: int) -> None:
-        """Take a slot of an open task: creates a submission in `Assigned`."""
+        """Take a slot of an open task: creates a submission in `Assigned` (and, on a task with
+        shards, assigns it the lowest free shard)."""
         worker = origin.ensure_signed()
         task = self._task(task_id)
         if task["status"] == "Closed":
@@ -567,7 +569,8 @@ class DecentralML(Pallet):
     @call(3, _SUBMISSION_ID, Field("accept", BOOL, "bool"),
           weight=lambda rt, a: benchmarked("validate_task_result"))
     def validate_task_result(self, origin: Origin, submission_id: int, accept: bool) -> None:
-        """Accept (pay) or reject (reopen the slot) a pending result; creator only."""
+        """Accept (pay) or reject (reopen the slot) a pending result; creator only.
+        Results of a task paid by contribution are accepted only by `settle_contributions`."""
         who = origin.ensure_signed()
         sub = self._submission(submission_id)
         task_id = sub["task_id"]
@@ -660,7 +663,8 @@ class DecentralML(Pallet):
                                reward: int, max_assignments: int, validation_strategy: str,
                                assets_cid: bytes, assets_storage: str, expiration_block: int,
                                terms: dict[str, Any]) -> None:
-        """Create a task with terms (data shards, pay by contribution), fixed for its lifetime."""
+        """`create_task` with terms: data shards shipped by the creator (one per slot) and pay by
+        contribution, with commitments to the holdout set and the scoring method."""
         self._create(origin, task_type, question, reward, max_assignments, validation_strategy,
                      assets_cid, assets_storage, expiration_block, terms)
 
@@ -670,7 +674,9 @@ class DecentralML(Pallet):
                                            n=_clamp(a["scores"], MAX_ASSIGNMENTS)))
     def settle_contributions(self, origin: Origin, task_id: int,
                              scores: list[tuple[int, int]]) -> None:
-        """Accept pending results and pay the pool out by their scores; the creator only."""
+        """Accept pending results of a task paid by contribution and pay each from the pool by
+        its score; the creator only. The whole pool `reward * k` is spent on the `k` listed
+        results; the rounding dust stays in the escrow."""
         who = origin.ensure_signed()
         task = self._task(task_id)
         if task["creator"] != who:
@@ -688,26 +694,26 @@ class DecentralML(Pallet):
             raise self.error("ScoreTooHigh")
         if len({sid for sid, _ in scores}) != len(scores):
             raise self.error("DuplicateScore")
-        subs = []
-        for sid, _ in scores:
-            sub = self._submission(sid)
-            if sub["task_id"] != task_id or sub["status"] != "PendingValidation":
-                raise self.error("NotPendingOnTask")
-            subs.append(sub)
+        subs = [self._submission(sid) for sid, _ in scores]  # SubmissionNotFound: any first
+        if any(sub["task_id"] != task_id or sub["status"] != "PendingValidation" for sub in subs):
+            raise self.error("NotPendingOnTask")
         k = len(scores)
         if task["accepted_results"] + k > U32_MAX:
             raise self.error("Overflow")
-        floor = terms["floor"]
-        payouts = contribution_payouts(task["reward"], floor, [s for _, s in scores])
+        payouts = contribution_payouts(task["reward"], terms["floor"], [s for _, s in scores])
         pool = task["reward"] * k
         paid = sum(payouts)
+        escrow = escrow_account_id(task_id)
+        balances = self.rt.balances
+        left = balances.free(escrow) - paid
+        if 0 < left < EXISTENTIAL_DEPOSIT:
+            # the escrow would be reaped with the dust in it: the creator gets it now instead
+            balances.transfer(escrow, task["creator"], left, keep_alive=False)
         # smallest first: every transfer but the last leaves at least the largest payout
         # (>= reward >= the existential deposit) in the escrow, so it is never reaped midway
-        escrow = escrow_account_id(task_id)
         for i in sorted(range(k), key=lambda i: payouts[i]):
             if payouts[i]:
-                self.rt.balances.transfer(escrow, subs[i]["worker"], payouts[i],
-                                          keep_alive=False)
+                balances.transfer(escrow, subs[i]["worker"], payouts[i], keep_alive=False)
         for (sid, score), sub, payout in zip(scores, subs, payouts, strict=True):
             sub["status"] = "Accepted"
             sub["validated_block"] = self._now
@@ -735,7 +741,7 @@ class DecentralML(Pallet):
     def create_peer_job(self, origin: Origin, assets_cid: bytes, assets_storage: str,
                         rounds: int, update_blocks: int, aggregate_blocks: int,
                         max_peers: int) -> None:
-        """Create a coordinator-free training job starting at this block."""
+        """Create a peer job starting at the current block; no balance moves."""
         who = origin.ensure_signed()
         if not assets_cid:
             raise self.error("EmptyAssets")
@@ -791,7 +797,7 @@ class DecentralML(Pallet):
     @call(11, _JOB_ID, _ROUND, Field("update_cid", BYTES, "Vec<u8>"),
           weight=lambda rt, a: benchmarked("post_update"))
     def post_update(self, origin: Origin, job_id: int, round: int, update_cid: bytes) -> None:
-        """Publish the CID of this peer's update for the current round (update phase)."""
+        """Publish the CID of this peer's update for the current round, in its update phase."""
         who, _ = self._peer_post(origin, job_id, round, update_phase=True)
         if not 1 <= len(update_cid) <= MAX_CID_LENGTH:
             raise self.error("InvalidResultCid")
@@ -806,7 +812,9 @@ class DecentralML(Pallet):
           weight=lambda rt, a: benchmarked("post_aggregate"))
     def post_aggregate(self, origin: Origin, job_id: int, round: int,
                        aggregate_cid: bytes) -> None:
-        """Vote for the aggregate this participant computed for the current round."""
+        """Publish the CID of the aggregate this participant computed for the current round, in
+        its aggregate phase; the CID a majority of the round's participants posts becomes the
+        round's agreed model."""
         who, _ = self._peer_post(origin, job_id, round, update_phase=False)
         key = (job_id, round)
         if not self.RoundUpdates.contains(self.state, key, who):
@@ -825,13 +833,3 @@ class DecentralML(Pallet):
             self.deposit_event("RoundAgreed", job_id=job_id, round=round,
                                model_cid=aggregate_cid)
 
-
-def contribution_payouts(reward: int, floor: int, scores: list[int]) -> list[int]:
-    """Each result's payout from the pool ``reward * k`` (docs/protocol.md, exact integers):
-    ``floor`` each, and the rest split by score, floored; equal shares when every score is 0."""
-    k = len(scores)
-    split = (reward - floor) * k
-    total = sum(scores)
-    if total == 0:
-        return [floor + split // k] * k
-    return [floor + split * score // total for score in scores]
