@@ -136,7 +136,7 @@ def _job_pay(spec: Any, job_dir: Any) -> Any:
     from decentralml.fl.contribution import ScoringSpec
     from decentralml.roles.contribution import ContributionPay
 
-    return ContributionPay(floor=spec.floor, spec=ScoringSpec.model_validate(spec.scoring),
+    return ContributionPay(floor=spec.floor, spec=ScoringSpec(**spec.scoring),
                            holdout=job_dir.path / "holdout.npz")
 
 

@@ -18,7 +18,6 @@ back from its ``Scores`` (:func:`settled_contributions`), not from a local recor
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -84,9 +83,10 @@ def scoring_spec(method: str = "loo", samples: int | None = None, seed: int = 0)
         kwargs["samples"] = samples
     try:
         return ScoringSpec(**kwargs)
-    except ValueError as exc:  # pydantic's bounds, said with the option's name
-        raise InvalidInput("shapley_samples" if samples is not None else "scoring",
-                           str(exc).splitlines()[-1].strip()) from None
+    except InvalidInput as exc:  # said with the option's name
+        if exc.field != "samples":
+            raise
+        raise InvalidInput("shapley_samples", str(exc).split(": ", 1)[-1]) from None
 
 
 def spec_of_manifest(metadata: Mapping[str, Any], where: str) -> ScoringSpec:
@@ -98,10 +98,10 @@ def spec_of_manifest(metadata: Mapping[str, Any], where: str) -> ScoringSpec:
         raise InvalidInput("task", f"{where} carries no scoring specification "
                            f"(manifest metadata {SCORING_KEY!r})")
     try:
-        return ScoringSpec.model_validate(dict(raw))
-    except ValueError as exc:
+        return ScoringSpec(**dict(raw))
+    except (InvalidInput, TypeError) as exc:
         raise InvalidInput("task", f"{where}'s scoring specification is not valid: "
-                           f"{str(exc).splitlines()[-1].strip()}") from None
+                           f"{exc}") from None
 
 
 class Contribution(BaseModel):
@@ -187,33 +187,17 @@ def settled_contributions(client: Client, task_id: int,
             if s.submitted_block is not None]
 
 
-def holdout_loss(model: Any, x: np.ndarray, y: np.ndarray) -> Callable[[Sequence[np.ndarray]],
-                                                                        float]:
-    """``evaluate(weights) -> loss`` on the holdout, for the contribution scores: one probe
-    model whose weights are swapped in each time (the template is left as it is)."""
-    from decentralml.fl import clone_model, evaluate
-    from decentralml.fl.keras import set_weights
-
-    probe = clone_model(model)
-
-    def loss(weights: Sequence[np.ndarray]) -> float:
-        set_weights(probe, list(weights))
-        return float(evaluate(probe, x, y)["loss"])
-
-    return loss
-
-
 def load_holdout(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The arrays ``x`` and ``y`` of a holdout ``.npz`` (no pickles)."""
+    """The arrays ``x`` and ``y`` of a holdout ``.npz`` (the shard format: no pickles, nothing
+    else in it, bounded before it is allocated)."""
+    from decentralml.errors import ModelError
+    from decentralml.fl.shards import load_shard
+
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if "x" not in data.files or "y" not in data.files:
-                raise InvalidInput("holdout", f"{path} needs arrays x and y")
-            return data["x"], data["y"]
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, InvalidInput):
-            raise
-        raise InvalidInput("holdout", f"{path} is not an .npz file: {exc}") from None
+        return load_shard(path)
+    except (ModelError, InvalidInput) as exc:
+        raise InvalidInput("holdout", f"{path} is not a holdout set (an .npz with arrays x and "
+                           f"y only): {exc}") from None
 
 
 def check_commitments(terms: TaskTerms, *, spec: ScoringSpec | None = None,
@@ -261,6 +245,7 @@ def settle_task(creator: ModelCreator, task_id: int, model: Any, *, spec: Scorin
     """
     from decentralml.errors import StorageError
     from decentralml.fl import get_weights
+    from decentralml.fl.contribution import holdout_evaluator
 
     client = creator.client
     terms = _contribution_terms(client, task_id)
@@ -303,14 +288,15 @@ def settle_task(creator: ModelCreator, task_id: int, model: Any, *, spec: Scorin
     duplicates: dict[int, int] = {}
     scores: dict[int, int] = {}
     if kept:
-        report = _scores(get_weights(model), [u for _, u in kept], holdout_loss(model, x, y),
-                         spec)
-        for i, (sub, _) in enumerate(kept):
-            item = report.items[i] if hasattr(report, "items") else report[i]
-            scores[sub.submission_id] = int(item.ppm)
-            values[sub.submission_id] = float(item.value)
+        # keyed by submission id, in submission order: the order the results reached the chain
+        report = spec.score(get_weights(model), {sub.submission_id: u for sub, u in kept},
+                            holdout_evaluator(model, x, y))
+        for item in report.contributions:
+            sid = int(item.key)
+            scores[sid] = item.ppm
+            values[sid] = item.value
             if item.duplicate_of is not None:
-                duplicates[sub.submission_id] = kept[int(item.duplicate_of)][0].submission_id
+                duplicates[sid] = int(item.duplicate_of)
     fee = 0
     block: int | None = None
     if reasons:
@@ -365,16 +351,6 @@ def settle_by_hand(client: Client, task_id: int, scores: Mapping[int, int]) -> S
                          reason="scored by hand") for sid in sorted(scores)],
         pool=settled.pool, paid=settled.paid, dust=settled.dust, fee=settled.fee,
         block_number=settled.block_number)
-
-
-def _scores(global_weights: list[np.ndarray], updates: list[Any],
-            evaluate: Callable[[Sequence[np.ndarray]], float], spec: ScoringSpec) -> Any:
-    """The fl layer's scores for these updates under ``spec``."""
-    from decentralml.fl.contribution import contribution_scores
-
-    return contribution_scores(global_weights, updates, evaluate, method=spec.method,
-                               samples=spec.samples, seed=spec.seed,
-                               duplicate_cosine=spec.duplicate_cosine)
 
 
 def reveal_holdout(store: Store, holdout: Path) -> str:
@@ -440,11 +416,14 @@ def verify_scores(client: Client, store: Store, task_id: int, holdout: Path, *,
     measured against, and the scoring specification in its manifest), the holdout and the
     specification are checked against the task's commitments, the settled results are fetched
     and verified by their CIDs and loaded (weights only), and the scores are computed again, in
-    submission order. A score further than ``tolerance`` ppm from the chain's is a mismatch.
+    submission order (:func:`decentralml.fl.contribution.verify_scores`). A score further than
+    ``tolerance`` ppm from the chain's is a mismatch.
     """
     import shutil
 
     from decentralml.fl import get_weights, load_contributor_models, load_model
+    from decentralml.fl.contribution import holdout_commitment
+    from decentralml.fl.contribution import verify_scores as recompute
     from decentralml.storage.bundle import fetch_bundle
 
     terms = _contribution_terms(client, task_id)
@@ -457,34 +436,45 @@ def verify_scores(client: Client, store: Store, task_id: int, holdout: Path, *,
     model_file = bundle.path / "model.keras"
     if not model_file.is_file():
         raise InvalidInput("task", f"task {task_id}'s bundle has no model.keras")
+    if terms.holdout_commitment is None:
+        raise InvalidInput("task", f"task {task_id} committed to no holdout: there is nothing "
+                           "to check the scores against")
     model = load_model(model_file)
-    mismatches = check_commitments(terms, spec=spec, holdout=holdout)
     settled = [c for c in settled_contributions(client, task_id) if c.score is not None]
-    checks: list[ScoreCheck] = []
+    subs = {s.submission_id: s for s in client.task_submissions(task_id)}
+    results = workdir / f"results-{task_id}"
+    if results.exists():
+        shutil.rmtree(results)
+    mismatches = check_commitments(terms, spec=spec, holdout=holdout)
     if not settled:
         mismatches.append(f"task {task_id} has no settled results to check")
-    if not mismatches:
-        subs = {s.submission_id: s for s in client.task_submissions(task_id)}
-        x, y = load_holdout(holdout)
-        updates = load_contributor_models([subs[c.submission_id] for c in settled], store,
-                                          like=model, workdir=workdir / f"results-{task_id}",
-                                          on_error="raise")
-        report = _scores(get_weights(model), list(updates), holdout_loss(model, x, y), spec)
-        for i, c in enumerate(settled):
-            item = report.items[i] if hasattr(report, "items") else report[i]
-            dup = None if item.duplicate_of is None else settled[int(item.duplicate_of)]
-            check = ScoreCheck(submission_id=c.submission_id, worker=c.worker, chain=c.score,
-                               recomputed=int(item.ppm), value=float(item.value),
-                               duplicate_of=None if dup is None else dup.submission_id,
-                               payout=c.payout)
-            checks.append(check)
-            if c.score is None or abs(c.score - int(item.ppm)) > tolerance:
-                mismatches.append(f"submission {c.submission_id}: the chain's score is "
-                                  f"{c.score} ppm, recomputed {int(item.ppm)} ppm")
-    else:
-        checks = [ScoreCheck(submission_id=c.submission_id, worker=c.worker, chain=c.score,
-                             recomputed=None, payout=c.payout) for c in settled]
+        return Verification(task_id=task_id, method=spec.method,
+                            holdout_sha256=holdout_commitment(holdout).hex(),
+                            spec_sha256=spec.commitment().hex(), checks=[],
+                            mismatches=mismatches)
+    updates = load_contributor_models([subs[c.submission_id] for c in settled], store,
+                                      like=model, workdir=results, on_error="raise")
+    found = recompute(holdout, spec, get_weights(model),
+                      {c.submission_id: u for c, u in zip(settled, updates, strict=True)},
+                      {c.submission_id: c.score for c in settled if c.score is not None},
+                      model=model, holdout_commitment=terms.holdout_commitment,
+                      scoring_commitment=terms.scoring_commitment, tolerance_ppm=tolerance)
+    mine = ({c.key: c for c in found.report.contributions} if found.report is not None
+            else {})
+    checks = []
+    for c in settled:
+        item = mine.get(c.submission_id)
+        checks.append(ScoreCheck(
+            submission_id=c.submission_id, worker=c.worker, chain=c.score,
+            recomputed=None if item is None else item.ppm,
+            value=None if item is None else item.value,
+            duplicate_of=None if item is None or item.duplicate_of is None
+            else int(item.duplicate_of), payout=c.payout))
+    for m in found.mismatches:
+        mismatches.append(f"submission {m.key}: the chain's score is "
+                          f"{'none' if m.onchain is None else f'{m.onchain} ppm'}, recomputed "
+                          f"{'none' if m.recomputed is None else f'{m.recomputed} ppm'}")
     return Verification(task_id=task_id, method=spec.method,
-                        holdout_sha256=hashlib.sha256(holdout.read_bytes()).hexdigest(),
+                        holdout_sha256=holdout_commitment(holdout).hex(),
                         spec_sha256=spec.commitment().hex(), checks=checks,
                         mismatches=mismatches)
