@@ -179,6 +179,28 @@ def test_a_tiny_payout_after_a_large_one_is_paid(funded: Callable[..., Client]) 
     assert creator.escrow_balance(task.task_id) == 0
 
 
+def test_a_tiny_payout_to_a_reaped_account_fails_until_rejected(
+        funded: Callable[..., Client]) -> None:
+    """A payout below the existential deposit cannot create an account: the settlement fails
+    (fee paid, nothing moved) until the creator rejects that result and settles the others."""
+    creator = funded()
+    task = creator.create_task(TaskType.ModelContributor, "train", REWARD, 2, CID,
+                               terms=BY_CONTRIBUTION)
+    (w1, s1, _), (w2, s2, _) = pending_results(funded, creator, task.task_id, 2)
+    w2.submit_call("Balances", "transfer_all", {"dest": creator.address, "keep_alive": False})
+    assert w2.account_balance().free == 0
+    max_score = int(creator.constant("MaxScore"))
+    with pytest.raises(errors.DispatchError, match="BelowMinimum") as caught:
+        creator.settle_contributions(task.task_id, {s1: max_score - 1, s2: 1})
+    assert not isinstance(caught.value, errors.PalletError)
+    assert creator.escrow_balance(task.task_id) == 2 * REWARD
+    assert creator.submission(s1).status is SubmissionStatus.PendingValidation
+    creator.validate_task_result(submissions=[s2], policy=lambda s: False)
+    b1 = w1.balance()
+    assert creator.settle_contributions(task.task_id, {s1: 1}).payouts == {s1: REWARD}
+    assert w1.balance() == b1 + REWARD
+
+
 def test_all_zero_scores_share_equally_and_a_free_rider_gets_the_floor(
         funded: Callable[..., Client]) -> None:
     creator = funded()

@@ -29,6 +29,7 @@ from decentralml.chain.types import (
 )
 from decentralml.devnode.pallet import (
     ConstantDef,
+    DispatchFailure,
     ErrorDef,
     EventDef,
     Origin,
@@ -709,11 +710,16 @@ class DecentralML(Pallet):
         if 0 < left < EXISTENTIAL_DEPOSIT:
             # the escrow would be reaped with the dust in it: the creator gets it now instead
             balances.transfer(escrow, task["creator"], left, keep_alive=False)
-        # smallest first: every transfer but the last leaves at least the largest payout
-        # (>= reward >= the existential deposit) in the escrow, so it is never reaped midway
-        for i in sorted(range(k), key=lambda i: payouts[i]):
-            if payouts[i]:
-                balances.transfer(escrow, subs[i]["worker"], payouts[i], keep_alive=False)
+        # list order, but the largest (the first among equals) last: it is at least the
+        # existential deposit, so the escrow is never reaped with payouts still in it
+        largest = payouts.index(max(payouts))
+        for i in [*(i for i in range(k) if i != largest), largest]:
+            if not payouts[i]:
+                continue
+            if payouts[i] < EXISTENTIAL_DEPOSIT and not balances.free(subs[i]["worker"]):
+                # fungible::Mutate::transfer to an account that does not exist
+                raise DispatchFailure(("Token", "BelowMinimum"), "Token.BelowMinimum")
+            balances.transfer(escrow, subs[i]["worker"], payouts[i], keep_alive=False)
         for (sid, score), sub, payout in zip(scores, subs, payouts, strict=True):
             sub["status"] = "Accepted"
             sub["validated_block"] = self._now
