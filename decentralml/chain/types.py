@@ -148,6 +148,31 @@ class _Args(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
 
 
+def _invalid_input(exc: ValidationError, default_field: str, prefix: str = "") -> InvalidInput:
+    first = exc.errors()[0]
+    nested = (first.get("ctx") or {}).get("error")
+    if isinstance(nested, InvalidInput):  # a _Checked model inside another: already named
+        return nested
+    field = ".".join(str(p) for p in first["loc"]) or default_field
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return InvalidInput(prefix + field, message)
+
+
+class _Checked(BaseModel):
+    """A model users construct themselves (``TaskTerms(...)``, ``CreatePeerJobArgs(...)``): a
+    bad value raises :class:`InvalidInput` naming the field, as the client's calls do, instead
+    of pydantic's own error."""
+
+    #: prefix of the field names in errors (how the value is passed to the client)
+    _FIELD_PREFIX: ClassVar[str] = ""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise _invalid_input(exc, type(self).__name__, self._FIELD_PREFIX) from None
+
+
 def _commitment(value: Any) -> bytes | None:
     """A 32-byte commitment given as bytes or hex text (``0x`` optional)."""
     if value is None:
@@ -164,7 +189,7 @@ def _commitment(value: Any) -> bytes | None:
     return bytes(value)
 
 
-class TaskTerms(BaseModel):
+class TaskTerms(_Checked):
     """The terms of a task (protocol 2), fixed at creation: data shards shipped one per slot, and
     pay by contribution with the creator's commitments to its holdout set and scoring method.
 
@@ -174,6 +199,7 @@ class TaskTerms(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+    _FIELD_PREFIX: ClassVar[str] = "terms."
 
     shards: int = Field(default=0, strict=True, ge=0, le=U32_MAX)
     payout: PayoutMode = PayoutMode.Flat
@@ -421,7 +447,7 @@ class SettleContributionsArgs(_Args):
         return {"task_id": self.task_id, "scores": list(self.scores.items())}
 
 
-class CreatePeerJobArgs(_Args):
+class CreatePeerJobArgs(_Args, _Checked):
     """Arguments of ``DecentralML.create_peer_job``."""
 
     assets_cid: str
@@ -514,10 +540,7 @@ def build(model: type[M], *, limits: ProtocolLimits | None = None, **kwargs: Any
     try:
         return model.model_validate(kwargs, context={"limits": limits or DEFAULT_LIMITS})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or model.__name__
-        message = str(first["msg"]).removeprefix("Value error, ")
-        raise InvalidInput(field, message) from None
+        raise _invalid_input(exc, model.__name__) from None
 
 
 def _text(value: Any) -> str:

@@ -68,6 +68,22 @@ _EXPORTS: dict[str, str] = {
     "federated_contributors_model": "decentralml.fl.federate",
     "LoadedUpdates": "decentralml.fl.federate",
     "Rejection": "decentralml.fl.federate",
+    # contribution scores (pay by contribution) and their verification
+    "Contribution": "decentralml.fl.contribution",
+    "ContributionReport": "decentralml.fl.contribution",
+    "ScoringSpec": "decentralml.fl.contribution",
+    "ScoreMismatch": "decentralml.fl.contribution",
+    "ScoreVerification": "decentralml.fl.contribution",
+    "contribution_scores": "decentralml.fl.contribution",
+    "holdout_commitment": "decentralml.fl.contribution",
+    "holdout_evaluator": "decentralml.fl.contribution",
+    "verify_scores": "decentralml.fl.contribution",
+    # the creator's data, one shard per slot (compute rental)
+    "split_shards": "decentralml.fl.shards",
+    "save_shard": "decentralml.fl.shards",
+    "load_shard": "decentralml.fl.shards",
+    "write_shards": "decentralml.fl.shards",
+    "shard_file_name": "decentralml.fl.shards",
     # scoring
     "evaluate": "decentralml.fl.scoring",
     "HoldoutScorer": "decentralml.fl.scoring",
@@ -102,6 +118,8 @@ __all__ = [
     "UPDATE_FILE",
     "Aggregator",
     "ClientDP",
+    "Contribution",
+    "ContributionReport",
     "DPFedAvg",
     "Dataset",
     "DigitsExample",
@@ -119,6 +137,9 @@ __all__ = [
     "PrivacyGuarantee",
     "Rejection",
     "Score",
+    "ScoreMismatch",
+    "ScoreVerification",
+    "ScoringSpec",
     "ServerOptimizer",
     "Strategy",
     "TaskOptions",
@@ -129,12 +150,15 @@ __all__ = [
     "aggregate_digest",
     "apply_client_dp",
     "clone_model",
+    "contribution_scores",
     "dirichlet_indices",
     "dp_epsilon",
     "evaluate",
     "fedavg_shares",
     "federated_contributors_model",
     "get_weights",
+    "holdout_commitment",
+    "holdout_evaluator",
     "iid_indices",
     "in_key_order",
     "label_indices",
@@ -143,6 +167,7 @@ __all__ = [
     "load_digits_dataset",
     "load_mnist",
     "load_model",
+    "load_shard",
     "load_update",
     "load_weights",
     "make_digits_cnn",
@@ -157,15 +182,20 @@ __all__ = [
     "read_task_options",
     "save_architecture",
     "save_model",
+    "save_shard",
     "save_update",
     "save_weights",
     "set_weights",
+    "shard_file_name",
+    "split_shards",
     "strategy_from_name",
     "strategy_name",
     "strategy_names",
     "train_local",
     "update_norm",
+    "verify_scores",
     "write_digits_example",
+    "write_shards",
     "write_task_options",
 ]
 
@@ -175,6 +205,17 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from decentralml.fl.base import Aggregator, Strategy, Update, UpdateKey, in_key_order
+    from decentralml.fl.contribution import (
+        Contribution,
+        ContributionReport,
+        ScoreMismatch,
+        ScoreVerification,
+        ScoringSpec,
+        contribution_scores,
+        holdout_commitment,
+        holdout_evaluator,
+        verify_scores,
+    )
     from decentralml.fl.data import (
         Dataset,
         dirichlet_indices,
@@ -235,6 +276,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from decentralml.fl.registry import strategy_from_name, strategy_name, strategy_names
     from decentralml.fl.scoring import HoldoutScorer, Score, evaluate
     from decentralml.fl.server_opt import ServerOptimizer
+    from decentralml.fl.shards import (
+        load_shard,
+        save_shard,
+        shard_file_name,
+        split_shards,
+        write_shards,
+    )
     from decentralml.fl.task_options import (
         ClientDP,
         TaskOptions,

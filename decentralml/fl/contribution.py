@@ -2,8 +2,14 @@
 
 A task that pays by contribution (docs/protocol.md, ``settle_contributions``) splits its pool by
 scores in parts per million. They come from here. The game: the players are the round's updates,
-and a coalition ``S`` is worth ``v(S) = loss(global) - loss(FedAvg(S))`` on the holdout set (the
-empty coalition leaves the global model: worth 0). Two ways to share ``v``:
+each with its FedAvg share ``s_i`` of the round (``num_examples`` over the total), and a coalition
+``S`` is worth ``v(S) = loss(global) - loss(global + sum over i in S of s_i * (w_i - global))`` on
+the holdout set: the round's aggregate with only ``S``'s changes applied, each at the weight it
+has in the real aggregate (``v(all)`` is FedAvg's improvement; ``v(empty) = 0``). Shares are not
+renormalised within a coalition on purpose: with renormalised averages, an update that changes
+nothing earns by *diluting* a harmful one (leaving it out makes the harmful update weigh more),
+so a free rider would be paid whenever someone else sent noise. Here an unchanged update adds
+exactly nothing to any coalition, and is worth exactly 0. Two ways to share ``v``:
 
 * ``"loo"`` (default), leave-one-out: update ``i`` is worth ``v(all) - v(all minus i)``, what the
   round would lose without it. K + 1 evaluations.
@@ -22,8 +28,8 @@ made the round worse) count as 0; ``ppm_i = floor(1e6 * v_i / sum(v))``, all 0 w
 (the pallet then splits the pool equally).
 
 Everything is deterministic: permutations come from SHA-256 of the seed (not from a library's RNG
-stream, which may change between versions), coalitions are averaged by the deterministic FedAvg
-in the caller's order, and the code's :data:`SCORING_VERSION` is part of the committed
+stream, which may change between versions), coalitions are summed in float64 in the caller's
+order, and the code's :data:`SCORING_VERSION` is part of the committed
 :class:`ScoringSpec`. What can still differ between machines is the holdout loss itself (the
 model's own arithmetic); :func:`verify_scores` therefore takes a tolerance in ppm.
 
@@ -49,7 +55,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from decentralml.errors import InvalidInput, ModelError
 from decentralml.fl.base import Update, UpdateKey, Weights, layout_of
-from decentralml.fl.fedavg import FedAvg
+from decentralml.fl.fedavg import fedavg_shares
 
 #: Scores are parts per million: the pallet's ``MaxScore``.
 PPM = 1_000_000
@@ -71,6 +77,11 @@ Method = Literal["loo", "shapley"]
 #: ``evaluate(weights) -> loss`` on the holdout set; lower is better.
 Evaluate = Callable[[Weights], float]
 UpdateLike = Update | Sequence[np.ndarray]
+#: Updates by key, in the order they reached the chain (a sequence is keyed 0, 1, ...).
+Updates = (Mapping[int, UpdateLike] | Mapping[str, UpdateLike] | Mapping[UpdateKey, UpdateLike]
+           | Sequence[UpdateLike])
+#: Scores by key, as read from the chain.
+Scores = Mapping[int, int] | Mapping[str, int] | Mapping[UpdateKey, int]
 
 
 class Contribution(BaseModel):
@@ -114,7 +125,7 @@ class ContributionReport(BaseModel):
 
 
 def contribution_scores(global_weights: Sequence[np.ndarray],
-                        updates: Mapping[UpdateKey, UpdateLike] | Sequence[UpdateLike],
+                        updates: Updates,
                         evaluate: Evaluate, *, method: Method = "loo",
                         samples: int = DEFAULT_SAMPLES, seed: int = 0,
                         duplicate_cosine: float = DEFAULT_DUPLICATE_COSINE
@@ -122,10 +133,10 @@ def contribution_scores(global_weights: Sequence[np.ndarray],
     """Score ``updates`` of the model ``global_weights`` by ``evaluate`` (see the module doc).
 
     ``updates`` maps keys (submission ids) to updates, in the order they reached the chain (a
-    sequence is keyed 0, 1, ...); an :class:`Update` is weighted by its ``num_examples`` in the
-    coalitions' FedAvg, a bare list of arrays counts 1. Bounds are checked before the first
-    evaluation (:class:`InvalidInput` naming the field and the limit); an update that does not
-    fit the global model, or a non-finite loss, is a :class:`ModelError`.
+    sequence is keyed 0, 1, ...); an :class:`Update`'s share is its ``num_examples`` over the
+    total of the updates that are not copies, a bare list of arrays counts 1. Bounds are checked
+    before the first evaluation (:class:`InvalidInput` naming the field and the limit); an update
+    that does not fit the global model, or a non-finite loss, is a :class:`ModelError`.
     """
     spec = ScoringSpec(method=method, samples=samples, seed=seed,
                        duplicate_cosine=duplicate_cosine)
@@ -195,7 +206,7 @@ class ScoringSpec(BaseModel):
         return hashlib.sha256(self.canonical_json()).digest()
 
     def score(self, global_weights: Sequence[np.ndarray],
-              updates: Mapping[UpdateKey, UpdateLike] | Sequence[UpdateLike],
+              updates: Updates,
               evaluate: Evaluate) -> ContributionReport:
         """:func:`contribution_scores` with this spec."""
         if self.version != SCORING_VERSION:
@@ -232,8 +243,7 @@ def _invalid(exc: ValidationError) -> InvalidInput:
     return InvalidInput(field, str(first["msg"]).removeprefix("Value error, "))
 
 
-def _players(updates: Mapping[UpdateKey, UpdateLike] | Sequence[UpdateLike]
-             ) -> tuple[list[UpdateKey], list[Update]]:
+def _players(updates: Updates) -> tuple[list[UpdateKey], list[Update]]:
     """Keys and unkeyed copies of the updates (so coalitions are summed in the caller's order)."""
     if isinstance(updates, Mapping):
         items = list(updates.items())
@@ -302,20 +312,35 @@ class _Game:
         self.evaluate = evaluate
         self.evaluations = 0
         self._loss: dict[tuple[int, ...], float] = {}
+        claims = [p.num_examples for p in players]
+        # everyone claiming 0 examples: nobody has a share, every coalition is the global model
+        self.shares = fedavg_shares(claims) if sum(claims) else [0.0] * len(players)
+
+    def weights(self, coalition: tuple[int, ...]) -> Weights:
+        """``global + sum of share_i * (w_i - global)`` over the coalition, summed in float64
+        in the caller's order and cast back to the model's dtypes."""
+        members = [i for i in coalition if self.shares[i] > 0.0]
+        if not members:
+            return self.current
+        out = []
+        for index, base in enumerate(self.current):
+            base64 = np.asarray(base, dtype=np.float64)
+            acc = base64.copy()
+            for i in members:
+                change = np.asarray(self.players[i].weights[index], dtype=np.float64) - base64
+                acc += self.shares[i] * change
+            out.append(acc.astype(base.dtype))
+        return out
 
     def loss(self, coalition: tuple[int, ...]) -> float:
-        """Holdout loss of the coalition's FedAvg (of the global model when empty)."""
+        """Holdout loss of the coalition's aggregate (of the global model when empty)."""
         cached = self._loss.get(coalition)
         if cached is not None:
             return cached
         if self.evaluations >= MAX_EVALUATIONS:  # unreachable: budgets are checked up front
             raise InvalidInput("samples", "the evaluation budget is spent",
                                f"<= {MAX_EVALUATIONS} evaluations")
-        # an update claiming 0 examples has no share in FedAvg: a coalition of only such updates
-        # leaves the global model (rather than failing the whole scoring on a division by 0)
-        members = [self.players[i] for i in coalition if self.players[i].num_examples > 0]
-        weights = FedAvg().aggregate(members) if members else self.current
-        loss = float(self.evaluate(weights))
+        loss = float(self.evaluate(self.weights(coalition)))
         self.evaluations += 1
         if not math.isfinite(loss):
             what = "the global model" if not coalition else f"coalition {list(coalition)}"
@@ -454,7 +479,7 @@ class ScoreVerification(BaseModel):
 
 def verify_scores(holdout: str | os.PathLike[str], spec: ScoringSpec,
                   global_weights: Sequence[np.ndarray],
-                  updates: Mapping[UpdateKey, UpdateLike], onchain: Mapping[UpdateKey, int], *,
+                  updates: Updates, onchain: Scores, *,
                   model: Any, holdout_commitment: bytes,
                   scoring_commitment: bytes | None = None, tolerance_ppm: int = 0,
                   max_holdout_bytes: int | None = None) -> ScoreVerification:
@@ -486,9 +511,10 @@ def verify_scores(holdout: str | os.PathLike[str], spec: ScoringSpec,
                 else model(x, y))
     report = spec.score(global_weights, updates, evaluate)
     recomputed = report.ppm
+    chain: dict[UpdateKey, int] = dict(onchain.items())
     mismatches = []
-    for key in [*recomputed, *(k for k in onchain if k not in recomputed)]:
-        mine, theirs = recomputed.get(key), onchain.get(key)
+    for key in [*recomputed, *(k for k in chain if k not in recomputed)]:
+        mine, theirs = recomputed.get(key), chain.get(key)
         if mine is None or theirs is None or abs(mine - theirs) > tolerance_ppm:
             mismatches.append(ScoreMismatch(key=key, onchain=theirs, recomputed=mine))
     return ScoreVerification(holdout_matches=True, spec_matches=spec_matches,

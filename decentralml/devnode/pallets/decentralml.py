@@ -29,6 +29,7 @@ from decentralml.chain.types import (
 )
 from decentralml.devnode.pallet import (
     ConstantDef,
+    DispatchFailure,
     ErrorDef,
     EventDef,
     Origin,
@@ -38,7 +39,7 @@ from decentralml.devnode.pallet import (
     call,
 )
 from decentralml.devnode.pallets.balances import EXISTENTIAL_DEPOSIT
-from decentralml.devnode.pallets.decentralml_weights import WEIGHTS, Row
+from decentralml.devnode.pallets.decentralml_weights import WEIGHTS
 from decentralml.devnode.primitives import ACCOUNT_ID, Weight
 from decentralml.devnode.scale import (
     BOOL,
@@ -80,26 +81,10 @@ DB_READ = 25_000_000
 DB_WRITE = 100_000_000
 
 
-#: Protocol 2's calls until the runtime's benchmarks cover them: rows shaped like the generated
-#: table's, with the components the benchmarks are expected to have. An entry of the generated
-#: table always wins, so regenerating it (``python -m decentralml.devnode.weightgen``) retires
-#: these one by one; delete them once it has.
-PROVISIONAL_WEIGHTS: dict[str, Row] = {
-    "create_task_with_terms": (1_800_000_000, 6196, 3, 6, {}),
-    "settle_contributions": (1_000_000_000, 6196, 3, 3, {"n": (600_000_000, 4729, 3, 4)}),
-    "create_peer_job": (400_000_000, 1489, 1, 2, {}),
-    "join_peer_job": (350_000_000, 3600, 2, 2, {}),
-    "leave_peer_job": (350_000_000, 3600, 2, 2, {}),
-    "post_update": (450_000_000, 3700, 4, 2, {}),
-    "post_aggregate": (650_000_000, 3900, 7, 4, {}),
-}
-
-
 def benchmarked(call: str, **components: int) -> Weight:
     """The runtime's benchmarked weight of ``call`` (the generated table) at these component
     values: the same formula as weights.rs, so the devnode's fees are the runtime's."""
-    row = WEIGHTS.get(call) or PROVISIONAL_WEIGHTS[call]
-    ref_time, proof_size, reads, writes, per = row
+    ref_time, proof_size, reads, writes, per = WEIGHTS[call]
     for name, value in components.items():
         d_ref, d_proof, d_reads, d_writes = per.get(name, (0, 0, 0, 0))
         ref_time += d_ref * value
@@ -493,8 +478,9 @@ class DecentralML(Pallet):
                            reward=reward, max_assignments=max_assignments, escrow=escrow,
                            expiration_block=expiration_block)
 
-    @call(1, _TASK_ID, weight=lambda rt, a: benchmarked("accept_task"))
-    def accept_task(self, origin: Origin, task_id: int) -> None:
+    # charged for visiting MaxAssignments shards, refunded down to the shards visited
+    @call(1, _TASK_ID, weight=lambda rt, a: benchmarked("accept_task", s=MAX_ASSIGNMENTS))
+    def accept_task(self, origin: Origin, task_id: int) -> PostInfo:
         """Take a slot of an open task: creates a submission in `Assigned` (and, on a task with
         shards, assigns it the lowest free shard)."""
         worker = origin.ensure_signed()
@@ -526,14 +512,16 @@ class DecentralML(Pallet):
         self.deposit_event("TaskAccepted", task_id=task_id, submission_id=submission_id,
                            worker=worker)
         shards = self._terms(task_id)["shards"]
-        if shards:
-            # a free slot always has a free shard: shards == max_assignments, one per live slot
-            shard = next(i for i in range(shards)
-                         if not self.ShardHolders.contains(self.state, task_id, i))
-            self.ShardHolders.set(self.state, task_id, shard, submission_id)
-            self.SubmissionShards.set(self.state, submission_id, shard)
-            self.deposit_event("ShardAssigned", task_id=task_id, submission_id=submission_id,
-                               shard=shard)
+        if not shards:
+            return PostInfo(actual_weight=benchmarked("accept_task", s=0))
+        # a free slot always has a free shard: shards == max_assignments, one per live slot
+        shard = next(i for i in range(shards)
+                     if not self.ShardHolders.contains(self.state, task_id, i))
+        self.ShardHolders.set(self.state, task_id, shard, submission_id)
+        self.SubmissionShards.set(self.state, submission_id, shard)
+        self.deposit_event("ShardAssigned", task_id=task_id, submission_id=submission_id,
+                           shard=shard)
+        return PostInfo(actual_weight=benchmarked("accept_task", s=shard + 1))
 
     @call(2, _SUBMISSION_ID,
           Field("result", BYTES, "Vec<u8>"),
@@ -709,11 +697,16 @@ class DecentralML(Pallet):
         if 0 < left < EXISTENTIAL_DEPOSIT:
             # the escrow would be reaped with the dust in it: the creator gets it now instead
             balances.transfer(escrow, task["creator"], left, keep_alive=False)
-        # smallest first: every transfer but the last leaves at least the largest payout
-        # (>= reward >= the existential deposit) in the escrow, so it is never reaped midway
-        for i in sorted(range(k), key=lambda i: payouts[i]):
-            if payouts[i]:
-                balances.transfer(escrow, subs[i]["worker"], payouts[i], keep_alive=False)
+        # list order, but the largest (the first among equals) last: it is at least the
+        # existential deposit, so the escrow is never reaped with payouts still in it
+        largest = payouts.index(max(payouts))
+        for i in [*(i for i in range(k) if i != largest), largest]:
+            if not payouts[i]:
+                continue
+            if payouts[i] < EXISTENTIAL_DEPOSIT and not balances.free(subs[i]["worker"]):
+                # fungible::Mutate::transfer to an account that does not exist
+                raise DispatchFailure(("Token", "BelowMinimum"), "Token.BelowMinimum")
+            balances.transfer(escrow, subs[i]["worker"], payouts[i], keep_alive=False)
         for (sid, score), sub, payout in zip(scores, subs, payouts, strict=True):
             sub["status"] = "Accepted"
             sub["validated_block"] = self._now
@@ -795,7 +788,8 @@ class DecentralML(Pallet):
                            round=job["rounds"] if current is None else current)
 
     @call(11, _JOB_ID, _ROUND, Field("update_cid", BYTES, "Vec<u8>"),
-          weight=lambda rt, a: benchmarked("post_update"))
+          weight=lambda rt, a: benchmarked("post_update",
+                                           c=_clamp(a["update_cid"], MAX_CID_LENGTH)))
     def post_update(self, origin: Origin, job_id: int, round: int, update_cid: bytes) -> None:
         """Publish the CID of this peer's update for the current round, in its update phase."""
         who, _ = self._peer_post(origin, job_id, round, update_phase=True)
@@ -809,7 +803,8 @@ class DecentralML(Pallet):
         self.deposit_event("UpdatePosted", job_id=job_id, round=round, peer=who)
 
     @call(12, _JOB_ID, _ROUND, Field("aggregate_cid", BYTES, "Vec<u8>"),
-          weight=lambda rt, a: benchmarked("post_aggregate"))
+          weight=lambda rt, a: benchmarked("post_aggregate",
+                                           c=_clamp(a["aggregate_cid"], MAX_CID_LENGTH)))
     def post_aggregate(self, origin: Origin, job_id: int, round: int,
                        aggregate_cid: bytes) -> None:
         """Publish the CID of the aggregate this participant computed for the current round, in
