@@ -253,7 +253,8 @@ def test_scores_settled_by_hand_are_reported_as_mismatches(
     created = json.loads(m.run(
         "Alice", "task", "create", "--bundle", str(m.bundle), "--model", str(m.model),
         "--question", "digits, paid by contribution", "--reward", "1", "--slots", "2",
-        "--validation", "custom", "--pay-by-contribution", "--holdout", str(m.holdout)).stdout)
+        "--validation", "custom", "--pay-by-contribution", "--holdout", str(m.holdout),
+        "--scoring", "shapley", "--shapley-samples", "5").stdout)
     task_id = int(created["task_id"])
     with ThreadPoolExecutor(2) as pool:
         done = list(pool.map(lambda n: m.work(n, task_id), HONEST))
@@ -267,6 +268,11 @@ def test_scores_settled_by_hand_are_reported_as_mismatches(
         error = json.loads(bad.stdout)["error"]
         assert error["type"] == "InvalidInput" and "scores" in error["message"]
         assert needle in error["message"], error
+    # so is a holdout that is not the one the task committed to
+    other = tmp_path / "other.npz"
+    np.savez(other, x=np.zeros((3, 8, 8, 1), "float32"), y=np.zeros(3, "int64"))
+    bad = m.run("Alice", "review", "settle", str(task_id), "--holdout", str(other), check=False)
+    assert bad.returncode == 4 and "committed" in json.loads(bad.stdout)["error"]["message"]
     assert len(Client(m.url).pending(task_id)) == 2
 
     # The reviewer settles with made-up scores and reveals the holdout.
@@ -275,6 +281,10 @@ def test_scores_settled_by_hand_are_reported_as_mismatches(
                                "--reveal").stdout)
     assert settled["paid"] + settled["dust"] == settled["pool"] == 2 * UNIT
     cid = settled["holdout_cid"]
+    # settling again finds nothing pending: the chain's pending list decides, nothing is paid twice
+    again = json.loads(m.run("Alice", "review", "settle", str(task_id), "--holdout",
+                             str(m.holdout)).stdout)
+    assert again["contributions"] == [] and again["pool"] == 0 and again["block_number"] is None
 
     # Bob fetches the revealed holdout by its CID and recomputes: both scores are wrong.
     checked = m.run("Bob", "scores", "verify", "--task", str(task_id), "--holdout", cid,
@@ -287,9 +297,8 @@ def test_scores_settled_by_hand_are_reported_as_mismatches(
                for line in verdict["mismatches"])
     by_id = {c["submission_id"]: c for c in verdict["checks"]}
     assert by_id[bob]["chain"] == 900000 and by_id[bob]["recomputed"] < 900000
+    assert verdict["method"] == "shapley"
     # a holdout that is not the committed one is a mismatch too, before any score is computed
-    other = tmp_path / "other.npz"
-    np.savez(other, x=np.zeros((3, 8, 8, 1), "float32"), y=np.zeros(3, "int64"))
     wrong = m.run("Bob", "scores", "verify", "--task", str(task_id), "--holdout", str(other),
                   check=False)
     assert wrong.returncode == 9
