@@ -303,3 +303,37 @@ def test_scores_settled_by_hand_are_reported_as_mismatches(
                   check=False)
     assert wrong.returncode == 9
     assert "committed" in " ".join(json.loads(wrong.stdout)["mismatches"])
+
+
+def test_a_killed_job_resumes_and_settles_once(fresh_devnode: Any, tmp_path: Path,
+                                               digits: Any) -> None:
+    """The creator dies while its round waits for results; ``job resume`` settles the round once,
+    and resuming again settles nothing: the chain's pending list decides, not the job's record."""
+    m = Market(fresh_devnode.url, tmp_path, digits)
+    alice = Client(m.url, account="//Alice", home=m.home("Alice"))
+    job = m.spawn("Alice", "job", "run", "paid", "--bundle", str(m.bundle), "--model",
+                  str(m.model), "--holdout", str(m.holdout), "--rounds", "1", "--slots", "2",
+                  "--reward", "1", "--pay-by-contribution", "--floor", "0.1")
+    try:
+        task_id = _wait_for_task(alice, alice.address or "", job, tmp_path / "Alice.log")
+    finally:
+        os.killpg(job.pid, 9)  # kill -9 while the round waits for its results
+        job.wait()
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda n: m.work(n, task_id), HONEST))
+
+    resumed = json.loads(m.run("Alice", "job", "resume", "paid").stdout)
+    assert resumed["status"] == "done"
+    (record,) = resumed["rounds"]
+    assert record["task_id"] == task_id and record["accepted"] == 2
+    assert all(c["score"] > 0 and c["reward"] >= UNIT // 10 for c in record["contributors"])
+    again = json.loads(m.run("Alice", "job", "resume", "paid").stdout)
+    assert again["rounds"][0]["paid"] == record["paid"]
+
+    settled = list(alice.watch(kinds="ContributionsSettled", from_block=1, timeout=0.01))
+    assert len(settled) == 1 and settled[0].results == 2
+    assert settled[0].paid == record["paid"] and settled[0].paid + settled[0].dust == 2 * UNIT
+    shown = json.loads(m.run("Alice", "job", "show", "paid").stdout)
+    assert shown["rounds"][0]["matches_chain"]
+    assert shown["total_paid"] == settled[0].paid
+    alice.close()
