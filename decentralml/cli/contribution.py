@@ -207,18 +207,14 @@ def scores() -> None:
 def verify(app: App, task_id: int, holdout_ref: str, tolerance: int) -> None:
     """Recompute a task's scores from its committed holdout and scoring, report every mismatch
     with the chain (exit 9 if any)."""
-    from decentralml.roles.contribution import fetch_holdout, verify_scores
+    from decentralml.roles.contribution import fetch_holdout, verify_task_scores
 
     client = app.client(need_account=False)
     workdir = app.settings.home / "scores" / f"task-{task_id}"
     path = Path(holdout_ref)
     if not path.is_file():
-        from decentralml.fl.federate import _CID_RE
-
-        if not _CID_RE.match(holdout_ref):
-            raise InvalidInput("holdout", f"{holdout_ref} is neither a file nor a CID")
         path = fetch_holdout(app.store(), holdout_ref, workdir / "holdout")
-    result = verify_scores(client, app.store(), task_id, path, workdir=workdir,
+    result = verify_task_scores(client, app.store(), task_id, path, workdir=workdir,
                            tolerance=tolerance)
     app.emit(result.model_dump(mode="json") | {"ok": result.ok},
              lambda c: _print_verification(app, c, result))

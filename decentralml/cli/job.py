@@ -226,9 +226,9 @@ def job_run(app: App, name: str, bundle_dir: Path, model_path: Path, holdout: Pa
                    validation=validation, target_accuracy=target_accuracy,
                    round_timeout=round_timeout, strategy=strategy, bundle_dir=str(bundle_dir),
                    creator=str(client.address), genesis_hash=client.genesis_hash,
-                   token=client.token, **({} if pay is None else {
-                       "payout": "contribution", "floor": pay.floor,
-                       "scoring": pay.spec.model_dump(mode="json")}))
+                   token=client.token, payout="flat" if pay is None else "contribution",
+                   floor=0 if pay is None else pay.floor,
+                   scoring=None if pay is None else pay.spec.model_dump(mode="json"))
     job_dir = store.create(spec)
     # The job keeps its own copies, so a resume does not depend on files elsewhere.
     shutil.copytree(bundle_dir, job_dir.path / "bundle")

@@ -8,7 +8,7 @@ manifest metadata under :data:`SCORING_KEY`, so contributors know how they will 
 creator scores the pending results with :func:`decentralml.fl.contribution.contribution_scores`,
 rejects what its validation policy rejects (those are neither scored nor paid), and settles the
 rest; the pallet then splits ``reward * k`` by the scores. Once the creator reveals the holdout,
-:func:`verify_scores` recomputes everything from what the chain and the store hold and lists
+:func:`verify_task_scores` recomputes everything from what the chain and the store hold and lists
 every difference.
 
 The chain is the truth throughout: only results the chain still shows as pending are settled, so
@@ -18,25 +18,28 @@ back from its ``Scores`` (:func:`settled_contributions`), not from a local recor
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from decentralml.chain.policies import Decision
 from decentralml.chain.types import PayoutMode, Submission, SubmissionStatus, TaskTerms
 from decentralml.errors import InvalidInput
+from decentralml.fl.contribution import ScoringSpec
 
 if TYPE_CHECKING:
     from decentralml.chain.client import Client
     from decentralml.chain.policies import Policy
-    from decentralml.fl.contribution import ScoringSpec
     from decentralml.roles.creator import ModelCreator
     from decentralml.storage.base import Store
 
+#: A CID as the stores write them (base32/base58 letters and digits).
+_CID = re.compile(r"^[A-Za-z0-9]{1,128}$")
 #: Where a round bundle's manifest metadata carries the scoring specification.
 SCORING_KEY = "scoring"
 #: The largest holdout file :func:`fetch_holdout` takes from a store (a CID proves what the
@@ -47,12 +50,12 @@ MAX_HOLDOUT_BYTES = 1 << 30
 class ContributionPay(BaseModel):
     """What a creator declares for a task (or every round of a job) paid by contribution."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True)
 
     #: paid to every accepted result before the pool is split by score (planck, <= the reward)
-    floor: int = 0
+    floor: int = Field(default=0, ge=0)
     #: how the scores are computed (method, budget, seed; its hash goes on chain)
-    spec: Any
+    spec: ScoringSpec
     #: the creator's holdout file (an ``.npz`` with ``x`` and ``y``); its hash goes on chain
     holdout: Path
 
@@ -365,6 +368,9 @@ def fetch_holdout(store: Store, cid: str, dest: Path) -> Path:
     """A revealed holdout, fetched and verified against its CID (bounded in size)."""
     from decentralml.storage.base import FetchLimits
 
+    if not _CID.match(cid):
+        raise InvalidInput("holdout", f"{cid[:80]!r} is neither a file nor a CID")
+
     target = dest / "holdout.npz"
     if target.exists():
         target.unlink()
@@ -393,7 +399,7 @@ class ScoreCheck(BaseModel):
 
 
 class Verification(BaseModel):
-    """What :func:`verify_scores` found: every difference between the chain and a recomputation
+    """What :func:`verify_task_scores` found: every difference between the chain and a recomputation
     from the committed holdout and specification."""
 
     task_id: int
@@ -408,7 +414,7 @@ class Verification(BaseModel):
         return not self.mismatches
 
 
-def verify_scores(client: Client, store: Store, task_id: int, holdout: Path, *,
+def verify_task_scores(client: Client, store: Store, task_id: int, holdout: Path, *,
                   workdir: Path, tolerance: int = 0) -> Verification:
     """Recompute task ``task_id``'s scores the way the creator committed to, and compare.
 
