@@ -189,6 +189,22 @@ def _print_settlement(app: App, c: Console, result: Settlement, cid: str | None)
         c.print(f"holdout revealed: {cid}", highlight=False)
 
 
+@review.command("reveal")
+@click.argument("holdout", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_app
+def reveal(app: App, holdout: Path) -> None:
+    """Publish HOLDOUT (after settling; e.g. a job's holdout.npz once its last round is paid)
+    and print its CID for `decentralml scores verify --holdout CID`."""
+    from decentralml.fl.contribution import holdout_commitment
+    from decentralml.roles.contribution import load_holdout, reveal_holdout
+
+    load_holdout(holdout)
+    data = {"holdout_cid": reveal_holdout(app.store(), holdout),
+            "sha256": holdout_commitment(holdout).hex()}
+    app.emit(data, lambda c: c.print(f"holdout revealed: {data['holdout_cid']} (sha256 "
+                                     f"{data['sha256']})", highlight=False))
+
+
 # --- scores verify ------------------------------------------------------------------------------
 
 

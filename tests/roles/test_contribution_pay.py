@@ -310,26 +310,32 @@ def test_scores_settled_by_hand_are_reported_as_mismatches(
 
 def test_a_killed_job_resumes_and_settles_once(fresh_devnode: Any, tmp_path: Path,
                                                digits: Any) -> None:
-    """The creator dies while its round waits for results; ``job resume`` settles the round once,
-    and resuming again settles nothing: the chain's pending list decides, not the job's record."""
+    """The creator dies while its round waits for results; ``job resume`` rejects what the
+    round's policy rejects (Dave's shuffled labels fall below the minimum accuracy), settles the
+    rest once, and resuming again settles nothing: the chain's pending list decides, not the
+    job's record."""
     m = Market(fresh_devnode.url, tmp_path, digits)
     alice = Client(m.url, account="//Alice", home=m.home("Alice"))
     job = m.spawn("Alice", "job", "run", "paid", "--bundle", str(m.bundle), "--model",
-                  str(m.model), "--holdout", str(m.holdout), "--rounds", "1", "--slots", "2",
-                  "--reward", "1", "--pay-by-contribution", "--floor", "0.1")
+                  str(m.model), "--holdout", str(m.holdout), "--rounds", "1", "--slots", "3",
+                  "--reward", "1", "--pay-by-contribution", "--floor", "0.1",
+                  "--validation", "min-accuracy=0.8")
     try:
         task_id = _wait_for_task(alice, alice.address or "", job, tmp_path / "Alice.log")
     finally:
         os.killpg(job.pid, 9)  # kill -9 while the round waits for its results
         job.wait()
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(lambda n: m.work(n, task_id), HONEST))
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda n: m.work(n, task_id), (*HONEST, SHUFFLED)))
 
     resumed = json.loads(m.run("Alice", "job", "resume", "paid").stdout)
     assert resumed["status"] == "done"
     (record,) = resumed["rounds"]
-    assert record["task_id"] == task_id and record["accepted"] == 2
-    assert all(c["score"] > 0 and c["reward"] >= UNIT // 10 for c in record["contributors"])
+    assert record["task_id"] == task_id and record["accepted"] == 2 and record["rejected"] == 1
+    by_name = {c["name"]: c for c in record["contributors"]}
+    assert by_name[SHUFFLED]["status"] == "Rejected" and by_name[SHUFFLED]["reward"] == 0
+    assert by_name[SHUFFLED]["score"] is None
+    assert all(by_name[n]["score"] > 0 and by_name[n]["reward"] >= UNIT // 10 for n in HONEST)
     again = json.loads(m.run("Alice", "job", "resume", "paid").stdout)
     assert again["rounds"][0]["paid"] == record["paid"]
 
@@ -340,4 +346,11 @@ def test_a_killed_job_resumes_and_settles_once(fresh_devnode: Any, tmp_path: Pat
     shown = json.loads(m.run("Alice", "job", "show", "paid").stdout)
     assert shown["rounds"][0]["matches_chain"]
     assert shown["total_paid"] == settled[0].paid
+
+    # the job is over: Alice reveals its holdout, and Bob checks the round by its CID
+    revealed = json.loads(m.run("Alice", "review", "reveal", str(
+        m.home("Alice") / "jobs" / "paid" / "holdout.npz")).stdout)
+    verdict = json.loads(m.run("Bob", "scores", "verify", "--task", str(task_id), "--holdout",
+                               revealed["holdout_cid"]).stdout)
+    assert verdict["ok"] and len(verdict["checks"]) == 2  # the rejected result is not scored
     alice.close()
