@@ -264,8 +264,9 @@ def test_peer_job_rounds_majority_minority_leave_and_late_join(
         funded: Callable[..., Client]) -> None:
     creator = funded()
     a, b, c, d, e = (funded() for _ in range(5))
-    made = creator.create_peer_job(CreatePeerJobArgs(assets_cid=CID, rounds=3, update_blocks=10,
-                                                     aggregate_blocks=9, max_peers=4))
+    # phases long enough for every call of a phase on a chain with timed blocks too
+    made = creator.create_peer_job(CreatePeerJobArgs(assets_cid=CID, rounds=3, update_blocks=16,
+                                                     aggregate_blocks=14, max_peers=4))
     job = creator.peer_job(made.job_id)
     assert (job.start_block, job.rounds, job.peers, job.creator) == (made.start_block, 3, 0,
                                                                       creator.address)
