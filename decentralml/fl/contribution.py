@@ -2,14 +2,17 @@
 
 A task that pays by contribution (docs/protocol.md, ``settle_contributions``) splits its pool by
 scores in parts per million. They come from here. The game: the players are the round's updates,
-each with its FedAvg share ``s_i`` of the round (``num_examples`` over the total), and a coalition
-``S`` is worth ``v(S) = loss(global) - loss(global + sum over i in S of s_i * (w_i - global))`` on
-the holdout set: the round's aggregate with only ``S``'s changes applied, each at the weight it
-has in the real aggregate (``v(all)`` is FedAvg's improvement; ``v(empty) = 0``). Shares are not
-renormalised within a coalition on purpose: with renormalised averages, an update that changes
-nothing earns by *diluting* a harmful one (leaving it out makes the harmful update weigh more),
-so a free rider would be paid whenever someone else sent noise. Here an unchanged update adds
-exactly nothing to any coalition, and is worth exactly 0. Two ways to share ``v``:
+each with a share ``s_i`` of the round, and a coalition ``S`` is worth
+``v(S) = loss(global) - loss(global + sum over i in S of s_i * (w_i - global))`` on the holdout
+set: the round's aggregate with only ``S``'s changes applied, each at its own share (``v(empty) =
+0``). Shares are equal (``weighting="uniform"``, the default) or FedAvg's ``num_examples`` over the
+total (``"examples"``). Equal by default because a claim of examples is the contributor's word:
+with FedAvg shares, claiming 2**40 examples makes one's own update the whole aggregate and the
+others' worth vanish; use ``"examples"`` when the counts are known (shards the creator shipped).
+Shares are not renormalised within a coalition on purpose: with renormalised averages, an update
+that changes nothing earns by *diluting* a harmful one (leaving it out makes the harmful update
+weigh more), so a free rider would be paid whenever someone else sent noise. Here an unchanged
+update adds exactly nothing to any coalition, and is worth exactly 0. Two ways to share ``v``:
 
 * ``"loo"`` (default), leave-one-out: update ``i`` is worth ``v(all) - v(all minus i)``, what the
   round would lose without it. K + 1 evaluations.
@@ -74,6 +77,7 @@ DEFAULT_DUPLICATE_COSINE = 0.999
 SCORING_VERSION = "decentralml.fl.contribution/1"
 
 Method = Literal["loo", "shapley"]
+Weighting = Literal["uniform", "examples"]
 #: ``evaluate(weights) -> loss`` on the holdout set; lower is better.
 Evaluate = Callable[[Weights], float]
 UpdateLike = Update | Sequence[np.ndarray]
@@ -128,25 +132,27 @@ def contribution_scores(global_weights: Sequence[np.ndarray],
                         updates: Updates,
                         evaluate: Evaluate, *, method: Method = "loo",
                         samples: int = DEFAULT_SAMPLES, seed: int = 0,
-                        duplicate_cosine: float = DEFAULT_DUPLICATE_COSINE
-                        ) -> ContributionReport:
+                        duplicate_cosine: float = DEFAULT_DUPLICATE_COSINE,
+                        weighting: Weighting = "uniform") -> ContributionReport:
     """Score ``updates`` of the model ``global_weights`` by ``evaluate`` (see the module doc).
 
     ``updates`` maps keys (submission ids) to updates, in the order they reached the chain (a
-    sequence is keyed 0, 1, ...); an :class:`Update`'s share is its ``num_examples`` over the
-    total of the updates that are not copies, a bare list of arrays counts 1. Bounds are checked
+    sequence is keyed 0, 1, ...); with ``weighting="examples"`` an :class:`Update`'s share is its
+    ``num_examples`` over the total of the updates that are not copies (a bare list of arrays
+    counts 1), with ``"uniform"`` every share is equal. Bounds are checked
     before the first evaluation (:class:`InvalidInput` naming the field and the limit); an update
     that does not fit the global model, or a non-finite loss, is a :class:`ModelError`.
     """
     spec = ScoringSpec(method=method, samples=samples, seed=seed,
-                       duplicate_cosine=duplicate_cosine)
+                       duplicate_cosine=duplicate_cosine, weighting=weighting)
     return spec.score(global_weights, updates, evaluate)
 
 
 class ScoringSpec(BaseModel):
     """The scoring method a creator commits to at task creation (``TaskTerms.scoring_commitment``).
 
-    ``samples`` and ``seed`` only matter to ``"shapley"``; ``version`` is the scoring code's
+    ``samples`` and ``seed`` only matter to ``"shapley"``; ``weighting`` is how coalitions weigh
+    updates (see the module docstring); ``version`` is the scoring code's
     (:data:`SCORING_VERSION`). Out-of-bounds values are an :class:`InvalidInput` naming the field.
     """
 
@@ -156,6 +162,7 @@ class ScoringSpec(BaseModel):
     samples: int = DEFAULT_SAMPLES
     seed: int = 0
     duplicate_cosine: float = DEFAULT_DUPLICATE_COSINE
+    weighting: Weighting = "uniform"
     version: str = SCORING_VERSION
 
     def __init__(self, **data: Any) -> None:
@@ -217,7 +224,7 @@ class ScoringSpec(BaseModel):
         layout_of([Update(current, source="the global model"), *players])
         originals = _duplicates(current, players, self.duplicate_cosine)
         kept = [i for i, o in enumerate(originals) if o is None]
-        game = _Game(current, [players[i] for i in kept], evaluate)
+        game = _Game(current, [players[i] for i in kept], evaluate, self.weighting)
         if self.method == "loo":
             exact, values = True, game.leave_one_out()
         else:
@@ -305,16 +312,18 @@ def _duplicates(current: Sequence[np.ndarray], players: Sequence[Update],
 class _Game:
     """Coalition values of the kept updates, each evaluated at most once."""
 
-    def __init__(self, current: list[np.ndarray], players: list[Update],
-                 evaluate: Evaluate) -> None:
+    def __init__(self, current: list[np.ndarray], players: list[Update], evaluate: Evaluate,
+                 weighting: Weighting) -> None:
         self.current = current
         self.players = players
         self.evaluate = evaluate
         self.evaluations = 0
         self._loss: dict[tuple[int, ...], float] = {}
         claims = [p.num_examples for p in players]
-        # everyone claiming 0 examples: nobody has a share, every coalition is the global model
-        self.shares = fedavg_shares(claims) if sum(claims) else [0.0] * len(players)
+        if weighting == "uniform":
+            self.shares = [1.0 / len(players)] * len(players)
+        else:  # everyone claiming 0 examples: no shares, every coalition is the global model
+            self.shares = fedavg_shares(claims) if sum(claims) else [0.0] * len(players)
 
     def weights(self, coalition: tuple[int, ...]) -> Weights:
         """``global + sum of share_i * (w_i - global)`` over the coalition, summed in float64
