@@ -22,7 +22,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from decentralml.errors import InvalidInput
 
@@ -124,11 +123,11 @@ class PayoutMode(str, Enum):
     ByContribution = "ByContribution"
 
 
-def _invalid(loc: tuple[str, ...], message: str, value: Any) -> ValidationError:
-    """A validation error located at ``loc`` (e.g. ``terms.shards``), for rules a model checks
-    across fields: :func:`build` turns it into an :class:`InvalidInput` naming that field."""
-    return ValidationError.from_exception_data("arguments", [InitErrorDetails(
-        type=PydanticCustomError("value_error", message), loc=loc, input=value)])
+def _invalid(field: str, message: str) -> InvalidInput:
+    """For rules a model checks across fields: the error names the field it is about (e.g.
+    ``terms.shards``); pydantic carries it out of the validator and :func:`build` (or
+    :class:`_Checked`) raises it as it is."""
+    return InvalidInput(field, message)
 
 
 def _utf8_len(value: str) -> int:
@@ -151,8 +150,8 @@ class _Args(BaseModel):
 def _invalid_input(exc: ValidationError, default_field: str, prefix: str = "") -> InvalidInput:
     first = exc.errors()[0]
     nested = (first.get("ctx") or {}).get("error")
-    if isinstance(nested, InvalidInput):  # a _Checked model inside another: already named
-        return nested
+    if isinstance(nested, InvalidInput):  # a cross-field rule, or a _Checked model inside
+        return nested                     # another: already named
     field = ".".join(str(p) for p in first["loc"]) or default_field
     message = str(first["msg"]).removeprefix("Value error, ")
     return InvalidInput(prefix + field, message)
@@ -292,18 +291,17 @@ class CreateTaskArgs(_Args):
         if terms is None:
             return self
         if terms.shards not in (0, self.max_assignments):
-            raise _invalid(("terms", "shards"), f"is {terms.shards} (limit: 0, or max_assignments"
-                           f" = {self.max_assignments}: one shard per slot)", terms.shards)
+            raise _invalid("terms.shards", f"is {terms.shards} (limit: 0, or max_assignments"
+                           f" = {self.max_assignments}: one shard per slot)")
         if terms.payout is PayoutMode.ByContribution:
             if self.validation_strategy is ValidationStrategy.AutoAccept:
-                raise _invalid(("terms", "payout"), "ByContribution needs a reviewer to score "
-                               "the results (limit: not with AutoAccept)", terms.payout.value)
+                raise _invalid("terms.payout", "ByContribution needs a reviewer to score "
+                               "the results (limit: not with AutoAccept)")
             if terms.floor > self.reward:
-                raise _invalid(("terms", "floor"), f"is {terms.floor} (limit: <= reward = "
-                               f"{self.reward})", terms.floor)
+                raise _invalid("terms.floor", f"is {terms.floor} (limit: <= reward = "
+                               f"{self.reward})")
         elif terms.floor != 0:
-            raise _invalid(("terms", "floor"), f"is {terms.floor} (limit: 0 under Flat pay)",
-                           terms.floor)
+            raise _invalid("terms.floor", f"is {terms.floor} (limit: 0 under Flat pay)")
         return self
 
     @property
@@ -489,9 +487,9 @@ class CreatePeerJobArgs(_Args, _Checked):
     @model_validator(mode="after")
     def _length_fits(self) -> CreatePeerJobArgs:
         if self.rounds * (self.update_blocks + self.aggregate_blocks) > U32_MAX:
-            raise _invalid(("rounds",), "rounds * (update_blocks + aggregate_blocks) is "
+            raise _invalid("rounds", "rounds * (update_blocks + aggregate_blocks) is "
                            f"{self.rounds * (self.update_blocks + self.aggregate_blocks)} "
-                           f"(limit: {U32_MAX}, a u32 block count)", self.rounds)
+                           f"(limit: {U32_MAX}, a u32 block count)")
         return self
 
     def call_params(self) -> dict[str, Any]:

@@ -17,7 +17,9 @@ import pytest
 from decentralml import errors
 from decentralml.chain.client import Client
 from decentralml.chain.events import (
+    AggregatePostedEvent,
     ContributionsSettledEvent,
+    PeerJobEvent,
     ResultAcceptedEvent,
     RoundAgreedEvent,
     ShardAssignedEvent,
@@ -262,8 +264,9 @@ def test_peer_job_rounds_majority_minority_leave_and_late_join(
         funded: Callable[..., Client]) -> None:
     creator = funded()
     a, b, c, d, e = (funded() for _ in range(5))
-    made = creator.create_peer_job(CreatePeerJobArgs(assets_cid=CID, rounds=3, update_blocks=10,
-                                                     aggregate_blocks=9, max_peers=4))
+    # phases long enough for every call of a phase on a chain with timed blocks too
+    made = creator.create_peer_job(CreatePeerJobArgs(assets_cid=CID, rounds=3, update_blocks=16,
+                                                     aggregate_blocks=14, max_peers=4))
     job = creator.peer_job(made.job_id)
     assert (job.start_block, job.rounds, job.peers, job.creator) == (made.start_block, 3, 0,
                                                                       creator.address)
@@ -355,6 +358,17 @@ def test_a_round_without_majority_has_no_agreed_model(funded: Callable[..., Clie
         q.post_aggregate(job.job_id, 0, "mine")
     assert creator.agreed_model(job.job_id, 0) is None
     assert creator.round_aggregates(job.job_id, 0) == {p.address: "mine", q.address: "yours"}
+    # the job's events, as a watcher filtering on the job (and on a peer) sees them
+    seen = list(creator.watch(job_id=job.job_id, from_block=made.block_number, timeout=0))
+    assert [e.kind for e in seen] == ["PeerJobCreated", "PeerJoined", "UpdatePosted",
+                                      "PeerJoined", "UpdatePosted", "AggregatePosted",
+                                      "AggregatePosted"]
+    assert all(isinstance(e, PeerJobEvent) and e.job_id == job.job_id for e in seen)
+    mine = list(creator.watch(job_id=job.job_id, account=p.address,
+                              from_block=made.block_number, timeout=0))
+    assert [(e.kind, e.round) for e in mine if isinstance(e, AggregatePostedEvent)] == [
+        ("AggregatePosted", 0)]
+    assert len(mine) == 3
 
 
 def test_a_peer_may_leave_and_join_again(funded: Callable[..., Client]) -> None:
