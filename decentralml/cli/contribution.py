@@ -195,7 +195,7 @@ def _print_settlement(app: App, c: Console, result: Settlement, cid: str | None)
 def reveal(app: App, holdout: Path) -> None:
     """Publish HOLDOUT (after settling; e.g. a job's holdout.npz once its last round is paid)
     and print its CID for `decentralml scores verify --holdout CID`."""
-    from decentralml.fl.contribution import holdout_commitment
+    from decentralml.fl.verification import holdout_commitment
     from decentralml.roles.contribution import load_holdout, reveal_holdout
 
     load_holdout(holdout)

@@ -61,7 +61,7 @@ class ContributionPay(BaseModel):
 
     def terms(self) -> TaskTerms:
         """The task terms that commit to the holdout and the scoring specification."""
-        from decentralml.fl.contribution import holdout_commitment
+        from decentralml.fl.verification import holdout_commitment
 
         return TaskTerms(payout=PayoutMode.ByContribution, floor=self.floor,
                          holdout_commitment=holdout_commitment(self.holdout),
@@ -206,7 +206,7 @@ def load_holdout(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def check_commitments(terms: TaskTerms, *, spec: ScoringSpec | None = None,
                       holdout: Path | None = None) -> list[str]:
     """What does not match the task's on-chain commitments (empty: everything does)."""
-    from decentralml.fl.contribution import holdout_commitment
+    from decentralml.fl.verification import holdout_commitment
 
     problems = []
     if spec is not None and terms.scoring_commitment is not None \
@@ -422,14 +422,14 @@ def verify_task_scores(client: Client, store: Store, task_id: int, holdout: Path
     measured against, and the scoring specification in its manifest), the holdout and the
     specification are checked against the task's commitments, the settled results are fetched
     and verified by their CIDs and loaded (weights only), and the scores are computed again, in
-    submission order (:func:`decentralml.fl.contribution.verify_scores`). A score further than
+    submission order (:func:`decentralml.fl.verification.verify_scores`). A score further than
     ``tolerance`` ppm from the chain's is a mismatch.
     """
     import shutil
 
     from decentralml.fl import get_weights, load_contributor_models, load_model
-    from decentralml.fl.contribution import holdout_commitment
-    from decentralml.fl.contribution import verify_scores as recompute
+    from decentralml.fl.verification import holdout_commitment
+    from decentralml.fl.verification import verify_scores as recompute
     from decentralml.storage.bundle import fetch_bundle
 
     terms = _contribution_terms(client, task_id)
