@@ -195,10 +195,11 @@ def work(app: App, task_id: int | None, data_dir: Path | None, timeout: float, r
     # "nothing sent" only when it is news: the result was on chain before this run
     unsent = "" if report.result_sent or report.status is SubmissionStatus.Assigned else \
         "; nothing sent, the result was already on chain"
+    shard = "" if report.shard is None else f"; on the creator's shard {report.shard}"
     app.emit(report, lambda c: c.print(
         f"task {task_id}, submission {report.submission_id}: {report.status.value} "
         f"(stages run: {', '.join(report.stages_run) or 'none, already done'}; "
-        f"sandbox: {report.sandbox}){unsent}"))
+        f"sandbox: {report.sandbox}{shard}){unsent}"))
     if stay:
         _stay(app, contributor, task_id, data_dir, stay_idle)
 

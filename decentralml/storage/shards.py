@@ -44,15 +44,18 @@ class PackedShards:
 def shard_dirs(shards_dir: Path) -> list[Path]:
     """The shard directories of ``shards_dir``, in shard order (sorted by name).
 
-    Every visible entry must be a non-empty directory (a stray file is refused rather than
-    silently left out: it would change which shard is which).
+    Every visible subdirectory is a shard and must not be empty; files beside them are not
+    shards and are left out, so the directory ``decentralml example digits --shards N`` writes
+    (``shard-N/`` next to ``model.keras`` and ``holdout.npz``) can be given as it is. A symlink
+    is refused: what it points to could change between packing and publishing.
     """
     shards_dir = Path(shards_dir)
     if not shards_dir.is_dir():
         raise InvalidInput("shards", f"{shards_dir} is not a directory",
                            "a directory holding one subdirectory per shard")
     entries = sorted((e for e in shards_dir.iterdir()
-                      if not e.name.startswith(".") and e.name not in DEFAULT_EXCLUDES),
+                      if not e.name.startswith(".") and e.name not in DEFAULT_EXCLUDES
+                      and (e.is_symlink() or e.is_dir())),
                      key=lambda e: e.name)
     if not entries:
         raise InvalidInput("shards", f"{shards_dir} holds no shard directories",
@@ -61,9 +64,8 @@ def shard_dirs(shards_dir: Path) -> list[Path]:
         raise InvalidInput("shards", f"{shards_dir} holds {len(entries)} shards",
                            f"at most {MAX_SHARDS}")
     for entry in entries:
-        if entry.is_symlink() or not entry.is_dir():
-            raise InvalidInput("shards", f"{entry} is not a directory",
-                               "only shard directories in the shards directory")
+        if entry.is_symlink():
+            raise InvalidInput("shards", f"{entry} is a symlink", "shard directories themselves")
         if not any(entry.iterdir()):
             raise InvalidInput("shards", f"shard {entry.name} is empty")
     return entries

@@ -86,15 +86,18 @@ def test_shard_directories_are_checked_before_anything_is_packed(tmp_path: Path)
     (tmp_path / "empty").mkdir()
     with pytest.raises(InvalidInput, match="holds no shard directories"):
         shard_dirs(tmp_path / "empty")
-    root = _shards(tmp_path / "stray", 2)
-    (root / "notes.txt").write_text("not a shard")
-    with pytest.raises(InvalidInput, match="notes.txt is not a directory"):
+    root = _shards(tmp_path / "linked", 1)
+    (root / "shard-1").symlink_to(root / "shard-0")
+    with pytest.raises(InvalidInput, match="shard-1 is a symlink"):
         shard_dirs(root)
     root = _shards(tmp_path / "hollow", 1)
     (root / "shard-9").mkdir()
     with pytest.raises(InvalidInput, match="shard shard-9 is empty"):
         shard_dirs(root)
-    # hidden entries and caches are not shards; order is by name
+    # files (example digits' model and holdout), hidden entries and caches are not shards;
+    # order is by name
     root = _shards(tmp_path / "ok", 2)
     (root / ".DS_Store").write_text("")
+    (root / "model.keras").write_text("")
+    (root / ".cache").mkdir()
     assert [p.name for p in shard_dirs(root)] == ["shard-0", "shard-1"]
