@@ -60,6 +60,8 @@ class JobSpec(BaseModel):
     #: the chain's token when the job started, so its amounts read right without a node (None
     #: in jobs recorded before it was kept)
     token: Token | None = None
+    #: every round ships the creator's data shards (the job's ``shards/`` copy): compute rental
+    shards: bool = False
 
     def round_question(self, r: int) -> str:
         """The task question of round ``r``; it names the job, so a resumed job finds its task."""
