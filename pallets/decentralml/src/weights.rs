@@ -54,11 +54,18 @@ use frame_support::{traits::Get, weights::{constants::RocksDbWeight, Weight}};
 /// Weight functions needed by `pallet-decentralml`.
 pub trait WeightInfo {
 	fn create_task(q: u32, c: u32, ) -> Weight;
-	fn accept_task() -> Weight;
+	fn accept_task(s: u32, ) -> Weight;
 	fn send_task_result(r: u32, c: u32, ) -> Weight;
 	fn validate_task_result() -> Weight;
 	fn close_task(n: u32, ) -> Weight;
 	fn abandon_task() -> Weight;
+	fn create_task_with_terms(q: u32, c: u32, ) -> Weight;
+	fn settle_contributions(n: u32, ) -> Weight;
+	fn create_peer_job(c: u32, ) -> Weight;
+	fn join_peer_job() -> Weight;
+	fn leave_peer_job() -> Weight;
+	fn post_update(c: u32, ) -> Weight;
+	fn post_aggregate(c: u32, ) -> Weight;
 }
 
 /// Weights with the runtime's `DbWeight`.
@@ -72,7 +79,7 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(5_u64))
 	}
-	fn accept_task() -> Weight {
+	fn accept_task(_s: u32, ) -> Weight {
 		// Minimum execution time: 404_234_000 picoseconds.
 		Weight::from_parts(421_659_000, 5737)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
@@ -109,6 +116,42 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(3_u64))
 	}
+	fn create_task_with_terms(_q: u32, _c: u32, ) -> Weight {
+		Weight::from_parts(1_755_310_859, 6196)
+			.saturating_add(T::DbWeight::get().reads(3_u64))
+			.saturating_add(T::DbWeight::get().writes(6_u64))
+	}
+	fn settle_contributions(n: u32, ) -> Weight {
+		Weight::from_parts(1_000_000_000, 6196)
+			.saturating_add(Weight::from_parts(1_000_000_000, 0).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().reads(3_u64))
+			.saturating_add(T::DbWeight::get().writes(2_u64))
+	}
+	fn create_peer_job(_c: u32, ) -> Weight {
+		Weight::from_parts(400_000_000, 3000)
+			.saturating_add(T::DbWeight::get().reads(1_u64))
+			.saturating_add(T::DbWeight::get().writes(2_u64))
+	}
+	fn join_peer_job() -> Weight {
+		Weight::from_parts(400_000_000, 3000)
+			.saturating_add(T::DbWeight::get().reads(2_u64))
+			.saturating_add(T::DbWeight::get().writes(2_u64))
+	}
+	fn leave_peer_job() -> Weight {
+		Weight::from_parts(400_000_000, 3000)
+			.saturating_add(T::DbWeight::get().reads(2_u64))
+			.saturating_add(T::DbWeight::get().writes(2_u64))
+	}
+	fn post_update(_c: u32, ) -> Weight {
+		Weight::from_parts(400_000_000, 3000)
+			.saturating_add(T::DbWeight::get().reads(4_u64))
+			.saturating_add(T::DbWeight::get().writes(2_u64))
+	}
+	fn post_aggregate(_c: u32, ) -> Weight {
+		Weight::from_parts(400_000_000, 3000)
+			.saturating_add(T::DbWeight::get().reads(7_u64))
+			.saturating_add(T::DbWeight::get().writes(3_u64))
+	}
 }
 
 /// For tests and runtimes without a `DbWeight` of their own: RocksDB figures.
@@ -118,7 +161,7 @@ impl WeightInfo for () {
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(5_u64))
 	}
-	fn accept_task() -> Weight {
+	fn accept_task(_s: u32, ) -> Weight {
 		Weight::from_parts(421_659_000, 5737)
 			.saturating_add(RocksDbWeight::get().reads(3_u64))
 			.saturating_add(RocksDbWeight::get().writes(6_u64))
@@ -145,6 +188,42 @@ impl WeightInfo for () {
 	fn abandon_task() -> Weight {
 		Weight::from_parts(335_931_000, 5737)
 			.saturating_add(RocksDbWeight::get().reads(2_u64))
+			.saturating_add(RocksDbWeight::get().writes(3_u64))
+	}
+	fn create_task_with_terms(_q: u32, _c: u32, ) -> Weight {
+		Weight::from_parts(1_755_310_859, 6196)
+			.saturating_add(RocksDbWeight::get().reads(3_u64))
+			.saturating_add(RocksDbWeight::get().writes(6_u64))
+	}
+	fn settle_contributions(n: u32, ) -> Weight {
+		Weight::from_parts(1_000_000_000, 6196)
+			.saturating_add(Weight::from_parts(1_000_000_000, 0).saturating_mul(n.into()))
+			.saturating_add(RocksDbWeight::get().reads(3_u64))
+			.saturating_add(RocksDbWeight::get().writes(2_u64))
+	}
+	fn create_peer_job(_c: u32, ) -> Weight {
+		Weight::from_parts(400_000_000, 3000)
+			.saturating_add(RocksDbWeight::get().reads(1_u64))
+			.saturating_add(RocksDbWeight::get().writes(2_u64))
+	}
+	fn join_peer_job() -> Weight {
+		Weight::from_parts(400_000_000, 3000)
+			.saturating_add(RocksDbWeight::get().reads(2_u64))
+			.saturating_add(RocksDbWeight::get().writes(2_u64))
+	}
+	fn leave_peer_job() -> Weight {
+		Weight::from_parts(400_000_000, 3000)
+			.saturating_add(RocksDbWeight::get().reads(2_u64))
+			.saturating_add(RocksDbWeight::get().writes(2_u64))
+	}
+	fn post_update(_c: u32, ) -> Weight {
+		Weight::from_parts(400_000_000, 3000)
+			.saturating_add(RocksDbWeight::get().reads(4_u64))
+			.saturating_add(RocksDbWeight::get().writes(2_u64))
+	}
+	fn post_aggregate(_c: u32, ) -> Weight {
+		Weight::from_parts(400_000_000, 3000)
+			.saturating_add(RocksDbWeight::get().reads(7_u64))
 			.saturating_add(RocksDbWeight::get().writes(3_u64))
 	}
 }
