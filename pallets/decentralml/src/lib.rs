@@ -714,8 +714,9 @@ pub mod pallet {
 			Self::ensure_valid_scores(&scores)?;
 			let subs = Self::pending_on_task(task_id, &scores)?;
 			let values: Vec<u32> = scores.iter().map(|(_, score)| *score).collect();
-			let settlement = payout::settle(to_u128::<T>(task.reward)?, to_u128::<T>(terms.floor)?, &values)
-				.ok_or(Error::<T>::Overflow)?;
+			let settlement =
+				payout::settle(to_u128::<T>(task.reward)?, to_u128::<T>(terms.floor)?, &values)
+					.ok_or(Error::<T>::Overflow)?;
 			Self::pay_settlement(task_id, task, subs, &values, settlement)
 		}
 
@@ -735,8 +736,11 @@ pub mod pallet {
 			max_peers: u32,
 		) -> DispatchResult {
 			let creator = ensure_signed(origin)?;
-			let assets_cid =
-				Self::bounded_cid(assets_cid, Error::<T>::EmptyAssets, Error::<T>::AssetsCidTooLong)?;
+			let assets_cid = Self::bounded_cid(
+				assets_cid,
+				Error::<T>::EmptyAssets,
+				Error::<T>::AssetsCidTooLong,
+			)?;
 			Self::ensure_valid_peer_job(rounds, update_blocks, aggregate_blocks, max_peers)?;
 			let job_id = NextPeerJobId::<T>::get();
 			let next_job_id = job_id.checked_add(1).ok_or(Error::<T>::Overflow)?;
@@ -920,8 +924,11 @@ pub mod pallet {
 				(1..=T::MaxAssignments::get()).contains(&max_assignments),
 				Error::<T>::InvalidMaxAssignments
 			);
-			let assets_cid =
-				Self::bounded_cid(assets_cid, Error::<T>::EmptyAssets, Error::<T>::AssetsCidTooLong)?;
+			let assets_cid = Self::bounded_cid(
+				assets_cid,
+				Error::<T>::EmptyAssets,
+				Error::<T>::AssetsCidTooLong,
+			)?;
 			let now = frame_system::Pallet::<T>::block_number();
 			ensure!(expiration_block > now, Error::<T>::ExpirationInPast);
 			Ok(TaskInfo {
@@ -948,8 +955,8 @@ pub mod pallet {
 				Error::<T>::InvalidShards
 			);
 			let valid = if terms.by_contribution() {
-				task.validation_strategy != ValidationStrategy::AutoAccept &&
-					terms.floor <= task.reward
+				task.validation_strategy != ValidationStrategy::AutoAccept
+					&& terms.floor <= task.reward
 			} else {
 				terms.floor.is_zero()
 			};
@@ -968,8 +975,8 @@ pub mod pallet {
 			let next_task_id = task_id.checked_add(1).ok_or(Error::<T>::Overflow)?;
 			let creator = task.creator.clone();
 			ensure!(
-				T::Currency::reducible_balance(&creator, Preservation::Preserve, Fortitude::Polite) >=
-					escrow,
+				T::Currency::reducible_balance(&creator, Preservation::Preserve, Fortitude::Polite)
+					>= escrow,
 				Error::<T>::InsufficientBalance
 			);
 			// `Currency::transfer(.., KeepAlive)`: the creator's account stays alive.
@@ -1010,8 +1017,8 @@ pub mod pallet {
 			ensure!(task.creator != *worker, Error::<T>::CreatorCannotAccept);
 			ensure!(!TaskWorkers::<T>::contains_key(task_id, worker), Error::<T>::AlreadyAccepted);
 			ensure!(
-				task.active_assignments.saturating_add(task.accepted_results) <
-					task.max_assignments,
+				task.active_assignments.saturating_add(task.accepted_results)
+					< task.max_assignments,
 				Error::<T>::NoSlotsLeft
 			);
 			Ok(())
@@ -1157,10 +1164,7 @@ pub mod pallet {
 		/// whole list before the next.
 		fn ensure_valid_scores(scores: &[(SubmissionId, u32)]) -> DispatchResult {
 			ensure!(!scores.is_empty(), Error::<T>::NoScores);
-			ensure!(
-				scores.len() <= T::MaxAssignments::get() as usize,
-				Error::<T>::TooManyScores
-			);
+			ensure!(scores.len() <= T::MaxAssignments::get() as usize, Error::<T>::TooManyScores);
 			let max = T::MaxScore::get();
 			ensure!(scores.iter().all(|(_, score)| *score <= max), Error::<T>::ScoreTooHigh);
 			let distinct: BTreeSet<SubmissionId> = scores.iter().map(|(id, _)| *id).collect();
@@ -1243,9 +1247,10 @@ pub mod pallet {
 			aggregate_blocks: u32,
 			max_peers: u32,
 		) -> DispatchResult {
-			let valid = (1..=T::MaxPeerRounds::get()).contains(&rounds) &&
-				update_blocks > 0 && aggregate_blocks > 0 &&
-				(1..=T::MaxPeers::get()).contains(&max_peers);
+			let valid = (1..=T::MaxPeerRounds::get()).contains(&rounds)
+				&& update_blocks > 0
+				&& aggregate_blocks > 0
+				&& (1..=T::MaxPeers::get()).contains(&max_peers);
 			ensure!(valid, Error::<T>::InvalidPeerJob);
 			update_blocks
 				.checked_add(aggregate_blocks)

@@ -201,15 +201,7 @@ pub enum PayoutMode {
 ///
 /// A task created with `create_task` has the default terms (no shards, `Flat`, no commitments).
 #[derive(
-	Encode,
-	Decode,
-	DecodeWithMemTracking,
-	Clone,
-	PartialEq,
-	Eq,
-	Debug,
-	TypeInfo,
-	MaxEncodedLen,
+	Encode, Decode, DecodeWithMemTracking, Clone, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen,
 )]
 pub struct TaskTerms<Balance> {
 	pub shards: u32,

@@ -3,6 +3,10 @@
 //! deposit rule, the wire format (indices, key hashing), and the escrow invariant as a property
 //! test over random call sequences.
 
+mod contributions;
+mod peer_jobs;
+mod terms;
+
 use crate::{
 	mock::*,
 	pallet::{
@@ -19,7 +23,7 @@ use frame_support::{
 	dispatch::GetDispatchInfo,
 	traits::{fungible::Inspect, Get},
 };
-use sp_runtime::{traits::AccountIdConversion, DispatchError};
+use sp_runtime::{traits::AccountIdConversion, DispatchError, DispatchResult};
 
 const REWARD: Balance = 10 * ED;
 const EXPIRATION: u32 = 100;
@@ -141,7 +145,10 @@ fn constants_have_the_protocol_values() {
 			"MaxQuestionLength",
 			"MaxCidLength",
 			"MaxResultLength",
-			"MinReward"
+			"MinReward",
+			"MaxScore",
+			"MaxPeers",
+			"MaxPeerRounds"
 		]
 	);
 	let values: Vec<Vec<u8>> =
@@ -149,6 +156,9 @@ fn constants_have_the_protocol_values() {
 	assert_eq!(values[0], b"decentml".to_vec());
 	assert_eq!(values[1], 64u32.encode());
 	assert_eq!(values[5], ED.encode());
+	assert_eq!(values[6], 1_000_000u32.encode());
+	assert_eq!(values[7], 64u32.encode());
+	assert_eq!(values[8], 10_000u32.encode());
 }
 
 #[test]
@@ -261,7 +271,7 @@ fn event_indices_and_field_order() {
 #[test]
 fn error_indices_follow_the_protocol_order() {
 	use Error::*;
-	let errors: [Error<Test>; 24] = [
+	let errors: [Error<Test>; 43] = [
 		TaskNotFound,
 		SubmissionNotFound,
 		TaskClosed,
@@ -286,6 +296,25 @@ fn error_indices_follow_the_protocol_order() {
 		MissingStorageType,
 		Overflow,
 		InsufficientBalance,
+		InvalidShards,
+		InvalidTerms,
+		PaidByContribution,
+		NotPaidByContribution,
+		NoScores,
+		TooManyScores,
+		ScoreTooHigh,
+		DuplicateScore,
+		NotPendingOnTask,
+		InvalidPeerJob,
+		PeerJobNotFound,
+		PeerJobEnded,
+		AlreadyJoined,
+		PeerJobFull,
+		NotAPeer,
+		WrongRound,
+		WrongPhase,
+		AlreadyPosted,
+		NoUpdateThisRound,
 	];
 	for (index, error) in errors.into_iter().enumerate() {
 		let DispatchError::Module(module) = DispatchError::from(error) else {
@@ -303,6 +332,8 @@ fn enums_encode_as_their_protocol_index() {
 	assert_eq!(StorageType::Http.encode(), [2]);
 	assert_eq!(TaskStatus::Closed.encode(), [1]);
 	assert_eq!(SubmissionStatus::Abandoned.encode(), [4]);
+	assert_eq!(PayoutMode::Flat.encode(), [0]);
+	assert_eq!(PayoutMode::ByContribution.encode(), [1]);
 }
 
 #[test]
@@ -341,7 +372,19 @@ fn storage_keys_use_blake2_128_concat_under_the_pallet_prefix() {
 			"TaskSubmissions",
 			"WorkerSubmissions",
 			"TaskWorkers",
-			"OpenTasks"
+			"OpenTasks",
+			"Terms",
+			"ShardHolders",
+			"SubmissionShards",
+			"Scores",
+			"PeerJobs",
+			"NextPeerJobId",
+			"Peers",
+			"RoundUpdates",
+			"RoundUpdateCount",
+			"RoundAggregates",
+			"AggregateVotes",
+			"AgreedModels"
 		]
 	);
 }
@@ -1203,6 +1246,8 @@ mod property {
 			},
 			Op::Accept { who, task } => {
 				Pallet::accept_task(origin(PEOPLE[who].clone()), task.into())
+					.map(|_| ())
+					.map_err(|e| e.error)
 			},
 			Op::Send { who, sub } => Pallet::send_task_result(
 				origin(PEOPLE[who].clone()),
