@@ -1120,31 +1120,37 @@ pub mod pallet {
 			now: BlockNumberFor<T>,
 		) -> DispatchResult {
 			let reward = task.reward;
-			Self::pay_and_accept(task_id, submission_id, sub, reward, now)?;
+			Self::pay_out(task_id, &sub.worker, reward)?;
+			Self::mark_accepted(task_id, submission_id, sub, reward, now);
 			task.active_assignments = task.active_assignments.saturating_sub(1);
 			task.accepted_results = task.accepted_results.saturating_add(1);
 			Tasks::<T>::insert(task_id, task);
 			Ok(())
 		}
 
-		/// Pay `amount` (if any) from escrow to the submission's worker, mark it Accepted and
-		/// announce it; the caller updates the task's counts.
-		fn pay_and_accept(
+		/// Pay `amount` (if any) from the task's escrow to `worker`.
+		fn pay_out(task_id: TaskId, worker: &T::AccountId, amount: BalanceOf<T>) -> DispatchResult {
+			if !amount.is_zero() {
+				// `Currency::transfer(.., AllowDeath)`: the last payout may empty the escrow.
+				T::Currency::transfer(
+					&Self::escrow_account_id(task_id),
+					worker,
+					amount,
+					Preservation::Expendable,
+				)?;
+			}
+			Ok(())
+		}
+
+		/// Mark a paid submission Accepted and announce it with what it was paid; the caller
+		/// updates the task's counts.
+		fn mark_accepted(
 			task_id: TaskId,
 			submission_id: SubmissionId,
 			mut sub: SubmissionOf<T>,
 			amount: BalanceOf<T>,
 			now: BlockNumberFor<T>,
-		) -> DispatchResult {
-			if !amount.is_zero() {
-				// `Currency::transfer(.., AllowDeath)`: the last payout may empty the escrow.
-				T::Currency::transfer(
-					&Self::escrow_account_id(task_id),
-					&sub.worker,
-					amount,
-					Preservation::Expendable,
-				)?;
-			}
+		) {
 			sub.status = SubmissionStatus::Accepted;
 			sub.validated_block = Some(now);
 			let worker = sub.worker.clone();
@@ -1155,7 +1161,6 @@ pub mod pallet {
 				worker,
 				reward: amount,
 			});
-			Ok(())
 		}
 
 		// -- contributions ---------------------------------------------------------------------
@@ -1201,10 +1206,16 @@ pub mod pallet {
 		) -> DispatchResult {
 			let paid = from_u128::<T>(settlement.paid)?;
 			Self::refund_stranded_dust(task_id, &task.creator, paid)?;
+			let payouts = settlement
+				.payouts
+				.iter()
+				.map(|payout| from_u128::<T>(*payout))
+				.collect::<Result<Vec<_>, _>>()?;
+			Self::pay_largest_last(task_id, &subs, &payouts)?;
 			let now = frame_system::Pallet::<T>::block_number();
-			let rows = subs.into_iter().zip(scores.iter()).zip(settlement.payouts.iter());
+			let rows = subs.into_iter().zip(scores.iter()).zip(payouts);
 			for (((submission_id, sub), score), payout) in rows {
-				Self::pay_and_accept(task_id, submission_id, sub, from_u128::<T>(*payout)?, now)?;
+				Self::mark_accepted(task_id, submission_id, sub, payout, now);
 				Scores::<T>::insert(submission_id, score);
 			}
 			let results = u32::try_from(scores.len()).map_err(|_| Error::<T>::Overflow)?;
@@ -1219,6 +1230,34 @@ pub mod pallet {
 				dust: from_u128::<T>(settlement.dust)?,
 			});
 			Ok(())
+		}
+
+		/// Transfer the payouts in list order, but the largest (the first listed among equals)
+		/// last. A payout may be below the existential deposit, and an escrow that dropped
+		/// below it before being empty would be reaped with the rest of the payouts in it; the
+		/// largest payout is at least the deposit (it is at least `paid / k`, and `paid` is at
+		/// least `k * reward - (k - 1)` with `reward >= MinReward`), so with it paid last the
+		/// escrow holds at least the deposit until it is empty.
+		fn pay_largest_last(
+			task_id: TaskId,
+			subs: &[(SubmissionId, SubmissionOf<T>)],
+			payouts: &[BalanceOf<T>],
+		) -> DispatchResult {
+			let mut last = 0;
+			for (index, payout) in payouts.iter().enumerate() {
+				if *payout > payouts[last] {
+					last = index;
+				}
+			}
+			for (index, ((_, sub), payout)) in subs.iter().zip(payouts).enumerate() {
+				if index != last {
+					Self::pay_out(task_id, &sub.worker, *payout)?;
+				}
+			}
+			match (subs.get(last), payouts.get(last)) {
+				(Some((_, sub)), Some(payout)) => Self::pay_out(task_id, &sub.worker, *payout),
+				_ => Ok(()),
+			}
 		}
 
 		/// The dust stays in the escrow, unless paying `paid` would leave the escrow with a

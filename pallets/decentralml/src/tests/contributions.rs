@@ -179,6 +179,49 @@ fn dust_that_would_be_stranded_below_the_existential_deposit_goes_to_the_creator
 }
 
 #[test]
+fn payouts_below_the_existential_deposit_never_strand_the_rest() {
+	new_test_ext().execute_with(|| {
+		// 3 slots, all settled at once: two payouts of about 30_000 planck (far below ED) and
+		// one of almost the whole pool. Paid in list order, the escrow would hold only the
+		// small payouts after the big one and be reaped with them.
+		let t = create_by_contribution(3, 0);
+		let workers = [BOB, CHARLIE, DAVE];
+		let subs = pending(t, &workers);
+		let before = balances(&workers);
+		let issuance = Balances::total_issuance();
+		System::reset_events();
+		assert_ok!(settle(t, &[(subs[0], 1), (subs[1], 1_000_000), (subs[2], 1)]));
+		let small = 3 * REWARD / 1_000_002;
+		let big = 3 * REWARD * 1_000_000 / 1_000_002;
+		let got: Vec<_> = balances(&workers).iter().zip(&before).map(|(a, b)| a - b).collect();
+		assert_eq!(got, vec![small, big, small]);
+		assert!(small < ED);
+		let dust = 3 * REWARD - big - 2 * small;
+		assert_eq!(free(&escrow(t)), 0);
+		assert_eq!(Balances::total_issuance(), issuance);
+		// the ResultAccepted events still come in list order
+		let accepted: Vec<_> = pallet_events()
+			.into_iter()
+			.filter_map(|e| match e {
+				Event::ResultAccepted { submission_id, reward, .. } => Some((submission_id, reward)),
+				_ => None,
+			})
+			.collect();
+		assert_eq!(accepted, vec![(subs[0], small), (subs[1], big), (subs[2], small)]);
+		assert_eq!(
+			last_event(),
+			Event::ContributionsSettled {
+				task_id: t,
+				results: 3,
+				pool: 3 * REWARD,
+				paid: 3 * REWARD - dust,
+				dust
+			}
+		);
+	});
+}
+
+#[test]
 fn all_zero_scores_split_the_pool_equally() {
 	new_test_ext().execute_with(|| {
 		let t = create_by_contribution(3, 2 * ED);
