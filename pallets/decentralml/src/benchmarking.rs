@@ -343,8 +343,8 @@ mod benchmarks {
 			vec![b'u'; T::MaxCidLength::get() as usize],
 		)
 		.expect("the update phase");
-		let aggregate_phase = frame_system::Pallet::<T>::block_number()
-			.saturating_add(PEER_UPDATE_BLOCKS.into());
+		let aggregate_phase =
+			frame_system::Pallet::<T>::block_number().saturating_add(PEER_UPDATE_BLOCKS.into());
 		frame_system::Pallet::<T>::set_block_number(aggregate_phase);
 
 		#[extrinsic_call]

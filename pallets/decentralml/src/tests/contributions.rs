@@ -203,7 +203,9 @@ fn payouts_below_the_existential_deposit_never_strand_the_rest() {
 		let accepted: Vec<_> = pallet_events()
 			.into_iter()
 			.filter_map(|e| match e {
-				Event::ResultAccepted { submission_id, reward, .. } => Some((submission_id, reward)),
+				Event::ResultAccepted { submission_id, reward, .. } => {
+					Some((submission_id, reward))
+				},
 				_ => None,
 			})
 			.collect();
