@@ -489,3 +489,110 @@ mod payout_property {
 		(hi, lo)
 	}
 }
+
+mod settlement_property {
+	use super::*;
+	use frame_support::traits::fungible::Mutate;
+	use proptest::prelude::*;
+
+	/// A worker account of its own (the named ones would run out), funded so that any payout,
+	/// however small, can be received.
+	fn worker(index: u8) -> AccountId {
+		let who = AccountId::new([100 + index; 32]);
+		Balances::set_balance(&who, ED);
+		who
+	}
+
+	fn escrow_balance(task_id: TaskId) -> Balance {
+		free(&escrow(task_id))
+	}
+
+	proptest! {
+		#![proptest_config(ProptestConfig::with_cases(200))]
+
+		/// Every slot of a task paid by contribution is filled and settled in random batches
+		/// with random scores (some results rejected instead): after each call the escrow is
+		/// empty or at least the existential deposit, the payouts and dust of the settlement
+		/// sum to `reward * k`, nothing is created or destroyed, and `close_task` refunds the
+		/// rest.
+		#[test]
+		fn settlements_conserve_the_escrow(
+			reward_planck in ED..=4 * ED + 999,
+			floor_pct in 0u128..=100,
+			max in 1u32..=8,
+			batches in prop::collection::vec(
+				(1usize..=4, prop::collection::vec(prop_oneof![Just(0u32), 0u32..=1_000_000], 4), any::<bool>()),
+				1..6,
+			),
+		) {
+			new_test_ext().execute_with(|| {
+				let floor = reward_planck * floor_pct / 100;
+				let t = try_create_terms(
+					ALICE,
+					reward_planck,
+					max,
+					ValidationStrategy::ManualAccept,
+					terms(0, PayoutMode::ByContribution, floor),
+				)
+				.unwrap();
+				let mut pending: Vec<SubmissionId> = (0..max as u8)
+					.map(|i| {
+						let w = worker(i);
+						let s = accept(w.clone(), t);
+						send(w, s);
+						s
+					})
+					.collect();
+				let issuance = Balances::total_issuance();
+				let alice = free(&ALICE);
+				let mut paid_out = 0;
+				for (size, scores, reject) in batches {
+					if pending.is_empty() {
+						break;
+					}
+					let batch: Vec<SubmissionId> =
+						pending.drain(..size.min(pending.len())).collect();
+					if reject {
+						for s in &batch {
+							assert_ok!(Pallet::validate_task_result(origin(ALICE), *s, false));
+						}
+						continue;
+					}
+					let listed: Vec<_> = batch.iter().copied().zip(scores).collect();
+					let before: Vec<_> =
+						listed.iter().map(|(s, _)| free(&Submissions::<Test>::get(s).unwrap().worker)).collect();
+					System::reset_events();
+					assert_ok!(settle(t, &listed));
+					let got: Vec<Balance> = listed
+						.iter()
+						.zip(&before)
+						.map(|((s, _), b)| free(&Submissions::<Test>::get(s).unwrap().worker) - b)
+						.collect();
+					let k = listed.len() as Balance;
+					let Event::ContributionsSettled { pool, paid, dust, .. } = last_event() else {
+						panic!("settled")
+					};
+					prop_assert_eq!(pool, reward_planck * k);
+					prop_assert_eq!(got.iter().sum::<Balance>(), paid);
+					prop_assert_eq!(paid + dust, pool);
+					prop_assert!(dust < k);
+					prop_assert!(got.iter().all(|g| *g >= floor));
+					paid_out += paid;
+					let balance = escrow_balance(t);
+					prop_assert!(balance == 0 || balance >= ED);
+					prop_assert_eq!(Balances::total_issuance(), issuance);
+				}
+				// what the batches left pending is rejected, so the task can close
+				for s in pending {
+					assert_ok!(Pallet::validate_task_result(origin(ALICE), s, false));
+				}
+				assert_ok!(Pallet::close_task(origin(ALICE), t));
+				prop_assert_eq!(escrow_balance(t), 0);
+				// everything not paid to a worker went back to the creator, to the planck
+				prop_assert_eq!(paid_out + (free(&ALICE) - alice), reward_planck * Balance::from(max));
+				prop_assert_eq!(Balances::total_issuance(), issuance);
+				Ok(())
+			})?;
+		}
+	}
+}
