@@ -117,7 +117,8 @@ def _run(app: App, job_dir: Any) -> None:
         reward=spec.reward, x_test=x, y_test=y, question=spec.question,
         target_accuracy=spec.target_accuracy, round_timeout=spec.round_timeout,
         strategy=_strategy(spec.strategy), validation=validation, job=job_dir,
-        on_progress=_progress(app), pay=_job_pay(spec, job_dir))
+        on_progress=_progress(app), shards=job_dir.path / "shards" if spec.shards else None,
+        pay=_job_pay(spec, job_dir))
     state = job_dir.load()
     data = {"name": spec.name, "status": state.status, "stopped_because": state.stopped_because,
             "final_accuracy": state.final_accuracy, "total_paid": state.total_paid,
@@ -177,9 +178,9 @@ _workdir_option = click.option(
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="An .npz with arrays x and y: the creator's holdout set.")
 @click.option("--rounds", type=click.IntRange(1, 1000), default=3, show_default=True)
-@click.option("--slots", type=click.IntRange(min=1), default=2, show_default=True,
+@click.option("--slots", type=click.IntRange(min=1), default=None,
               help="Contributors per round (max_assignments, at most the chain's "
-                   "MaxAssignments).")
+                   "MaxAssignments) [default: 2, or one per shard with --shards].")
 @click.option("--reward", required=True, help="Reward per accepted result, in UNIT.")
 @click.option("--validation", default="auto", show_default=True,
               help="auto (paid on submission) or min-accuracy=X (holdout policy).")
@@ -190,18 +191,22 @@ _workdir_option = click.option(
 @click.option("--strategy", default="fedavg", show_default=True,
               help="NAME[:key=value,...] as for `federate` (fedavg, fedadam, median, ...).")
 @click.option("--question", default="Train the global model", show_default=True)
+@click.option("--shards", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Rent compute: ship your own data, one subdirectory per slot; every round, "
+                   "each contributor trains on the shard the chain assigns it (and sees it).")
 @pay_options
 @_workdir_option
 @pass_app
 def job_run(app: App, name: str, bundle_dir: Path, model_path: Path, holdout: Path,
-            rounds: int, slots: int, reward: str, validation: str,
+            rounds: int, slots: int | None, reward: str, validation: str,
             target_accuracy: float | None, round_timeout: float, strategy: str, question: str,
-            workdir: Path | None, **pay_args: Any) -> None:
+            shards: Path | None, workdir: Path | None, **pay_args: Any) -> None:
     """Start federated job NAME and follow it round by round."""
     import numpy as np
 
     from decentralml.cli.review import parse_policy
     from decentralml.roles.job_store import JobSpec, JobStore, check_job_name
+    from decentralml.storage.shards import shard_dirs
 
     check_job_name(name)
     parse_policy(validation)
@@ -213,6 +218,12 @@ def job_run(app: App, name: str, bundle_dir: Path, model_path: Path, holdout: Pa
         if "x" not in data.files or "y" not in data.files:
             raise InvalidInput("holdout", f"{holdout} needs arrays x and y")
     _strategy(strategy)
+    count = len(shard_dirs(shards)) if shards is not None else None
+    if slots is None:
+        slots = count if count is not None else 2
+    elif count is not None and slots != count:
+        raise InvalidInput("slots", f"is {slots}, but {shards} holds {count} shards",
+                           f"{count}: one slot per shard")
     client = app.client()
     amount = app.parse_amount(reward, "reward")
     from decentralml.cli.contribution import contribution_pay
@@ -226,13 +237,16 @@ def job_run(app: App, name: str, bundle_dir: Path, model_path: Path, holdout: Pa
                    validation=validation, target_accuracy=target_accuracy,
                    round_timeout=round_timeout, strategy=strategy, bundle_dir=str(bundle_dir),
                    creator=str(client.address), genesis_hash=client.genesis_hash,
-                   token=client.token, payout="flat" if pay is None else "contribution",
+                   token=client.token, shards=shards is not None,
+                   payout="flat" if pay is None else "contribution",
                    floor=0 if pay is None else pay.floor,
                    scoring=None if pay is None else pay.spec.model_dump(mode="json"))
     job_dir = store.create(spec)
     # The job keeps its own copies, so a resume does not depend on files elsewhere.
     shutil.copytree(bundle_dir, job_dir.path / "bundle")
     shutil.copyfile(holdout, job_dir.path / "holdout.npz")
+    if shards is not None:
+        shutil.copytree(shards, job_dir.path / "shards")
     job_dir.model_path(0).parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(model_path, job_dir.model_path(0))
     app.info(f"job {name}: {rounds} round(s) of {slots} slot(s) at "

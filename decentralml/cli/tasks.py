@@ -53,7 +53,8 @@ def task() -> None:
 @click.option("--question", required=True,
               help="What the task asks (at most the chain's MaxQuestionLength bytes).")
 @click.option("--reward", required=True, help="Reward per accepted result, e.g. 10 (UNIT).")
-@click.option("--slots", type=int, default=1, show_default=True, help="max_assignments")
+@click.option("--slots", type=int, default=None,
+              help="max_assignments [default: 1, or one per shard with --shards].")
 @click.option("--validation", type=click.Choice(sorted(_STRATEGIES)), default="manual",
               show_default=True)
 @click.option("--expires-in", type=int, default=14_400, show_default=True, help="Blocks.")
@@ -62,33 +63,43 @@ def task() -> None:
                                                        path_type=Path),
               help="Your initial .keras model, shipped in the bundle as model.keras (every "
                    "contributor trains it; `decentralml example digits` writes one).")
+@click.option("--shards", "shards", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Ship your own data, one subdirectory per slot (shard-0/, shard-1/, ...): "
+                   "each contributor is assigned one shard by the chain and trains on it "
+                   "without data of its own (compute rental). Whoever takes a slot sees its "
+                   "shard.")
 @pay_options
 @click.option("--holdout", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="With --pay-by-contribution: your holdout .npz (x, y); its hash goes on "
                    "chain.")
 @pass_app
 def task_create(app: App, bundle: Path | None, template: str | None, bundle_out: Path | None,
-                task_type: str | None, question: str, reward: str, slots: int, validation: str,
-                expires_in: int, requires: tuple[str, ...], model_path: Path | None,
-                holdout: Path | None, **pay_args: Any) -> None:
+                task_type: str | None, question: str, reward: str, slots: int | None,
+                validation: str, expires_in: int, requires: tuple[str, ...],
+                model_path: Path | None, shards: Path | None, holdout: Path | None,
+                **pay_args: Any) -> None:
     """Pack a bundle, store it and put the task on chain with its reward in escrow.
 
     Refused before anything is stored or sent when the bundle lacks a file its start_task.sh
-    or template.json needs (e.g. model.keras: give it with --model).
+    or template.json needs (e.g. model.keras: give it with --model), or when --slots and the
+    number of --shards disagree.
     """
     from decentralml.roles.creator import ModelCreator
+    from decentralml.storage.shards import shard_dirs
 
     if (bundle is None) == (template is None):
         raise click.UsageError("give exactly one of --bundle and --template")
     client = app.client()
     amount = app.parse_amount(reward, "reward")
     creator = ModelCreator(client, app.store(), workdir=app.settings.home / "creator")
+    if slots is None:
+        slots = len(shard_dirs(shards)) if shards is not None else 1
     kwargs: dict[str, Any] = dict(question=question, reward=amount,
                                   task_type=_TYPES[task_type] if task_type else None,
                                   max_assignments=slots,
                                   validation_strategy=_STRATEGIES[validation],
                                   expires_in=expires_in, requirements=requires or None,
-                                  model=model_path)
+                                  model=model_path, shards=shards)
     if holdout is not None and not pay_args["pay_by_contribution"]:
         raise InvalidInput("holdout", "only applies to a task paid by contribution",
                            "add --pay-by-contribution")
@@ -107,7 +118,8 @@ def task_create(app: App, bundle: Path | None, template: str | None, bundle_out:
     app.emit(published, lambda c: c.print(
         f"task {published.task_id} created in block {published.block_number}: "
         f"{app.amount(published.escrow)} in escrow "
-        f"({slots} x {app.amount(amount)}), expires at "
+        f"({slots} x {app.amount(amount)}"
+        f"{'' if shards is None else ', one data shard per slot'}), expires at "
         f"{app.expiry(info.expiration_block, published.block_number)}; assets "
         f"{published.assets_cid} ({published.storage.value})", highlight=False))
 

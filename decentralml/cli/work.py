@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -44,12 +43,13 @@ def _sandbox_options(f):  # type: ignore[no-untyped-def]
                         help="Run the task unconfined, with your user's rights (unsafe).")(f)
 
 
-def _data_option(f, required: bool = True):  # type: ignore[no-untyped-def]
-    return click.option("--data", "data_dir", required=required,
+def _data_option(f):  # type: ignore[no-untyped-def]
+    return click.option("--data", "data_dir", default=None,
                         type=click.Path(exists=True, file_okay=False, path_type=Path),
                         help="Your local data directory, given to the task as "
-                             "DECENTRALML_DATA_DIR." + ("" if required else
-                                                        " Only needed if it has not run yet."))(f)
+                             "DECENTRALML_DATA_DIR. Not needed by a task that ships the "
+                             "creator's data (it runs on the shard the chain assigns you), nor "
+                             "once the task has run.")(f)
 
 
 def _reset_option(f):  # type: ignore[no-untyped-def]
@@ -108,9 +108,10 @@ def accept(app: App, task_id: int) -> None:
 @_reset_option
 @_sandbox_options
 @pass_app
-def run(app: App, task_id: int, data_dir: Path, timeout: float, reset: bool,
+def run(app: App, task_id: int, data_dir: Path | None, timeout: float, reset: bool,
         no_sandbox: bool, allow_network: bool) -> None:
-    """Fetch and verify TASK_ID's bundle and run it on your data (no upload, no submit)."""
+    """Fetch and verify TASK_ID's bundle and run it on your data, or on the data shard the task
+    ships for your slot (no upload, no submit)."""
     report = _contributor(app, timeout, no_sandbox, allow_network).work(
         task_id, data_dir, on_log=_log_sink(app), stop_after=Stage.RAN, reset=reset)
     _warn_stale(app, report.stale)
@@ -122,7 +123,8 @@ def run(app: App, task_id: int, data_dir: Path, timeout: float, reset: bool,
                    f"{report.num_examples} examples, {format_metrics(report.metrics)}; `submit "
                    f"{task_id}` next, or `run {task_id} --reset` to run it again")
     else:
-        message = (f"ran task {task_id} (sandbox: {report.sandbox}): "
+        on = "" if report.shard is None else f" on the creator's shard {report.shard}"
+        message = (f"ran task {task_id}{on} (sandbox: {report.sandbox}): "
                    f"{report.num_examples} examples, "
                    f"{format_metrics(report.metrics)}; `submit {task_id}` next")
     app.emit(report, lambda c: c.print(message, highlight=False))
@@ -130,7 +132,7 @@ def run(app: App, task_id: int, data_dir: Path, timeout: float, reset: bool,
 
 @click.command("submit")
 @click.argument("task_id", type=int)
-@functools.partial(_data_option, required=False)
+@_data_option
 @pass_app
 def submit(app: App, task_id: int, data_dir: Path | None) -> None:
     """Upload the result of a finished `run` and send it on chain."""
@@ -173,7 +175,7 @@ def abandon(app: App, task_id: int) -> None:
 @click.option("--stay-idle", type=click.FloatRange(min=1), default=600.0, show_default=True,
               help="With --stay: seconds without a new task of the creator before exiting.")
 @pass_app
-def work(app: App, task_id: int | None, data_dir: Path, timeout: float, role: str,
+def work(app: App, task_id: int | None, data_dir: Path | None, timeout: float, role: str,
          reset: bool, no_sandbox: bool, allow_network: bool, stay: bool,
          stay_idle: float) -> None:
     """Accept, fetch, verify, run, upload and submit in one go; resumes where it stopped."""
@@ -193,15 +195,17 @@ def work(app: App, task_id: int | None, data_dir: Path, timeout: float, role: st
     # "nothing sent" only when it is news: the result was on chain before this run
     unsent = "" if report.result_sent or report.status is SubmissionStatus.Assigned else \
         "; nothing sent, the result was already on chain"
+    shard = "" if report.shard is None else f"; on the creator's shard {report.shard}"
     app.emit(report, lambda c: c.print(
         f"task {task_id}, submission {report.submission_id}: {report.status.value} "
         f"(stages run: {', '.join(report.stages_run) or 'none, already done'}; "
-        f"sandbox: {report.sandbox}){unsent}"))
+        f"sandbox: {report.sandbox}{shard}){unsent}"))
     if stay:
         _stay(app, contributor, task_id, data_dir, stay_idle)
 
 
-def _stay(app: App, contributor: Contributor, task_id: int, data_dir: Path, idle: float) -> None:
+def _stay(app: App, contributor: Contributor, task_id: int, data_dir: Path | None,
+          idle: float) -> None:
     """Serve the creator's next tasks with the same contributor (and its warm task host)."""
     from decentralml.cli.worker import run_worker
     from decentralml.roles.worker import WorkerConfig, WorkerFilters
@@ -209,6 +213,7 @@ def _stay(app: App, contributor: Contributor, task_id: int, data_dir: Path, idle
     task = contributor.client.task(task_id)
     filters = WorkerFilters(task_types=frozenset({task.task_type}),
                             creators=frozenset({task.creator}))
-    run_worker(app, contributor, WorkerConfig(data_dir=data_dir, filters=filters,
+    run_worker(app, contributor, WorkerConfig(data_dir=data_dir, compute_only=data_dir is None,
+                                              filters=filters,
                                               idle_exit=idle, host_idle=idle))
 

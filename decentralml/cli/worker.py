@@ -98,9 +98,13 @@ class _Log:
 
 
 @click.command("worker")
-@click.option("--data", "data_dir", required=True,
+@click.option("--data", "data_dir", default=None,
               type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Your local data directory, given to every task as DECENTRALML_DATA_DIR.")
+              help="Your local data directory, given as DECENTRALML_DATA_DIR to every task that "
+                   "trains on your data (a task that ships the creator's data gets its shard).")
+@click.option("--compute-only", is_flag=True,
+              help="Rent out compute only: take only tasks that ship the creator's data, and "
+                   "never hand them --data (the default without --data).")
 @click.option("--type", "task_types", multiple=True, type=click.Choice(sorted(_TYPES)),
               help="Task types to take (repeatable) [default: model-contributor].")
 @click.option("--any-type", is_flag=True, help="Take tasks of every type.")
@@ -132,7 +136,8 @@ class _Log:
 @click.option("--host-idle", type=click.FloatRange(min=1), default=600.0, show_default=True,
               help="Seconds an idle warm task host is kept.")
 @pass_app
-def worker(app: App, data_dir: Path, task_types: tuple[str, ...], any_type: bool,
+def worker(app: App, data_dir: Path | None, compute_only: bool, task_types: tuple[str, ...],
+           any_type: bool,
            creators: tuple[str, ...], min_reward: str, max_concurrent: int,
            max_tasks: int | None, no_requirements_check: bool, poll: float, timeout: float,
            stop_grace: float, sandbox: str | None, allow_network: bool, cold: bool,
@@ -153,7 +158,10 @@ def worker(app: App, data_dir: Path, task_types: tuple[str, ...], any_type: bool
     filters = WorkerFilters(task_types=types,
                             creators=frozenset(client.resolve_address(c) for c in creators),
                             min_reward=reward, check_requirements=not no_requirements_check)
-    config = WorkerConfig(data_dir=data_dir, filters=filters, max_concurrent=max_concurrent,
+    if data_dir is not None and compute_only:
+        raise click.UsageError("--compute-only never uses --data: give one or the other")
+    config = WorkerConfig(data_dir=data_dir, compute_only=compute_only or data_dir is None,
+                          filters=filters, max_concurrent=max_concurrent,
                           poll_interval=poll, max_tasks=max_tasks, stop_grace=stop_grace,
                           warm=not cold, max_hosts=max_hosts, host_idle=host_idle)
     contributor = make_contributor(app, timeout=timeout, sandbox=sandbox,

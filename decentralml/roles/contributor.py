@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel
 
 from decentralml.chain.types import Submission, SubmissionStatus, TaskInfo, TaskStatus, TaskType
-from decentralml.errors import InvalidInput, PalletError
+from decentralml.errors import BundleError, InvalidInput, PalletError
 from decentralml.roles.journal import Journal, JournalEntry, Stage
 
 if TYPE_CHECKING:
@@ -58,6 +58,8 @@ class WorkReport(BaseModel):
     output_dir: str | None = None
     #: which sandbox ran the task (``bubblewrap``, or ``none`` when opted out); None before
     sandbox: str | None = None
+    #: the creator's data shard the chain assigned this slot, on a task that ships its data
+    shard: int | None = None
 
 
 class AcceptReport(BaseModel):
@@ -310,6 +312,11 @@ class Contributor:
 
                 resolve(self.sandbox)  # no sandbox here: refuse before taking a slot
                 self._sandbox_ok = True
+            if data_dir is None and (entry is None or entry.stage < Stage.RAN) \
+                    and not self.ships_data(task_id):
+                # refused before a slot is taken or anything fetched
+                raise InvalidInput("data_dir", f"task {task_id} trains on your data and has not "
+                                   f"run yet: give your data directory (--data DIR)")
             if entry is None:
                 started = time.perf_counter()
                 entry, accepted = self._accept(task_id, take_new=accept)
@@ -319,10 +326,6 @@ class Contributor:
                                        f"{task_id} --data DIR` first")
                 if accepted is not None and accepted.sent:
                     timings["accepted"] = time.perf_counter() - started
-            if not accept and entry.stage < Stage.RAN and data_dir is None:
-                raise InvalidInput("data_dir", f"task {task_id} has not run yet, so there is "
-                                   f"nothing to submit: `decentralml run {task_id} --data DIR` "
-                                   f"first (or give --data here)")
             stages: list[str] = []
             sent = False
             workdir = self._workdir(entry)
@@ -352,7 +355,13 @@ class Contributor:
                               resumed_from=resumed_from, stages_run=stages,
                               block_number=entry.block_number, timings=timings,
                               result_sent=sent, stale=stale, reset=reset,
-                              output_dir=entry.output_dir, sandbox=entry.sandbox)
+                              output_dir=entry.output_dir, sandbox=entry.sandbox,
+                              shard=entry.shard)
+
+    def ships_data(self, task_id: int) -> bool:
+        """Whether the task ships the creator's data, one shard per slot (the chain's terms):
+        such a task runs on its shard and needs no data from the contributor."""
+        return self.client.task_terms(task_id).shards > 0
 
     def abandon(self, task_id: int) -> AbandonReport:
         """Give back the slot this account holds on ``task_id`` (``abandon_task``), and discard
@@ -413,6 +422,37 @@ class Contributor:
         if not moved:
             fetch_bundle(self.store, task.assets_cid, dest)
         entry.bundle_dir = str(dest)
+        self._fetch_shard(entry, workdir, data_dir)
+
+    def _fetch_shard(self, entry: JournalEntry, workdir: Path, data_dir: Path | None) -> None:
+        """A task that ships its data: fetch (verified) only the shard the chain assigned this
+        slot. The contributor's own data is never handed to such a task."""
+        from decentralml.storage.bundle import read_manifest
+        from decentralml.storage.shards import fetch_shard, shard_cid
+
+        assert entry.bundle_dir is not None
+        manifest = read_manifest(Path(entry.bundle_dir))
+        if not manifest.shards:
+            return
+        shard = self.client.submission_shard(entry.submission_id)
+        if shard is None:
+            raise BundleError(f"task {entry.task_id} ships {len(manifest.shards)} data shards, "
+                              f"but the chain assigned submission {entry.submission_id} none: "
+                              f"the task was not created with shards on chain")
+        # Kept by CID (content-addressed, so never stale): the next round of a job that assigns
+        # this slot the same shard neither fetches it again nor loses its warm task host (a host
+        # is kept per data directory). It is verified again before every run.
+        dest = self.home / "shards" / shard_cid(manifest, shard)
+        if not dest.is_dir():
+            fetched = dest.with_name(f".{dest.name}.{entry.submission_id}")
+            if fetched.exists():  # an interrupted attempt: fetch again rather than trust it
+                shutil.rmtree(fetched)
+            fetch_shard(self.store, manifest, shard, fetched)
+            try:
+                os.replace(fetched, dest)
+            except OSError:  # fetched meanwhile by a concurrent task: keep that one
+                shutil.rmtree(fetched, ignore_errors=True)
+        entry.shard, entry.shard_dir = shard, str(dest)
 
     def _run(self, entry: JournalEntry, workdir: Path, data_dir: Path | None,
              on_log: Callable[[str], None] | None, cancel: CancelHandle | None = None) -> None:
@@ -420,11 +460,14 @@ class Contributor:
         from decentralml.storage.bundle import load_bundle
         from decentralml.storage.runner import run_bundle
 
-        if data_dir is None:
-            raise InvalidInput("data_dir", "the task has not run yet: give your data directory")
-
         assert entry.bundle_dir is not None
         bundle = load_bundle(Path(entry.bundle_dir))  # verified again: it sat on disk
+        if entry.shard_dir is not None:
+            # the creator's shard, verified again like the bundle; the contributor's own data
+            # (if it gave any) is not mounted
+            data_dir = load_bundle(Path(entry.shard_dir)).path
+        elif data_dir is None:
+            raise InvalidInput("data_dir", "the task has not run yet: give your data directory")
         run_dir = workdir / "run"
         if run_dir.exists():  # remove_tree: a hostile task's output can be of any depth
             remove_tree(run_dir)

@@ -24,7 +24,6 @@ from decentralml.chain.types import (
     Submission,
     SubmissionStatus,
     TaskInfo,
-    TaskTerms,
     TaskType,
     ValidationStrategy,
 )
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
     from decentralml.chain.heads import HeadWatch
     from decentralml.chain.policies import Policy
     from decentralml.chain.results import ValidationReport
+    from decentralml.chain.types import TaskTerms
     from decentralml.storage.base import Store
     from decentralml.storage.bundle import Bundle
 
@@ -85,12 +85,9 @@ class ModelCreator:
                 validation_strategy: ValidationStrategy = ValidationStrategy.ManualAccept,
                 expires_in: int = DEFAULT_EXPIRES_IN, requirements: Sequence[str] = (),
                 outputs: Sequence[str] = (), metadata: dict[str, Any] | None = None,
-                model: Path | None = None, network: bool = False,
+                model: Path | None = None, network: bool = False, shards: Path | None = None,
                 terms: TaskTerms | None = None) -> PublishedTask:
         """Pack ``bundle_dir``, store and pin it, then ``create_task`` with its CID.
-
-        ``terms`` (e.g. pay by contribution) are fixed on chain with the task
-        (``create_task_with_terms``).
 
         ``model`` is the creator's ``.keras`` model, shipped in the bundle as ``model.keras`` (a
         staged copy: ``bundle_dir`` is not modified), so every contributor trains the same
@@ -98,6 +95,12 @@ class ModelCreator:
 
         ``network`` declares in the manifest that the task needs network access; contributors
         run it only if they allow it (``--allow-network``), and no task gets it otherwise.
+
+        ``shards`` ships the creator's own data (compute rental): a directory with one
+        subdirectory per slot, each packed as a data bundle the manifest lists; the chain assigns
+        every slot one shard, and its contributor runs on that shard alone, without data of its
+        own. ``max_assignments`` must then equal the number of shards. ``terms`` are the task's
+        other protocol-2 terms (pay by contribution); ``shards`` fills in their shard count.
 
         The arguments are validated before anything is packed or stored, so a bad reward does not
         leave an orphan bundle behind, and the bundle must hold every file its ``start_task.sh``
@@ -111,7 +114,7 @@ class ModelCreator:
                                  task_type=task_type, max_assignments=max_assignments,
                                  validation_strategy=validation_strategy, expires_in=expires_in,
                                  requirements=requirements, outputs=outputs, metadata=metadata,
-                                 network=network, terms=terms)
+                                 network=network, shards=shards, terms=terms)
         _check_keras_file(model)
         self.workdir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.workdir, prefix="staging-") as tmp:
@@ -122,31 +125,37 @@ class ModelCreator:
                                  max_assignments=max_assignments,
                                  validation_strategy=validation_strategy, expires_in=expires_in,
                                  requirements=requirements, outputs=outputs, metadata=metadata,
-                                 network=network, terms=terms)
+                                 network=network, shards=shards, terms=terms)
 
     def _publish(self, bundle_dir: Path, *, question: str, reward: int, task_type: TaskType,
                  max_assignments: int, validation_strategy: ValidationStrategy, expires_in: int,
                  requirements: Sequence[str], outputs: Sequence[str],
                  metadata: dict[str, Any] | None, network: bool = False,
-                 terms: TaskTerms | None = None) -> PublishedTask:
+                 shards: Path | None = None, terms: TaskTerms | None = None) -> PublishedTask:
         from decentralml.chain.types import CreateTaskArgs, build
         from decentralml.storage.bundle import pack_bundle
         from decentralml.storage.preflight import check_bundle_runs, declared_entry
+        from decentralml.storage.shards import pack_shards
 
         if expires_in <= 0:
             raise InvalidInput("expires_in", f"is {expires_in}", "> 0 blocks")
         # Dry-run validation with a placeholder CID, against the chain's bounds: the same rules
         # the client applies later, before anything is packed or stored.
+        if shards is not None:
+            terms = self._shard_terms(shards, max_assignments, terms)
         build(CreateTaskArgs, limits=self.client.limits, task_type=task_type, question=question,
               reward=reward, max_assignments=max_assignments,
               validation_strategy=validation_strategy, assets_cid="x",
               assets_storage=self.store.storage_type, expiration_block=expires_in, terms=terms)
         check_bundle_runs(bundle_dir)
         entry, round_files = declared_entry(bundle_dir)
+        shard_cids: tuple[str, ...] = ()
+        if shards is not None:
+            shard_cids = pack_shards(shards, self.store, task_type=task_type).cids
         packed = pack_bundle(bundle_dir, self.store, task_type=task_type,
                              requirements=tuple(requirements), outputs=tuple(outputs),
                              metadata=metadata, network=network, entry=entry,
-                             round_files=round_files)
+                             round_files=round_files, shards=shard_cids)
         self.store.pin(packed.cid)
         created = self.client.create_task(
             task_type=task_type, question=question, reward=reward,
@@ -156,6 +165,19 @@ class ModelCreator:
         return PublishedTask(task_id=created.task_id, assets_cid=packed.cid,
                              storage=self.store.storage_type, escrow=reward * max_assignments,
                              block_number=created.block_number, fee=created.fee)
+
+    @staticmethod
+    def _shard_terms(shards: Path, max_assignments: int, terms: TaskTerms | None) -> TaskTerms:
+        """The task's terms with one shard per slot, refused before anything is packed when the
+        shard count and the slots disagree."""
+        from decentralml.chain.types import TaskTerms
+        from decentralml.storage.shards import shard_dirs
+
+        count = len(shard_dirs(shards))
+        if max_assignments != count:
+            raise InvalidInput("max_assignments", f"is {max_assignments}, but {shards} holds "
+                               f"{count} shards", f"{count}: one slot per shard")
+        return (terms or TaskTerms()).model_copy(update={"shards": count})
 
     def publish_template(self, template: str, dest: Path, **kwargs: Any) -> PublishedTask:
         """Copy ``asset_templates/<template>`` to ``dest`` (kept for editing) and publish it.

@@ -107,6 +107,7 @@ def run_federated_job(
     task_options: TaskOptions | None = None, dp_delta: float = 1e-5,
     job: JobDir | None = None,
     on_progress: Callable[[str, dict[str, Any]], None] | None = None,
+    shards: Path | None = None,
     pay: ContributionPay | None = None,
 ) -> tuple[Any, FederatedJobReport]:
     """Run the job; returns the final global model and a per-round report.
@@ -119,9 +120,11 @@ def run_federated_job(
     bundle to apply; ``dp_delta`` is the delta client-side DP is accounted at. ``job`` persists
     the history and makes the call resumable (call it again with the same ``job`` after a crash:
     ``rounds``, ``slots`` and ``reward`` must be the job spec's). ``on_progress(event, data)``
-    reports each phase. ``pay`` pays every round by contribution instead of a flat reward
-    (:mod:`decentralml.roles.contribution`): the round's policy rejects, the rest is scored on
-    ``pay.holdout`` and settled in one call.
+    reports each phase. ``shards`` runs every round on rented compute: the creator's data, one
+    shard directory per slot (``slots`` of them), shipped with each round's task (stored once:
+    the same shard always packs to the same CID). ``pay`` pays every round by contribution
+    instead of a flat reward (:mod:`decentralml.roles.contribution`): the round's policy rejects,
+    the rest is scored on ``pay.holdout`` and settled in one call.
     """
     from decentralml.chain.policies import AutoAccept
     from decentralml.fl import clone_model, evaluate, load_model, save_model
@@ -136,6 +139,13 @@ def run_federated_job(
     from decentralml.storage.preflight import declared_entry
 
     declared_entry(bundle_dir)  # a malformed "entry" is refused before round 1 is paid for
+    if shards is not None:
+        from decentralml.storage.shards import shard_dirs
+
+        count = len(shard_dirs(shards))
+        if count != slots:
+            raise InvalidInput("slots", f"is {slots}, but {shards} holds {count} shards",
+                               f"{count}: one slot per shard")
     chosen = resolve_strategy(strategy)
     # The job's own copy, federated in place round after round: the caller's model is left as
     # it was, and no round pays for rebuilding one.
@@ -219,7 +229,7 @@ def run_federated_job(
                 published = creator.publish(
                     round_dir, question=round_question(r), reward=reward,
                     task_type=TaskType.ModelContributor, max_assignments=slots,
-                    validation_strategy=strategy_on_chain, metadata=metadata,
+                    validation_strategy=strategy_on_chain, metadata=metadata, shards=shards,
                     terms=None if pay is None else pay.terms())
                 task_id = published.task_id
             if record is not None and job is not None and state is not None:

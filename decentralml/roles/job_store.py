@@ -60,6 +60,8 @@ class JobSpec(BaseModel):
     #: the chain's token when the job started, so its amounts read right without a node (None
     #: in jobs recorded before it was kept)
     token: Token | None = None
+    #: every round ships the creator's data shards (the job's ``shards/`` copy): compute rental
+    shards: bool = False
     #: ``contribution``: every round's pool is split by the updates' scores on the holdout
     #: (:mod:`decentralml.roles.contribution`), after ``floor`` planck to each; ``flat`` otherwise
     payout: Literal["flat", "contribution"] = "flat"

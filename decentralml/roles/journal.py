@@ -62,6 +62,10 @@ class JournalEntry(BaseModel):
     assigned_block_hash: str | None = None
     assets_cid: str | None = None
     bundle_dir: str | None = None
+    #: A task that ships its data: the shard the chain assigned this slot, and where it was
+    #: fetched (verified) to; the task runs on it instead of on the contributor's own data.
+    shard: int | None = None
+    shard_dir: str | None = None
     output_dir: str | None = None
     num_examples: int | None = None
     metrics: dict[str, Any] = {}

@@ -100,7 +100,10 @@ class WorkerConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    data_dir: Path
+    #: the contributor's own data, for tasks that do not ship theirs; None: compute only
+    data_dir: Path | None = None
+    #: take only tasks that ship the creator's data (compute rental), never touching ``data_dir``
+    compute_only: bool = False
     filters: WorkerFilters = WorkerFilters()
     max_concurrent: int = Field(default=1, ge=1, le=64)
     #: seconds between looks at the chain when nothing happens
@@ -176,7 +179,10 @@ class Worker:
 
     def __init__(self, contributor: Contributor, config: WorkerConfig, *,
                  on_event: Callable[[WorkerEvent], None] | None = None) -> None:
-        if not config.data_dir.is_dir():
+        if config.data_dir is None and not config.compute_only:
+            raise InvalidInput("data_dir", "no data directory", "--data DIR, or --compute-only "
+                               "to take only tasks that ship their data")
+        if config.data_dir is not None and not config.data_dir.is_dir():
             raise InvalidInput("data_dir", f"{config.data_dir} is not a directory")
         self.contributor = contributor
         self.client = contributor.client
@@ -369,7 +375,8 @@ class Worker:
                 continue
             if task.creator == me:
                 continue
-            reason = self.config.filters.refuses(task) or self._requirements_refuse(task)
+            reason = (self.config.filters.refuses(task) or self._data_refuse(task)
+                      or self._requirements_refuse(task))
             if reason is not None:
                 self._passed_over.add(tid)
                 self._emit("passed", tid, message=f"task {tid} passed over: {reason}",
@@ -377,6 +384,14 @@ class Worker:
                 continue
             out.append(tid)
         return out
+
+    def _data_refuse(self, task: TaskInfo) -> str | None:
+        """A task that needs the contributor's data, when this worker brings none."""
+        if not (self.config.compute_only or self.config.data_dir is None):
+            return None
+        if self.client.task_terms(task.task_id).shards > 0:
+            return None
+        return "it needs your data (this worker only rents out compute: --compute-only)"
 
     def _requirements_refuse(self, task: TaskInfo) -> str | None:
         """Fetch (verified) and read the bundle's manifest before taking a slot, once per CID."""

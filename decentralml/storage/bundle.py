@@ -18,6 +18,11 @@ directory always packs to the same CID::
 
 ``"network": true`` is added by a task that needs network access (the runner gives it only when
 the contributor allows it); it is left out when false, so bundles without it keep their CIDs.
+
+A task that ships the creator's data (compute rental) lists ``"shards"``: the CIDs of one *data*
+bundle (``"kind": "data"``, files only) per slot, in shard order. The shards are stored as bundles
+of their own, not as files of the task bundle, so a contributor fetches only the shard the chain
+assigned to its slot (:mod:`decentralml.storage.shards`). Left out when empty.
 """
 
 from __future__ import annotations
@@ -66,6 +71,14 @@ MAX_PATH_LENGTH = 1024
 MAX_NAME_LENGTH = 255
 #: Deepest directory nesting a bundle may have.
 MAX_DEPTH = 256
+#: Most data shards a task bundle may list (the chain bounds it further: one per slot).
+MAX_SHARDS = 1024
+#: Longest shard CID accepted (the chain's ``MaxCidLength`` is 128).
+MAX_SHARD_CID_LENGTH = 256
+_CID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+
+#: What a bundle is: published by a creator to run, sent back by a contributor, or a data shard.
+BundleKind = Literal["task", "result", "data"]
 #: Default time limit of :func:`fetch_bundle`, seconds.
 DEFAULT_FETCH_TIMEOUT = 3600.0
 
@@ -155,8 +168,9 @@ class Manifest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     format_version: Literal[1] = 1
-    #: ``task`` for what a creator publishes, ``result`` for what a contributor sends back.
-    kind: Literal["task", "result"] = "task"
+    #: ``task`` for what a creator publishes, ``result`` for what a contributor sends back,
+    #: ``data`` for a shard of the creator's data that a task ships (compute rental).
+    kind: BundleKind = "task"
     task_type: TaskType
     #: Script run by the runner (task bundles); ``None`` for result bundles.
     entrypoint: str | None = DEFAULT_ENTRYPOINT
@@ -182,6 +196,19 @@ class Manifest(BaseModel):
     #: model and config). Everything else is the bundle's code; a warm task host is reused only
     #: while the code hashes the same (:meth:`code_hash`).
     round_files: tuple[str, ...] = ()
+    #: Task bundles that ship the creator's data: the CID of each shard's data bundle, in shard
+    #: order; the chain assigns every slot one (``ShardAssigned``). Empty: contributors bring
+    #: their own data.
+    shards: tuple[str, ...] = Field(default=(), max_length=MAX_SHARDS)
+
+    @field_validator("shards")
+    @classmethod
+    def _shards(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for cid in value:
+            if not cid or len(cid) > MAX_SHARD_CID_LENGTH or not set(cid) <= _CID_CHARS:
+                raise ValueError(f"shard CID {cid[:80]!r} is not a CID (1..="
+                                 f"{MAX_SHARD_CID_LENGTH} characters of [A-Za-z0-9-_.:])")
+        return value
 
     @field_validator("files")
     @classmethod
@@ -248,7 +275,9 @@ class Manifest(BaseModel):
             if self.entrypoint not in {e.path for e in self.files}:
                 raise ValueError(f"entrypoint {self.entrypoint!r} is not one of the files")
         elif self.entrypoint is not None:
-            raise ValueError("a result bundle has no entrypoint")
+            raise ValueError(f"a {self.kind} bundle has no entrypoint")
+        if self.shards and self.kind != "task":
+            raise ValueError(f"a {self.kind} bundle ships no shards")
         if self.python_entry is not None:
             if self.kind != "task":
                 raise ValueError("a result bundle has no python_entry")
@@ -302,7 +331,7 @@ class Manifest(BaseModel):
         data = self.model_dump(mode="json")
         if not data["network"]:
             del data["network"]  # absent means false: older bundles keep their CIDs
-        for key in ("python_entry", "round_files"):  # likewise
+        for key in ("python_entry", "round_files", "shards"):  # likewise
             if not data[key]:
                 del data[key]
         text = json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
@@ -438,10 +467,11 @@ def build_manifest(directory: Path, *, task_type: TaskType,
                    requirements: Iterable[str] = (), outputs: Iterable[str] = (),
                    metadata: Mapping[str, Any] | None = None,
                    max_file_size: int = DEFAULT_MAX_FILE_SIZE,
-                   kind: Literal["task", "result"] | None = None,
+                   kind: BundleKind | None = None,
                    num_examples: int | None = None, metrics: Mapping[str, float] | None = None,
                    exclude: Iterable[str] = DEFAULT_EXCLUDES, network: bool = False,
-                   entry: str | None = None, round_files: Iterable[str] = ()) -> Manifest:
+                   entry: str | None = None, round_files: Iterable[str] = (),
+                   shards: Iterable[str] = ()) -> Manifest:
     """Hash ``directory`` into a manifest without storing anything (what pack would publish)."""
     if kind is None:
         kind = "task" if entrypoint is not None else "result"
@@ -449,17 +479,17 @@ def build_manifest(directory: Path, *, task_type: TaskType,
                          requirements=requirements, outputs=outputs, metadata=metadata,
                          max_file_size=max_file_size, kind=kind, num_examples=num_examples,
                          metrics=metrics, exclude=exclude, network=network, entry=entry,
-                         round_files=round_files)
+                         round_files=round_files, shards=shards)
     return manifest
 
 
 def _build(directory: Path, *, task_type: TaskType, entrypoint: str | None,
            requirements: Iterable[str], outputs: Iterable[str],
            metadata: Mapping[str, Any] | None, max_file_size: int,
-           kind: Literal["task", "result"], num_examples: int | None,
+           kind: BundleKind, num_examples: int | None,
            metrics: Mapping[str, float] | None,
            exclude: Iterable[str], network: bool = False, entry: str | None = None,
-           round_files: Iterable[str] = ()
+           round_files: Iterable[str] = (), shards: Iterable[str] = ()
            ) -> tuple[Manifest, list[tuple[str, Path]]]:
     directory = Path(directory)
     if not directory.is_dir():
@@ -483,7 +513,7 @@ def _build(directory: Path, *, task_type: TaskType, entrypoint: str | None,
                             outputs=tuple(outputs), metadata=dict(metadata or {}),
                             num_examples=num_examples, metrics=dict(metrics or {}),
                             network=network, python_entry=entry,
-                            round_files=tuple(round_files))
+                            round_files=tuple(round_files), shards=tuple(shards))
     except ValidationError as exc:
         raise BundleError(f"cannot pack {directory}: {exc}") from exc
     return manifest, sources
@@ -494,9 +524,10 @@ def pack_bundle(directory: Path, store: Store, *, task_type: TaskType,
                 outputs: Iterable[str] = (), metadata: Mapping[str, Any] | None = None,
                 max_file_size: int = DEFAULT_MAX_FILE_SIZE,
                 exclude: Iterable[str] = DEFAULT_EXCLUDES,
-                kind: Literal["task", "result"] | None = None, num_examples: int | None = None,
+                kind: BundleKind | None = None, num_examples: int | None = None,
                 metrics: Mapping[str, float] | None = None, network: bool = False,
-                entry: str | None = None, round_files: Iterable[str] = ()) -> PackedBundle:
+                entry: str | None = None, round_files: Iterable[str] = (),
+                shards: Iterable[str] = ()) -> PackedBundle:
     """Hash every file of ``directory``, write the manifest next to them and store the lot.
 
     ``directory`` itself is left untouched: the files are hardlinked (or copied) into a staging
@@ -515,7 +546,7 @@ def pack_bundle(directory: Path, store: Store, *, task_type: TaskType,
                                requirements=requirements, outputs=outputs, metadata=metadata,
                                max_file_size=max_file_size, kind=kind, num_examples=num_examples,
                                metrics=metrics, exclude=exclude, network=network,
-                               entry=entry, round_files=round_files)
+                               entry=entry, round_files=round_files, shards=shards)
     staging = _make_staging(directory.resolve().parent)
     try:
         tree = staging / "bundle"

@@ -122,7 +122,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	spec_name: Cow::Borrowed("decentralml"),
 	impl_name: Cow::Borrowed("decentralml-runtime"),
 	authoring_version: 1,
-	spec_version: 102,
+	spec_version: 103,
 	impl_version: 1,
 	apis: RUNTIME_API_VERSIONS,
 	transaction_version: 1,
@@ -271,6 +271,9 @@ impl pallet_decentralml::Config for Runtime {
 	type MaxCidLength = ConstU32<128>;
 	type MaxResultLength = ConstU32<2048>;
 	type MinReward = ConstU128<EXISTENTIAL_DEPOSIT>;
+	type MaxScore = ConstU32<1_000_000>;
+	type MaxPeers = ConstU32<64>;
+	type MaxPeerRounds = ConstU32<10_000>;
 	type WeightInfo = pallet_decentralml::weights::SubstrateWeight<Runtime>;
 }
 

@@ -18,6 +18,8 @@ pub const ALICE: AccountId = AccountId32::new([1u8; 32]);
 pub const BOB: AccountId = AccountId32::new([2u8; 32]);
 pub const CHARLIE: AccountId = AccountId32::new([3u8; 32]);
 pub const DAVE: AccountId = AccountId32::new([4u8; 32]);
+pub const EVE: AccountId = AccountId32::new([5u8; 32]);
+pub const FERDIE: AccountId = AccountId32::new([6u8; 32]);
 /// An account with no balance at all.
 pub const NOBODY: AccountId = AccountId32::new([99u8; 32]);
 pub const ENDOWMENT: Balance = 1_000_000 * UNIT;
@@ -58,10 +60,13 @@ impl pallet_decentralml::Config for Test {
 	type MaxCidLength = ConstU32<128>;
 	type MaxResultLength = ConstU32<2048>;
 	type MinReward = ExistentialDeposit;
+	type MaxScore = ConstU32<1_000_000>;
+	type MaxPeers = ConstU32<64>;
+	type MaxPeerRounds = ConstU32<10_000>;
 	type WeightInfo = ();
 }
 
-/// Alice, Bob, Charlie and Dave endowed with `ENDOWMENT`, at block 1 (events are recorded from
+/// Alice, Bob, Charlie, Dave, Eve and Ferdie endowed with `ENDOWMENT`, at block 1 (events are recorded from
 /// block 1 on).
 pub fn new_test_ext() -> sp_io::TestExternalities {
 	let mut storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
@@ -71,6 +76,8 @@ pub fn new_test_ext() -> sp_io::TestExternalities {
 			(BOB, ENDOWMENT),
 			(CHARLIE, ENDOWMENT),
 			(DAVE, ENDOWMENT),
+			(EVE, ENDOWMENT),
+			(FERDIE, ENDOWMENT),
 		],
 		..Default::default()
 	}

@@ -173,3 +173,125 @@ pub struct Submission<
 	pub submitted_block: Option<BlockNumber>,
 	pub validated_block: Option<BlockNumber>,
 }
+
+/// A peer job id, allocated from `NextPeerJobId` (the first peer job is 0).
+pub type PeerJobId = u32;
+
+/// How a task's accepted results are paid.
+#[derive(
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Debug,
+	TypeInfo,
+	MaxEncodedLen,
+)]
+pub enum PayoutMode {
+	/// Every accepted result is paid `reward`.
+	Flat,
+	/// Results are paid from a pool by their scores (`settle_contributions`).
+	ByContribution,
+}
+
+/// A task's terms, fixed at creation: shipped data shards and how results are paid.
+///
+/// A task created with `create_task` has the default terms (no shards, `Flat`, no commitments).
+#[derive(
+	Encode, Decode, DecodeWithMemTracking, Clone, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen,
+)]
+pub struct TaskTerms<Balance> {
+	pub shards: u32,
+	pub payout: PayoutMode,
+	pub floor: Balance,
+	pub holdout_commitment: Option<[u8; 32]>,
+	pub scoring_commitment: Option<[u8; 32]>,
+}
+
+impl<Balance: Default> Default for TaskTerms<Balance> {
+	fn default() -> Self {
+		Self {
+			shards: 0,
+			payout: PayoutMode::Flat,
+			floor: Balance::default(),
+			holdout_commitment: None,
+			scoring_commitment: None,
+		}
+	}
+}
+
+impl<Balance> TaskTerms<Balance> {
+	/// Whether results are paid only by `settle_contributions`.
+	pub fn by_contribution(&self) -> bool {
+		self.payout == PayoutMode::ByContribution
+	}
+}
+
+/// A training job with no coordinator: peers train from the last agreed model, publish updates,
+/// aggregate them themselves and vote on the aggregate by CID.
+#[derive(
+	Encode,
+	Decode,
+	CloneNoBound,
+	PartialEqNoBound,
+	EqNoBound,
+	frame_support::DebugNoBound,
+	TypeInfo,
+	MaxEncodedLen,
+)]
+#[scale_info(skip_type_params(MaxCidLength))]
+pub struct PeerJob<
+	AccountId: Clone + PartialEq + Eq + core::fmt::Debug,
+	BlockNumber: Clone + PartialEq + Eq + core::fmt::Debug,
+	MaxCidLength: Get<u32>,
+> {
+	pub creator: AccountId,
+	pub assets_cid: BoundedVec<u8, MaxCidLength>,
+	pub assets_storage: StorageType,
+	pub start_block: BlockNumber,
+	pub rounds: u32,
+	pub update_blocks: u32,
+	pub aggregate_blocks: u32,
+	pub max_peers: u32,
+	pub peers: u32,
+}
+
+/// Where a peer job stands at a block.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PeerJobClock {
+	/// The update phase of this round.
+	Update(u32),
+	/// The aggregate phase of this round.
+	Aggregate(u32),
+	/// The last round is over.
+	Ended,
+}
+
+impl<
+		AccountId: Clone + PartialEq + Eq + core::fmt::Debug,
+		BlockNumber: Clone + PartialEq + Eq + core::fmt::Debug,
+		MaxCidLength: Get<u32>,
+	> PeerJob<AccountId, BlockNumber, MaxCidLength>
+{
+	/// Blocks per round: `update_blocks + aggregate_blocks` (checked to fit at creation).
+	pub fn round_length(&self) -> u32 {
+		self.update_blocks.saturating_add(self.aggregate_blocks)
+	}
+
+	/// The round and phase `elapsed` blocks after `start_block`.
+	pub fn clock(&self, elapsed: u64) -> PeerJobClock {
+		let length = u64::from(self.round_length().max(1));
+		let round = match u32::try_from(elapsed / length) {
+			Ok(round) if round < self.rounds => round,
+			_ => return PeerJobClock::Ended,
+		};
+		if elapsed % length < u64::from(self.update_blocks) {
+			PeerJobClock::Update(round)
+		} else {
+			PeerJobClock::Aggregate(round)
+		}
+	}
+}

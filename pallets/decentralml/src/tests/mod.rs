@@ -3,6 +3,10 @@
 //! deposit rule, the wire format (indices, key hashing), and the escrow invariant as a property
 //! test over random call sequences.
 
+mod contributions;
+mod peer_jobs;
+mod terms;
+
 use crate::{
 	mock::*,
 	pallet::{
@@ -19,7 +23,7 @@ use frame_support::{
 	dispatch::GetDispatchInfo,
 	traits::{fungible::Inspect, Get},
 };
-use sp_runtime::{traits::AccountIdConversion, DispatchError};
+use sp_runtime::{traits::AccountIdConversion, DispatchError, DispatchResult};
 
 const REWARD: Balance = 10 * ED;
 const EXPIRATION: u32 = 100;
@@ -141,7 +145,10 @@ fn constants_have_the_protocol_values() {
 			"MaxQuestionLength",
 			"MaxCidLength",
 			"MaxResultLength",
-			"MinReward"
+			"MinReward",
+			"MaxScore",
+			"MaxPeers",
+			"MaxPeerRounds"
 		]
 	);
 	let values: Vec<Vec<u8>> =
@@ -149,6 +156,9 @@ fn constants_have_the_protocol_values() {
 	assert_eq!(values[0], b"decentml".to_vec());
 	assert_eq!(values[1], 64u32.encode());
 	assert_eq!(values[5], ED.encode());
+	assert_eq!(values[6], 1_000_000u32.encode());
+	assert_eq!(values[7], 64u32.encode());
+	assert_eq!(values[8], 10_000u32.encode());
 }
 
 #[test]
@@ -261,7 +271,7 @@ fn event_indices_and_field_order() {
 #[test]
 fn error_indices_follow_the_protocol_order() {
 	use Error::*;
-	let errors: [Error<Test>; 24] = [
+	let errors: [Error<Test>; 43] = [
 		TaskNotFound,
 		SubmissionNotFound,
 		TaskClosed,
@@ -286,6 +296,25 @@ fn error_indices_follow_the_protocol_order() {
 		MissingStorageType,
 		Overflow,
 		InsufficientBalance,
+		InvalidShards,
+		InvalidTerms,
+		PaidByContribution,
+		NotPaidByContribution,
+		NoScores,
+		TooManyScores,
+		ScoreTooHigh,
+		DuplicateScore,
+		NotPendingOnTask,
+		InvalidPeerJob,
+		PeerJobNotFound,
+		PeerJobEnded,
+		AlreadyJoined,
+		PeerJobFull,
+		NotAPeer,
+		WrongRound,
+		WrongPhase,
+		AlreadyPosted,
+		NoUpdateThisRound,
 	];
 	for (index, error) in errors.into_iter().enumerate() {
 		let DispatchError::Module(module) = DispatchError::from(error) else {
@@ -303,6 +332,8 @@ fn enums_encode_as_their_protocol_index() {
 	assert_eq!(StorageType::Http.encode(), [2]);
 	assert_eq!(TaskStatus::Closed.encode(), [1]);
 	assert_eq!(SubmissionStatus::Abandoned.encode(), [4]);
+	assert_eq!(PayoutMode::Flat.encode(), [0]);
+	assert_eq!(PayoutMode::ByContribution.encode(), [1]);
 }
 
 #[test]
@@ -341,7 +372,19 @@ fn storage_keys_use_blake2_128_concat_under_the_pallet_prefix() {
 			"TaskSubmissions",
 			"WorkerSubmissions",
 			"TaskWorkers",
-			"OpenTasks"
+			"OpenTasks",
+			"Terms",
+			"ShardHolders",
+			"SubmissionShards",
+			"Scores",
+			"PeerJobs",
+			"NextPeerJobId",
+			"Peers",
+			"RoundUpdates",
+			"RoundUpdateCount",
+			"RoundAggregates",
+			"AggregateVotes",
+			"AgreedModels"
 		]
 	);
 }
@@ -1118,11 +1161,14 @@ mod property {
 
 	#[derive(Debug, Clone)]
 	enum Op {
+		/// `terms`: 0 the default terms (`create_task`), 1 one shard per slot, 2 paid by
+		/// contribution (with a floor of ED when the reward allows; never AutoAccept).
 		Create {
 			who: usize,
 			reward_eds: u8,
 			max: u8,
 			auto: bool,
+			terms: u8,
 		},
 		Accept {
 			who: usize,
@@ -1155,22 +1201,45 @@ mod property {
 		Advance {
 			blocks: u8,
 		},
+		/// `accept_task` then `send_task_result` by the same worker, in one step (so that
+		/// results are pending often enough for `Settle`).
+		Work {
+			who: usize,
+			task: u8,
+		},
+		/// `targeted`: by the task's creator, for its pending submissions at these positions
+		/// (modulo their number); otherwise by `who`, for these submission ids.
+		Settle {
+			who: usize,
+			task: u8,
+			scores: Vec<(u8, u32)>,
+			targeted: bool,
+		},
 	}
 
 	fn op() -> impl Strategy<Value = Op> {
 		let who = 0usize..4;
 		prop_oneof![
-			1 => (who.clone(), 1u8..4, 1u8..4, any::<bool>())
-				.prop_map(|(who, reward_eds, max, auto)| Op::Create { who, reward_eds, max, auto }),
+			3 => (who.clone(), 1u8..4, 1u8..4, any::<bool>(), 0u8..3).prop_map(
+				|(who, reward_eds, max, auto, terms)| Op::Create { who, reward_eds, max, auto, terms }
+			),
 			3 => (who.clone(), 0u8..5).prop_map(|(who, task)| Op::Accept { who, task }),
 			3 => (who.clone(), 0u8..12).prop_map(|(who, sub)| Op::Send { who, sub }),
 			3 => (who.clone(), 0u8..12, any::<bool>())
 				.prop_map(|(who, sub, accept)| Op::Validate { who, sub, accept }),
 			1 => (who.clone(), 0u8..5).prop_map(|(who, task)| Op::Close { who, task }),
 			1 => (who.clone(), 0u8..12).prop_map(|(who, sub)| Op::Abandon { who, sub }),
-			1 => (who, 0u8..5, 1u8..4).prop_map(|(who, task, eds)| Op::Deposit { who, task, eds }),
+			1 => (who.clone(), 0u8..5, 1u8..4)
+				.prop_map(|(who, task, eds)| Op::Deposit { who, task, eds }),
+			3 => (who.clone(), 0u8..3).prop_map(|(who, task)| Op::Work { who, task }),
+			3 => (who, 0u8..3, prop::collection::vec((0u8..12, score()), 0..4), any::<bool>())
+				.prop_map(|(who, task, scores, targeted)| Op::Settle { who, task, scores, targeted }),
 			1 => (1u8..30).prop_map(|blocks| Op::Advance { blocks }),
 		]
+	}
+
+	fn score() -> impl Strategy<Value = u32> {
+		prop_oneof![Just(0u32), Just(1), Just(333_333), Just(1_000_000), 0u32..=1_000_000]
 	}
 
 	/// What the model knows about a task's money.
@@ -1178,31 +1247,60 @@ mod property {
 	struct Books {
 		deposits: Balance,
 		paid_out: Balance,
+		/// The rounding dust of its settlements.
+		dust: Balance,
+		/// Everything the escrow sent its creator: `close_task`'s refund and dust that would
+		/// have been stranded below the existential deposit.
+		to_creator: Balance,
 		refund: Option<Balance>,
+	}
+
+	/// `create_task`, or `create_task_with_terms` with the terms `kind` stands for.
+	fn create_kind(
+		who: AccountId,
+		reward: Balance,
+		max: u32,
+		auto: bool,
+		kind: u8,
+	) -> Result<TaskId, DispatchError> {
+		let strategy = |auto| {
+			if auto {
+				ValidationStrategy::AutoAccept
+			} else {
+				ValidationStrategy::ManualAccept
+			}
+		};
+		let (t, auto) = match kind {
+			0 => return create_with(who, reward, max, strategy(auto)),
+			1 => (terms::terms(max, PayoutMode::Flat, 0), auto),
+			_ => {
+				let floor = if reward > ED { ED } else { 0 };
+				(terms::terms(0, PayoutMode::ByContribution, floor), false)
+			},
+		};
+		terms::try_create_terms(who, reward, max, strategy(auto), t)
 	}
 
 	fn apply(op: &Op, books: &mut BTreeMap<TaskId, Books>) -> Result<(), DispatchError> {
 		match *op {
-			Op::Create { who, reward_eds, max, auto } => {
-				let strategy = if auto {
-					ValidationStrategy::AutoAccept
-				} else {
-					ValidationStrategy::ManualAccept
-				};
+			Op::Create { who, reward_eds, max, auto, terms } => {
 				let id = NextTaskId::<Test>::get();
 				// a deposit into a future escrow counts for the task that gets it
 				let pre = free(&escrow(id));
-				create_with(
+				create_kind(
 					PEOPLE[who].clone(),
 					Balance::from(reward_eds) * ED,
 					max.into(),
-					strategy,
+					auto,
+					terms,
 				)?;
 				books.entry(id).or_default().deposits = pre;
 				Ok(())
 			},
 			Op::Accept { who, task } => {
 				Pallet::accept_task(origin(PEOPLE[who].clone()), task.into())
+					.map(|_| ())
+					.map_err(|e| e.error)
 			},
 			Op::Send { who, sub } => Pallet::send_task_result(
 				origin(PEOPLE[who].clone()),
@@ -1241,22 +1339,110 @@ mod property {
 				System::set_block_number(System::block_number() + u32::from(blocks));
 				Ok(())
 			},
+			Op::Work { who, task } => {
+				let sub = NextSubmissionId::<Test>::get();
+				Pallet::accept_task(origin(PEOPLE[who].clone()), task.into())
+					.map_err(|e| e.error)?;
+				Pallet::send_task_result(
+					origin(PEOPLE[who].clone()),
+					sub,
+					b"{}".to_vec(),
+					None,
+					None,
+				)
+			},
+			Op::Settle { who, task, ref scores, targeted } => {
+				let task_id = TaskId::from(task);
+				let (who, scores) = match Tasks::<Test>::get(task_id) {
+					Some(t) if targeted => (t.creator, pending_scores(task_id, scores)),
+					_ => (
+						PEOPLE[who].clone(),
+						scores
+							.iter()
+							.map(|(sub, score)| (SubmissionId::from(*sub), *score))
+							.collect(),
+					),
+				};
+				Pallet::settle_contributions(origin(who), task_id, scores)
+			},
 		}
 	}
 
+	/// The task's pending submissions at these positions (modulo their number), scored.
+	fn pending_scores(task_id: TaskId, picks: &[(u8, u32)]) -> Vec<(SubmissionId, u32)> {
+		let pending: Vec<SubmissionId> = TaskSubmissions::<Test>::iter_prefix(task_id)
+			.map(|(id, ())| id)
+			.filter(|id| status(*id) == SubmissionStatus::PendingValidation)
+			.collect();
+		if pending.is_empty() {
+			return Vec::new();
+		}
+		picks.iter().map(|(i, score)| (pending[usize::from(*i) % pending.len()], *score)).collect()
+	}
+
 	fn record_events(books: &mut BTreeMap<TaskId, Books>) {
-		for event in pallet_events() {
-			match event {
-				Event::ResultAccepted { task_id, reward, .. } => {
-					books.entry(task_id).or_default().paid_out += reward
-				},
-				Event::TaskClosed { task_id, refund, .. } => {
-					books.entry(task_id).or_default().refund = Some(refund)
+		for record in System::events() {
+			match record.event {
+				RuntimeEvent::DecentralML(event) => record_pallet_event(event, books),
+				RuntimeEvent::Balances(pallet_balances::Event::Transfer { from, to, amount }) => {
+					record_transfer(from, to, amount, books)
 				},
 				_ => {},
 			}
 		}
 		System::reset_events();
+	}
+
+	fn record_pallet_event(event: Event<Test>, books: &mut BTreeMap<TaskId, Books>) {
+		match event {
+			Event::ResultAccepted { task_id, reward, .. } => {
+				books.entry(task_id).or_default().paid_out += reward
+			},
+			Event::ContributionsSettled { task_id, dust, .. } => {
+				books.entry(task_id).or_default().dust += dust
+			},
+			Event::TaskClosed { task_id, refund, .. } => {
+				books.entry(task_id).or_default().refund = Some(refund)
+			},
+			_ => {},
+		}
+	}
+
+	/// A transfer from a task's escrow to its creator.
+	fn record_transfer(
+		from: AccountId,
+		to: AccountId,
+		amount: Balance,
+		books: &mut BTreeMap<TaskId, Books>,
+	) {
+		for (task_id, t) in Tasks::<Test>::iter() {
+			if from == escrow(task_id) && to == t.creator {
+				books.entry(task_id).or_default().to_creator += amount;
+			}
+		}
+	}
+
+	/// The shards of a task with shards are held by exactly its live submissions, one each.
+	fn check_shards(task_id: TaskId, subs: &[(SubmissionId, crate::SubmissionOf<Test>)]) {
+		let shards = crate::Pallet::<Test>::terms(task_id).shards;
+		let mut live: Vec<_> = subs
+			.iter()
+			.filter(|(_, s)| {
+				!matches!(s.status, SubmissionStatus::Rejected | SubmissionStatus::Abandoned)
+			})
+			.map(|(id, _)| {
+				let shard = crate::SubmissionShards::<Test>::get(id);
+				assert_eq!(shard.is_some(), shards > 0);
+				(shard.unwrap_or(0), *id)
+			})
+			.filter(|_| shards > 0)
+			.collect();
+		let mut held: Vec<_> = crate::ShardHolders::<Test>::iter_prefix(task_id).collect();
+		live.sort();
+		held.sort();
+		assert_eq!(live, held);
+		assert!(held.iter().all(|(shard, _)| *shard < shards));
+		assert!(held.windows(2).all(|w| w[0].0 != w[1].0));
 	}
 
 	fn check_invariants(books: &BTreeMap<TaskId, Books>, issuance: Balance) {
@@ -1294,26 +1480,34 @@ mod property {
 				assert_eq!(s.task_id, task_id);
 			}
 			assert_eq!(OpenTasks::<Test>::contains_key(task_id), t.status == TaskStatus::Open);
+			check_shards(task_id, &subs);
 
 			let b = &books[&task_id];
 			let unspent = crate::Pallet::<Test>::unspent_escrow(&t);
 			let balance = free(&escrow(task_id));
-			assert_eq!(b.paid_out, t.reward * Balance::from(t.accepted_results));
+			let accepted = Balance::from(t.accepted_results);
+			// paid out + dust = reward * accepted (no dust under Flat pay)
+			assert_eq!(b.paid_out + b.dust, t.reward * accepted);
+			if !crate::Pallet::<Test>::terms(task_id).by_contribution() {
+				assert_eq!(b.dust, 0);
+			}
+			let paid_in = t.reward * Balance::from(t.max_assignments) + b.deposits;
 			match t.status {
 				TaskStatus::Open => {
 					assert!(balance >= unspent);
-					assert_eq!(balance, unspent + b.deposits);
+					assert_eq!(balance, paid_in - b.paid_out - b.to_creator);
+					// only dust goes to the creator before close
+					assert!(b.to_creator <= b.dust);
 					assert_eq!(b.refund, None);
 				},
 				TaskStatus::Closed => {
 					assert_eq!(balance, 0);
 					assert_eq!(count(SubmissionStatus::Assigned), 0);
 					assert_eq!(count(SubmissionStatus::PendingValidation), 0);
-					// reward * max_assignments + deposits = paid out + refund
-					assert_eq!(
-						t.reward * Balance::from(t.max_assignments) + b.deposits,
-						b.paid_out + b.refund.expect("a closed task has a refund")
-					);
+					// reward * max_assignments + deposits = paid out + refunds
+					let refund = b.refund.expect("a closed task has a refund");
+					assert!(refund <= b.to_creator);
+					assert_eq!(paid_in, b.paid_out + b.to_creator);
 				},
 			}
 		}
