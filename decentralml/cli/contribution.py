@@ -125,6 +125,9 @@ def settle(app: App, task_id: int, holdout: Path | None, scores_text: str | None
     if scores_text is None and holdout is None:
         raise InvalidInput("holdout", "computing the scores needs the holdout",
                            "--holdout FILE.npz, or --scores SUBMISSION=PPM,...")
+    if scores_text is not None and kind != "auto":
+        raise InvalidInput("policy", "the scores given with --scores are settled as they are",
+                           "leave --policy out, or compute the scores with --holdout")
     if reveal and holdout is None:
         raise InvalidInput("reveal", "there is no holdout to reveal", "give --holdout")
     if holdout is not None:
