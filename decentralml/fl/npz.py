@@ -66,6 +66,10 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     """Write through a temporary file in the same directory, then rename it over ``path``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp's 0600 would survive the rename: a data shard or holdout written here must be
+        # readable as an ordinary file is (the sandbox reads a contributor's --data as another
+        # user)
+        os.fchmod(fd, 0o644)
         with os.fdopen(fd, "wb") as f:
             write(f)
         os.replace(tmp, path)
