@@ -14,12 +14,13 @@
 #   4. python -m decentralml.devnode.weightgen rewrites the devnode's table from weights.rs;
 #   5. scripts/build_runtime.sh --no-test --node rebuilds the runtime and the node with them.
 #
-# Usage: scripts/benchmark_weights.sh [STEPS] [REPEAT]     (defaults 20 and 10)
+# Usage: scripts/benchmark_weights.sh [STEPS] [REPEAT]     (defaults 20 and 20: fewer repeats gave
+# outliers on the shared 2-core machine)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STEPS="${1:-20}"
-REPEAT="${2:-10}"
+REPEAT="${2:-20}"
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${DECENTRALML_CARGO_TARGET_DIR:-$HOME/.cache/decentralml/cargo-target}"
 export WASM_BUILD_TYPE=release
