@@ -349,6 +349,13 @@ def job_show(app: App, name: str, workdir: Path | None) -> None:
                       ["round", "task", "chain", "phase", "results", "accepted", "paid",
                        "accuracy", "updates' accuracy"], rows))
         paid = _units(app, int(data["total_paid"]), state.spec.token)
+        for r in rounds:  # a round paid by contribution: who scored what, and was paid what
+            scored = [x for x in r["contributors"] if x.get("score") is not None]
+            if scored:
+                c.print(f"round {r['round']} paid by contribution: " + ", ".join(
+                    f"{app.name(x['worker'])} {x['score'] / 10_000:.2f}% "
+                    f"{_units(app, int(x['reward']), state.spec.token)}" for x in scored),
+                    highlight=False)
         c.print(f"paid in total: {paid}; plot: {data['plot']}")
 
     app.emit(data, render)

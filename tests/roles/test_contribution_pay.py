@@ -346,6 +346,8 @@ def test_a_killed_job_resumes_and_settles_once(fresh_devnode: Any, tmp_path: Pat
     shown = json.loads(m.run("Alice", "job", "show", "paid").stdout)
     assert shown["rounds"][0]["matches_chain"]
     assert shown["total_paid"] == settled[0].paid
+    human = cli(m.args("Alice", "job", "show", "paid"), home=m.home("Alice")).stdout
+    assert "round 1 paid by contribution: " in human and "//Bob" in human, human
 
     # the job is over: Alice reveals its holdout, and Bob checks the round by its CID
     revealed = json.loads(m.run("Alice", "review", "reveal", str(
