@@ -282,7 +282,9 @@ def run_federated_job(
         if contributions:
             _add_scores(contributors, contributions)
         if accepted:
-            model = creator.federate(task_id, model, chosen, in_place=True)
+            model = (creator.federate(task_id, model, chosen, in_place=True) if pay is None
+                     else _federate_contributors(creator, model, chosen, accepted,
+                                                 contributions))
             accuracy = float(evaluate(model, x_test, y_test)["accuracy"])
             if job is not None:
                 save_model(model, job.model_path(r))
@@ -514,3 +516,19 @@ def _add_scores(records: list[ContributorRecord], contributions: list[Contributi
             record.score = c.score
             record.value = c.value
             record.duplicate_of = c.duplicate_of
+
+
+def _federate_contributors(creator: ModelCreator, model: Any, strategy: Any,
+                           accepted: list[Any], contributions: list[Contribution]) -> Any:
+    """A round paid by contribution aggregates the results that contributed (score > 0, in
+    submission order): a free rider's unchanged model, a copy or a harmful update is paid
+    nothing and does not move the model either. When nobody scored above 0, every accepted
+    result is aggregated, as in a flat round. Anyone can recompute it from the chain's Scores."""
+    from decentralml.fl import federated_contributors_model
+
+    useful = {c.submission_id for c in contributions if c.score}
+    chosen = [s for s in accepted if s.submission_id in useful] or accepted
+    updates = creator.load_contributor_models(chosen, like=model)
+    if not updates:
+        raise InvalidInput("task_id", "no accepted result could be loaded to federate")
+    return federated_contributors_model(model, updates, strategy, in_place=True)

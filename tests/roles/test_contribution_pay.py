@@ -236,6 +236,18 @@ def test_job_pays_by_contribution_and_a_contributor_checks_it(
         assert reported[sid[n]]["reward"] == paid[n] and reported[sid[n]]["score"] == scores[n]
     assert reported[sid[COPIER]]["duplicate_of"] == sid["Bob"]
     assert report["total_paid"] == settled[0].paid
+    # the round's model is the deterministic FedAvg of the results that contributed (Bob's and
+    # Charlie's), recomputed here from the chain and the store alone
+    from decentralml.fl import aggregate_digest, get_weights, load_contributor_models, load_model
+    from decentralml.fl.fedavg import FedAvg
+    from decentralml.storage import open_store
+
+    initial = load_model(m.model)
+    honest = load_contributor_models([subs[addresses[n]] for n in HONEST], open_store(m.store),
+                                     like=initial, workdir=tmp_path / "recomputed")
+    federated = load_model(m.home("Alice") / "jobs" / "paid" / "models" / "global-round-1.keras")
+    assert aggregate_digest(get_weights(federated)) == \
+        aggregate_digest(FedAvg().apply(get_weights(initial), honest))
 
     # Charlie recomputes every score from the committed holdout and the bundle's specification.
     checked = m.run("Charlie", "scores", "verify", "--task", str(task_id), "--holdout",
