@@ -1,0 +1,665 @@
+"""Peer jobs: training with no coordinator (docs/concepts.md, "Peer jobs"; docs/protocol.md).
+
+A creator publishes a bundle (the training code and the initial ``model.keras``) as a peer job
+and has no special power afterwards. Every peer, each round while it is one:
+
+1. starts from the last agreed model (the agreed aggregate of the latest round that has one, else
+   the bundle's initial model; a newcomer does the same), written into a local copy of the bundle
+   as ``model.keras``;
+2. trains it on its own data in the sandbox, through the same runner and warm task hosts a
+   contributor's round goes through (no other way to run untrusted code), uploads the update and
+   posts its CID before the round's update deadline;
+3. after the deadline fetches every update the round recorded on chain (each verified against its
+   CID, bounded by the model's size), averages them itself in a fixed order (sorted by the peer's
+   address) with a float64 accumulator, writes the result canonically (same updates, same bytes,
+   same CID on every machine), uploads it and posts its CID;
+4. once the round is over, reads the agreement: the aggregate a majority of the round's
+   participants posted, and who posted something else.
+
+Rounds end at deadline blocks, so a slow or vanished peer never holds up the others: a peer that
+missed a round's update phase waits for the next round. The chain is the tracker and the store is
+the transport; nothing here trusts another peer's word beyond what it can recompute.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel
+
+from decentralml.chain.types import TaskType
+from decentralml.errors import DecentralMLError, InvalidInput, PalletError
+
+if TYPE_CHECKING:
+    from decentralml.chain.client import Client
+    from decentralml.chain.types import PeerJob
+    from decentralml.fl.exchange import WeightSpec
+    from decentralml.storage.base import Store
+    from decentralml.storage.bundle import Bundle
+    from decentralml.storage.runner import RunLimits
+    from decentralml.storage.sandbox import SandboxMode
+    from decentralml.storage.task_host import TaskHostPool
+
+#: The model file inside a peer job's bundle (the contributor template's ``train.py`` loads it).
+MODEL_FILE = "model.keras"
+#: Bytes an update or aggregate bundle may hold beyond its weights (sidecar, manifest, zip
+#: headers): anything larger is refused before it is written out.
+BUNDLE_OVERHEAD = 1 << 20
+#: A stored update may hold at most this many times the model's weight bytes (float64 copies of
+#: float32 weights are twice as large; more than that is not a model of this job).
+MAX_UPDATE_FACTOR = 2
+
+Progress = Callable[[str, dict[str, Any]], None]
+Outcome = Literal["agreed", "disagreed", "no-majority", "missed", "no-updates"]
+
+
+class CreatedPeerJob(BaseModel):
+    """A peer job on chain and the bundle behind it."""
+
+    job_id: int
+    assets_cid: str
+    start_block: int
+    rounds: int
+    update_blocks: int
+    aggregate_blocks: int
+    max_peers: int
+    block_number: int
+    fee: int
+
+
+class PeerRoundReport(BaseModel):
+    """One round as this peer saw it. ``outcome``: ``agreed`` (my aggregate is the agreed one),
+    ``disagreed`` (another was agreed), ``no-majority`` (nothing was agreed by the round's end),
+    ``missed`` (the update phase was over before I could post) or ``no-updates`` (nothing to
+    aggregate)."""
+
+    job_id: int
+    round: int
+    outcome: Outcome
+    #: the agreed aggregate this round's training started from; None: the bundle's initial model
+    started_from: str | None = None
+    #: the round whose agreed model that was
+    started_from_round: int | None = None
+    update_cid: str | None = None
+    #: my own aggregate's CID
+    my_cid: str | None = None
+    agreed_cid: str | None = None
+    agree: bool | None = None
+    #: peers that posted an update this round (sorted)
+    participants: list[str] = []
+    #: the update CIDs averaged, in the order they were averaged (sorted by peer address)
+    aggregated: list[str] = []
+    #: updates left out of the average, with the reason (identical for every honest peer)
+    rejected: dict[str, str] = {}
+    #: participants whose posted aggregate is not the agreed one (or who posted none)
+    minority: list[str] = []
+    num_examples: int | None = None
+    metrics: dict[str, Any] = {}
+    seconds: float = 0.0
+    timings: dict[str, float] = {}
+
+
+class PeerRunReport(BaseModel):
+    """What ``Peer.run`` did: the rounds it went through and why it stopped."""
+
+    job_id: int
+    address: str
+    joined: bool
+    rounds: list[PeerRoundReport]
+    stopped_because: str
+
+
+class JoinReport(BaseModel):
+    job_id: int
+    address: str
+    #: False when the account already was a peer (nothing sent)
+    sent: bool
+    #: the round the chain recorded the peer as joined in
+    joined_round: int
+    block_number: int | None = None
+
+
+class LeaveReport(BaseModel):
+    job_id: int
+    address: str
+    block_number: int
+
+
+class RoundStatus(BaseModel):
+    """One round as the chain records it."""
+
+    round: int
+    #: address -> update CID
+    updates: dict[str, str]
+    #: address -> aggregate CID
+    aggregates: dict[str, str]
+    agreed_cid: str | None
+    #: participants whose aggregate is not the agreed one, or who posted none (once the round
+    #: is over); sorted
+    minority: list[str]
+    #: votes per aggregate CID
+    votes: dict[str, int]
+    phase: Literal["update", "aggregate", "over", "future"]
+
+
+class PeerJobStatus(BaseModel):
+    """A peer job's record and agreement per round, read from the chain alone."""
+
+    job_id: int
+    creator: str
+    assets_cid: str
+    start_block: int
+    rounds: int
+    update_blocks: int
+    aggregate_blocks: int
+    max_peers: int
+    #: address -> the round it joined in
+    peers: dict[str, int]
+    head: int
+    current_round: int | None
+    phase: str
+    end_block: int
+    history: list[RoundStatus]
+
+
+# --- creating -----------------------------------------------------------------------------------
+
+
+def create_peer_job(client: Client, store: Store, bundle_dir: Path, *, model: Path | None,
+                    rounds: int, update_blocks: int, aggregate_blocks: int, max_peers: int,
+                    workdir: Path) -> CreatedPeerJob:
+    """Pack ``bundle_dir`` (with ``model`` as its ``model.keras``, as the creator's ``publish``
+    ships a round's model), store and pin it, then ``create_peer_job`` with its CID.
+
+    Everything is checked before anything is packed or sent: the chain's bounds, a bundle that
+    would not run, a model that is not a ``.keras`` file.
+    """
+    from decentralml.chain.types import CreatePeerJobArgs, build
+    from decentralml.roles.creator import _check_keras_file
+    from decentralml.storage.bundle import pack_bundle
+    from decentralml.storage.preflight import check_bundle_runs, declared_entry
+
+    if not bundle_dir.is_dir():
+        raise InvalidInput("bundle_dir", f"{bundle_dir} is not a directory")
+    build(CreatePeerJobArgs, limits=client.limits, assets_cid="x",
+          assets_storage=store.storage_type, rounds=rounds, update_blocks=update_blocks,
+          aggregate_blocks=aggregate_blocks, max_peers=max_peers)
+    if model is not None:
+        _check_keras_file(model)
+    elif not (bundle_dir / MODEL_FILE).is_file():
+        raise InvalidInput("model", f"{bundle_dir} has no {MODEL_FILE}",
+                           "the initial model every peer starts from (--model FILE.keras)")
+    meta = _template_meta(bundle_dir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=workdir, prefix="staging-") as tmp:
+        staged = Path(tmp) / bundle_dir.name
+        shutil.copytree(bundle_dir, staged, symlinks=True)
+        if model is not None:
+            shutil.copyfile(model, staged / MODEL_FILE)
+        check_bundle_runs(staged)
+        entry, round_files = declared_entry(staged)
+        packed = pack_bundle(staged, store, task_type=TaskType.ModelContributor,
+                             requirements=tuple(meta.get("requirements", ())),
+                             outputs=tuple(meta.get("outputs", ())),
+                             metadata={"peer_job": True}, network=bool(meta.get("network")),
+                             entry=entry, round_files=round_files)
+    store.pin(packed.cid)
+    created = client.create_peer_job(
+        assets_cid=packed.cid, assets_storage=store.storage_type, rounds=rounds,
+        update_blocks=update_blocks, aggregate_blocks=aggregate_blocks, max_peers=max_peers)
+    job = client.peer_job(created.job_id)
+    return CreatedPeerJob(job_id=created.job_id, assets_cid=packed.cid,
+                          start_block=job.start_block, rounds=rounds,
+                          update_blocks=update_blocks, aggregate_blocks=aggregate_blocks,
+                          max_peers=max_peers, block_number=created.block_number,
+                          fee=created.fee)
+
+
+def _template_meta(bundle_dir: Path) -> dict[str, Any]:
+    """The bundle's ``template.json`` (requirements, outputs, network), or nothing."""
+    described = bundle_dir / "template.json"
+    if not described.is_file():
+        return {}
+    try:
+        meta = json.loads(described.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInput("bundle_dir", f"{described} is not valid JSON: {exc}") from None
+    return meta if isinstance(meta, dict) else {}
+
+
+# --- reading the chain ----------------------------------------------------------------------------
+
+
+def round_status(client: Client, job: PeerJob, r: int, head: int) -> RoundStatus:
+    """Round ``r`` of ``job`` as the chain records it at ``head``."""
+    updates = dict(client.round_updates(job.job_id, r))
+    aggregates = dict(client.round_aggregates(job.job_id, r))
+    agreed = client.agreed_model(job.job_id, r)
+    votes: dict[str, int] = {}
+    for cid in aggregates.values():
+        votes[cid] = votes.get(cid, 0) + 1
+    if head < job.start_block + r * job.round_length:
+        phase: Literal["update", "aggregate", "over", "future"] = "future"
+    elif head < job.update_deadline(r):
+        phase = "update"
+    elif head < job.round_end(r):
+        phase = "aggregate"
+    else:
+        phase = "over"
+    if phase == "over":
+        minority = sorted(a for a in updates if aggregates.get(a) != agreed or agreed is None)
+    else:  # still voting: only a vote already cast against the agreed model counts
+        minority = sorted(a for a, cid in aggregates.items() if agreed is not None and cid != agreed)
+    return RoundStatus(round=r, updates=updates, aggregates=aggregates, agreed_cid=agreed,
+                       minority=minority, votes=dict(sorted(votes.items())), phase=phase)
+
+
+def peer_job_status(client: Client, job_id: int) -> PeerJobStatus:
+    """``job_id``'s peers and every started round's participants, votes and agreed model."""
+    job = client.peer_job(job_id)
+    head = client.block_number()
+    current = job.round_at(head)
+    last = job.rounds - 1 if current is None else current
+    history = [round_status(client, job, r, head) for r in range(last + 1)]
+    return PeerJobStatus(job_id=job.job_id, creator=job.creator, assets_cid=job.assets_cid,
+                         start_block=job.start_block, rounds=job.rounds,
+                         update_blocks=job.update_blocks, aggregate_blocks=job.aggregate_blocks,
+                         max_peers=job.max_peers, peers=dict(client.peers(job_id)), head=head,
+                         current_round=current, phase=job.phase_at(head),
+                         end_block=job.end_block, history=history)
+
+
+def last_agreed(client: Client, job_id: int, before: int) -> tuple[int, str] | None:
+    """The latest round before ``before`` that has an agreed model, and its CID."""
+    for r in range(before - 1, -1, -1):
+        cid = client.agreed_model(job_id, r)
+        if cid is not None:
+            return r, cid
+    return None
+
+
+# --- the peer -------------------------------------------------------------------------------------
+
+
+class Peer:
+    """One participant of peer jobs: joins, trains, aggregates and votes, round after round."""
+
+    def __init__(self, client: Client, store: Store, *, home: Path, data_dir: Path | None = None,
+                 timeout: float = 3600.0, sandbox: SandboxMode = "auto",
+                 allow_network: bool = False, max_output_bytes: int | None = None,
+                 max_processes: int | None = None) -> None:
+        if timeout <= 0:
+            raise InvalidInput("timeout", f"is {timeout}", "> 0 seconds")
+        if data_dir is not None and not data_dir.is_dir():
+            raise InvalidInput("data_dir", f"{data_dir} is not a directory")
+        self.client = client
+        self.store = store
+        self.home = home
+        self.data_dir = data_dir
+        self.timeout = timeout
+        self.sandbox: SandboxMode = sandbox
+        self.allow_network = allow_network
+        self.max_output_bytes = max_output_bytes
+        self.max_processes = max_processes
+
+    @property
+    def address(self) -> str:
+        address = self.client.address
+        if address is None:
+            raise InvalidInput("client", "a peer's client needs a signing account")
+        return address
+
+    @property
+    def limits(self) -> RunLimits:
+        from decentralml.storage.runner import (
+            DEFAULT_MAX_OUTPUT_BYTES,
+            DEFAULT_MAX_PROCESSES,
+            RunLimits,
+        )
+
+        return RunLimits(timeout=self.timeout,
+                         max_output_bytes=self.max_output_bytes or DEFAULT_MAX_OUTPUT_BYTES,
+                         max_processes=self.max_processes or DEFAULT_MAX_PROCESSES)
+
+    def job_dir(self, job_id: int) -> Path:
+        """Where this account keeps a job's bundle and rounds, per chain."""
+        chain = self.client.genesis_hash.removeprefix("0x")[:16]
+        return self.home / "peer" / chain / self.address / f"job-{job_id}"
+
+    # --- membership ----------------------------------------------------------------------------
+
+    def join(self, job_id: int) -> JoinReport:
+        """Join ``job_id`` (nothing is sent when this account already is a peer)."""
+        peers = self.client.peers(job_id)
+        if self.address in peers:
+            return JoinReport(job_id=job_id, address=self.address, sent=False,
+                              joined_round=peers[self.address])
+        job = self.client.peer_job(job_id)  # PeerJobNotFound before anything is sent
+        result = self.client.join_peer_job(job_id)
+        joined = self.client.peers(job_id).get(self.address)
+        if joined is None:  # pragma: no cover - the chain accepted the join
+            joined = job.round_at(result.block_number) or 0
+        return JoinReport(job_id=job_id, address=self.address, sent=True, joined_round=joined,
+                          block_number=result.block_number)
+
+    def leave(self, job_id: int) -> LeaveReport:
+        """Stop being a peer of ``job_id`` (what was posted stays); best between rounds."""
+        if self.address not in self.client.peers(job_id):
+            self.client.peer_job(job_id)  # PeerJobNotFound first, as the chain orders them
+            raise InvalidInput("job_id", f"{self.address} is not a peer of peer job {job_id}")
+        result = self.client.leave_peer_job(job_id)
+        return LeaveReport(job_id=job_id, address=self.address, block_number=result.block_number)
+
+    # --- rounds --------------------------------------------------------------------------------
+
+    def run(self, job_id: int, *, rounds: int | None = None,
+            on_progress: Progress | None = None, on_log: Callable[[str], None] | None = None
+            ) -> PeerRunReport:
+        """Join if needed, then take part in rounds until the job ends or ``rounds`` of its
+        rounds have gone by (counted from the round current when this call starts)."""
+        from decentralml.storage.task_host import TaskHostPool
+
+        if rounds is not None and rounds < 1:
+            raise InvalidInput("rounds", f"is {rounds}", ">= 1")
+        if self.data_dir is None:
+            raise InvalidInput("data_dir", "a peer trains on its own data: give its directory")
+        progress = on_progress or (lambda event, data: None)
+        from decentralml.storage.sandbox import resolve
+
+        resolve(self.sandbox)  # no sandbox here: refuse before joining
+        job = self.client.peer_job(job_id)
+        head = self.client.block_number()
+        first = job.round_at(head)
+        if first is None:
+            raise InvalidInput("job_id", f"peer job {job_id} has ended (block {job.end_block})")
+        joined = self.join(job_id)
+        progress("joined", joined.model_dump(mode="json"))
+        bundle = self._job_bundle(job)
+        last = job.rounds - 1 if rounds is None else min(job.rounds - 1, first + rounds - 1)
+        reports: list[PeerRoundReport] = []
+        with TaskHostPool(self.job_dir(job_id) / "hosts") as hosts:
+            for r in range(max(first, joined.joined_round), last + 1):
+                report = self.run_round(job, r, bundle, hosts=hosts, on_progress=progress,
+                                        on_log=on_log)
+                reports.append(report)
+                progress("round-done", report.model_dump(mode="json"))
+        stopped = (f"the job ended after round {job.rounds - 1}" if last == job.rounds - 1
+                   else f"ran {last - first + 1} round(s) as asked")
+        return PeerRunReport(job_id=job_id, address=self.address, joined=joined.sent,
+                             rounds=reports, stopped_because=stopped)
+
+    def run_round(self, job: PeerJob, r: int, bundle: Bundle, *, hosts: TaskHostPool | None,
+                  on_progress: Progress | None = None,
+                  on_log: Callable[[str], None] | None = None) -> PeerRoundReport:
+        """Round ``r``: train and post an update (unless already posted), aggregate and vote
+        (unless already voted), then read the agreement once the round is over."""
+        progress = on_progress or (lambda event, data: None)
+        started = time.monotonic()
+        timings: dict[str, float] = {}
+        job_id = job.job_id
+        me = self.address
+        self._wait_block(job.start_block + r * job.round_length)
+        report = PeerRoundReport(job_id=job_id, round=r, outcome="missed")
+        agreed_before = last_agreed(self.client, job_id, r)
+        if agreed_before is not None:
+            report.started_from_round, report.started_from = agreed_before
+        update_cid = self.client.round_updates(job_id, r).get(me)
+        if update_cid is None:
+            if self.client.block_number() >= job.update_deadline(r):
+                return self._skip(job, r, report, started, progress)
+            progress("round-training", {"round": r, "started_from": report.started_from})
+            mark = time.monotonic()
+            out_dir, num_examples, metrics = self._train(job, r, bundle, report.started_from,
+                                                         hosts, on_log)
+            timings["train"] = time.monotonic() - mark
+            mark = time.monotonic()
+            update_cid = self._upload(out_dir, job_id, r, "update", num_examples, metrics)
+            if self.client.block_number() >= job.update_deadline(r):
+                return self._skip(job, r, report, started, progress)
+            try:
+                self.client.post_update(job_id, r, update_cid)
+            except PalletError as exc:  # WrongPhase/WrongRound: the deadline passed meanwhile
+                progress("round-missed", {"round": r, "reason": str(exc)})
+                return self._skip(job, r, report, started, progress)
+            timings["upload"] = time.monotonic() - mark
+            report.num_examples, report.metrics = num_examples, metrics
+            progress("round-update-posted", {"round": r, "update_cid": update_cid})
+        report.update_cid = update_cid
+        self._wait_block(job.update_deadline(r))
+        mark = time.monotonic()
+        my_cid = self.client.round_aggregates(job_id, r).get(me)
+        updates = self.client.round_updates(job_id, r)
+        report.participants = sorted(updates)
+        if my_cid is None:
+            aggregated = self._aggregate(job, r, bundle, updates, report)
+            timings["aggregate"] = time.monotonic() - mark
+            if aggregated is None:
+                report.outcome = "no-updates"
+            else:
+                my_cid = aggregated
+                if self.client.block_number() < job.round_end(r):
+                    try:
+                        self.client.post_aggregate(job_id, r, my_cid)
+                    except PalletError as exc:
+                        progress("round-vote-missed", {"round": r, "reason": str(exc)})
+                progress("round-aggregate-posted", {"round": r, "my_cid": my_cid})
+        report.my_cid = my_cid
+        self._wait_block(job.round_end(r))
+        status = round_status(self.client, job, r, self.client.block_number())
+        report.agreed_cid = status.agreed_cid
+        report.minority = status.minority
+        report.participants = sorted(status.updates)
+        if my_cid is not None:
+            report.agree = status.agreed_cid == my_cid if status.agreed_cid else None
+            report.outcome = ("no-majority" if status.agreed_cid is None
+                              else "agreed" if report.agree else "disagreed")
+        report.seconds = time.monotonic() - started
+        report.timings = timings
+        return report
+
+    def _skip(self, job: PeerJob, r: int, report: PeerRoundReport, started: float,
+              progress: Progress) -> PeerRoundReport:
+        """The update phase is over without my update: wait for the round to end."""
+        progress("round-missed", {"round": r})
+        self._wait_block(job.round_end(r))
+        report.outcome = "missed"
+        report.seconds = time.monotonic() - started
+        return report
+
+    def _wait_block(self, number: int) -> None:
+        """Until the best block is ``number``; a round's deadline, not a timeout, bounds it."""
+        if self.client.block_number() < number:
+            self.client.wait_for_block(number, timeout=float("inf"))
+
+    # --- the bundle and the model ---------------------------------------------------------------
+
+    def _job_bundle(self, job: PeerJob) -> Bundle:
+        """The job's bundle, fetched and verified against its CID once (re-verified from disk
+        on later runs)."""
+        from decentralml.storage.bundle import fetch_bundle, load_bundle
+
+        dest = self.job_dir(job.job_id) / "bundle"
+        if dest.is_dir():
+            try:
+                bundle = load_bundle(dest, cid=job.assets_cid)
+            except DecentralMLError:
+                shutil.rmtree(dest)
+            else:
+                return bundle
+        bundle = fetch_bundle(self.store, job.assets_cid, dest)
+        if not (bundle.path / MODEL_FILE).is_file() or bundle.manifest.kind != "task":
+            raise InvalidInput("job_id", f"peer job {job.job_id}'s bundle has no {MODEL_FILE} "
+                               "to start from")
+        return bundle
+
+    def _initial_model(self, bundle: Bundle) -> Any:
+        from decentralml.fl import load_model
+
+        return load_model(bundle.path / MODEL_FILE)
+
+    def _spec(self, bundle: Bundle) -> WeightSpec:
+        from decentralml.fl.exchange import WeightSpec
+
+        return WeightSpec.of(self._initial_model(bundle))
+
+    def _round_bundle(self, job: PeerJob, r: int, bundle: Bundle,
+                      start_cid: str | None) -> Bundle:
+        """The job's bundle with the round's starting model as ``model.keras``: the bundle
+        itself for the initial model, else a local copy (re-hashed into its own manifest)."""
+        if start_cid is None:
+            return bundle
+        from decentralml.fl import save_model, set_weights
+        from decentralml.fl.exchange import WeightSpec, load_update
+        from decentralml.storage.bundle import MANIFEST_NAME, build_manifest, load_bundle
+
+        model = self._initial_model(bundle)
+        agreed = self._fetch(start_cid, self.job_dir(job.job_id) / "agreed", WeightSpec.of(model))
+        set_weights(model, load_update(agreed.path, like=model).weights)
+        dest = self.job_dir(job.job_id) / f"round-{r}" / "bundle"
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(bundle.path, dest)
+        (dest / MANIFEST_NAME).unlink()
+        save_model(model, dest / MODEL_FILE)
+        m = bundle.manifest
+        manifest = build_manifest(dest, task_type=m.task_type, entrypoint=m.entrypoint,
+                                  requirements=m.requirements, outputs=m.outputs,
+                                  metadata=m.metadata, network=m.network, entry=m.python_entry,
+                                  round_files=m.round_files)
+        (dest / MANIFEST_NAME).write_bytes(manifest.to_json())
+        return load_bundle(dest, cid=f"{job.assets_cid}+{start_cid}")
+
+    def _fetch(self, cid: str, root: Path, spec: WeightSpec) -> Bundle:
+        """An update or aggregate bundle, verified against ``cid`` and bounded by the model's
+        size (fetched once per CID: content-addressed bytes never change)."""
+        from decentralml.fl.federate import _CID_RE
+        from decentralml.storage.bundle import fetch_bundle, load_bundle
+
+        if not _CID_RE.match(cid):
+            raise InvalidInput("cid", f"{cid[:80]!r} is not a plain base32/base58 CID")
+        dest = root / cid
+        if dest.is_dir():
+            try:
+                return load_bundle(dest, cid=cid)
+            except DecentralMLError:
+                shutil.rmtree(dest)
+        weights = sum(int(_prod(s)) * d.itemsize for s, d in zip(spec.shapes, spec.dtypes,
+                                                                   strict=True))
+        bound = MAX_UPDATE_FACTOR * weights + BUNDLE_OVERHEAD
+        return fetch_bundle(self.store, cid, dest, max_total_size=bound, max_file_size=bound,
+                            timeout=max(60.0, self.timeout))
+
+    # --- the phases -----------------------------------------------------------------------------
+
+    def _train(self, job: PeerJob, r: int, bundle: Bundle, start_cid: str | None,
+               hosts: TaskHostPool | None, on_log: Callable[[str], None] | None
+               ) -> tuple[Path, int | None, dict[str, Any]]:
+        """One sandboxed training run from the round's starting model, as a contributor's run
+        goes (a warm task host for a bundle with a Python entry point, else a cold run)."""
+        from decentralml.storage._fs import remove_tree
+        from decentralml.storage.runner import run_bundle
+
+        round_bundle = self._round_bundle(job, r, bundle, start_cid)
+        run_dir = self.job_dir(job.job_id) / f"round-{r}" / "run"
+        if run_dir.exists():
+            remove_tree(run_dir)
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        ids = {"task_id": f"peer-job-{job.job_id}", "submission_id": f"round-{r}"}
+        if hosts is not None and round_bundle.manifest.python_entry is not None:
+            chain = self.client.genesis_hash.removeprefix("0x")[:16]
+            result = hosts.run(round_bundle, creator=job.creator,
+                               job=f"peer-job:{chain}:{job.job_id}", data_dir=self.data_dir,
+                               workdir=run_dir, limits=self.limits, sandbox=self.sandbox,
+                               allow_network=self.allow_network, on_log=on_log, **ids)
+        else:
+            result = run_bundle(round_bundle, data_dir=self.data_dir, workdir=run_dir,
+                                limits=self.limits, on_log=on_log, sandbox=self.sandbox,
+                                allow_network=self.allow_network, **ids)
+        return Path(result.output_dir), result.num_examples, dict(result.metrics or {})
+
+    def _upload(self, directory: Path, job_id: int, r: int, kind: str,
+                num_examples: int | None, metrics: dict[str, Any],
+                extra: dict[str, Any] | None = None) -> str:
+        from decentralml.storage.bundle import pack_bundle
+
+        packed = pack_bundle(directory, self.store, task_type=TaskType.ModelContributor,
+                             entrypoint=None, kind="result", num_examples=num_examples,
+                             metrics=metrics, exclude=(),
+                             metadata={"peer_job": job_id, "round": r, "kind": kind,
+                                       **(extra or {})})
+        self.store.pin(packed.cid)
+        return packed.cid
+
+    def _aggregate(self, job: PeerJob, r: int, bundle: Bundle, updates: dict[str, str],
+                   report: PeerRoundReport) -> str | None:
+        """Fetch the round's updates, average them in address order, store the canonical
+        result; its CID (None when no update could be used)."""
+        from decentralml.fl.exchange import load_update
+
+        spec = self._spec(bundle)
+        root = self.job_dir(job.job_id) / "fetched"
+        loaded = []
+        used: list[str] = []
+        seen: dict[str, str] = {}
+        for address in sorted(updates):
+            cid = updates[address]
+            if cid in seen:  # the same bytes twice count once, for the first poster in order
+                report.rejected[cid] = f"also posted by {seen[cid]}; counted once"
+                continue
+            seen[cid] = address
+            try:
+                fetched = self._fetch_retrying(cid, root, spec)
+                loaded.append(load_update(fetched.path, like=spec, lazy=True, source=cid))
+            except DecentralMLError as exc:
+                report.rejected[cid] = f"{type(exc).__name__}: {exc}"
+                continue
+            used.append(cid)
+        report.aggregated = used
+        if not loaded:
+            return None
+        out = self.job_dir(job.job_id) / f"round-{r}" / "aggregate"
+        if out.exists():
+            shutil.rmtree(out)
+        total = _write_aggregate(loaded, spec, out)
+        return self._upload(out, job.job_id, r, "aggregate", total, {},
+                            extra={"updates": used})
+
+    def _fetch_retrying(self, cid: str, root: Path, spec: WeightSpec) -> Bundle:
+        """A transient store failure must not make this peer's average differ from the others':
+        retried a few times; bad content is refused at once."""
+        from decentralml.errors import IntegrityError, StorageError
+
+        for attempt in range(3):
+            try:
+                return self._fetch(cid, root, spec)
+            except StorageError as exc:
+                if isinstance(exc, IntegrityError) or attempt == 2:
+                    raise
+                time.sleep(1.0 + attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _prod(shape: tuple[int, ...]) -> int:
+    out = 1
+    for d in shape:
+        out *= int(d)
+    return out
+
+
+def _write_aggregate(updates: list[Any], spec: WeightSpec, out: Path) -> int:
+    """Average ``updates`` (FedAvg by claimed examples, a float64 accumulator, in the order
+    given) and write the result in the update format, byte-reproducibly, into ``out``; returns
+    the examples it stands for."""
+    from decentralml.fl.exchange import save_update
+    from decentralml.fl.fedavg import FedAvg
+
+    weights = FedAvg(accumulator="float64").aggregate(updates)
+    total = sum(int(u.num_examples) for u in updates)
+    save_update(weights, out, num_examples=total, names=list(spec.names))
+    return total
