@@ -43,10 +43,14 @@ def _short(cid: str | None) -> str:
 
 
 @peer.command("create")
-@click.option("--bundle", "bundle_dir", required=True,
+@click.option("--bundle", "bundle_dir",
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="The training bundle (start_task.sh, template.json; the contributor "
                    "template's train.py works as is).")
+@click.option("--template", help="Start from asset_templates/NAME (copied to --bundle-out), "
+              "e.g. model_contributor.")
+@click.option("--bundle-out", type=click.Path(file_okay=False, path_type=Path),
+              help="Where to copy --template (default: ./NAME).")
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False,
                                                        path_type=Path),
               help="The initial model every peer starts from (.keras), shipped as model.keras "
@@ -60,10 +64,17 @@ def _short(cid: str | None) -> str:
 @click.option("--max-peers", type=int, default=8, show_default=True,
               help="Most peers at once (1..=the chain's MaxPeers).")
 @pass_app
-def peer_create(app: App, bundle_dir: Path, model_path: Path | None, rounds: int,
+def peer_create(app: App, bundle_dir: Path | None, template: str | None,
+                bundle_out: Path | None, model_path: Path | None, rounds: int,
                 update_blocks: int, aggregate_blocks: int, max_peers: int) -> None:
-    """Publish BUNDLE and its initial model as a peer job (no balance moves)."""
-    from decentralml.roles.peer_job import create_peer_job
+    """Publish a training bundle and its initial model as a peer job (no balance moves)."""
+    from decentralml.roles.peer_job import create_peer_job, template_bundle
+
+    if (bundle_dir is None) == (template is None):
+        raise click.UsageError("give exactly one of --bundle and --template")
+    if template is not None:
+        bundle_dir = template_bundle(template, bundle_out or Path(template))
+    assert bundle_dir is not None
 
     app.info(f"packing {bundle_dir} and creating the peer job")
     created = create_peer_job(app.client(), app.store(), bundle_dir, model=model_path,
@@ -190,8 +201,9 @@ def peer_status(app: App, job_id: int) -> None:
                 highlight=False)
         rows = [[h.round, h.phase, " ".join(app.name(a) for a in sorted(h.updates)) or "-",
                  len(h.aggregates), _short(h.agreed_cid),
-                 " ".join(app.name(a) for a in h.minority) or "-"] for h in status.history]
+                 " ".join(app.name(a) for a in h.minority) or "-",
+                 " ".join(app.name(a) for a in h.silent) or "-"] for h in status.history]
         c.print(table("rounds", ["round", "phase", "participants", "votes", "agreed model",
-                                 "disagreed or silent"], rows))
+                                 "disagreed", "no vote"], rows))
 
     app.emit(status, render)

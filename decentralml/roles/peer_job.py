@@ -97,8 +97,10 @@ class PeerRoundReport(BaseModel):
     aggregated: list[str] = []
     #: updates left out of the average, with the reason (identical for every honest peer)
     rejected: dict[str, str] = {}
-    #: participants whose posted aggregate is not the agreed one (or who posted none)
+    #: participants that voted for another aggregate than the agreed one
     minority: list[str] = []
+    #: participants that posted no aggregate
+    silent: list[str] = []
     num_examples: int | None = None
     metrics: dict[str, Any] = {}
     seconds: float = 0.0
@@ -140,9 +142,10 @@ class RoundStatus(BaseModel):
     #: address -> aggregate CID
     aggregates: dict[str, str]
     agreed_cid: str | None
-    #: participants whose aggregate is not the agreed one, or who posted none (once the round
-    #: is over); sorted
+    #: participants that voted for another aggregate than the agreed one (sorted)
     minority: list[str]
+    #: participants that posted an update but no aggregate by the round's end (sorted)
+    silent: list[str] = []
     #: votes per aggregate CID
     votes: dict[str, int]
     phase: Literal["update", "aggregate", "over", "future"]
@@ -221,6 +224,21 @@ def create_peer_job(client: Client, store: Store, bundle_dir: Path, *, model: Pa
                           fee=created.fee)
 
 
+def template_bundle(template: str, dest: Path) -> Path:
+    """``asset_templates/<template>`` copied to ``dest`` (kept for editing; an existing ``dest``
+    is used as it is, so edits survive), as ``task create --template`` does."""
+    from decentralml.assets import templates_dir
+
+    source = templates_dir() / template
+    if not (source / "start_task.sh").is_file():
+        known = sorted(p.name for p in templates_dir().iterdir()
+                       if (p / "start_task.sh").is_file())
+        raise InvalidInput("template", f"unknown template {template!r}", f"one of {known}")
+    if not dest.exists():
+        shutil.copytree(source, dest)
+    return dest
+
+
 def _template_meta(bundle_dir: Path) -> dict[str, Any]:
     """The bundle's ``template.json`` (requirements, outputs, network), or nothing."""
     described = bundle_dir / "template.json"
@@ -252,21 +270,26 @@ def round_status(client: Client, job: PeerJob, r: int, head: int) -> RoundStatus
         phase = "aggregate"
     else:
         phase = "over"
-    if phase == "over":
-        minority = sorted(a for a in updates if aggregates.get(a) != agreed or agreed is None)
-    else:  # still voting: only a vote already cast against the agreed model counts
-        minority = sorted(a for a, cid in aggregates.items() if agreed is not None and cid != agreed)
+    # a vote against the agreed model; with no agreed model there is no minority, only a split
+    minority = sorted(a for a, cid in aggregates.items() if agreed is not None and cid != agreed)
+    silent = sorted(a for a in updates if a not in aggregates) if phase == "over" else []
     return RoundStatus(round=r, updates=updates, aggregates=aggregates, agreed_cid=agreed,
-                       minority=minority, votes=dict(sorted(votes.items())), phase=phase)
+                       minority=minority, silent=silent, votes=dict(sorted(votes.items())),
+                       phase=phase)
 
 
-def peer_job_status(client: Client, job_id: int) -> PeerJobStatus:
-    """``job_id``'s peers and every started round's participants, votes and agreed model."""
+def peer_job_status(client: Client, job_id: int, *, last_rounds: int | None = None
+                    ) -> PeerJobStatus:
+    """``job_id``'s peers and every started round's participants, votes and agreed model (only
+    the latest ``last_rounds`` of them when given: a job may have thousands)."""
+    if last_rounds is not None and last_rounds < 1:
+        raise InvalidInput("last_rounds", f"is {last_rounds}", ">= 1")
     job = client.peer_job(job_id)
     head = client.block_number()
     current = job.round_at(head)
     last = job.rounds - 1 if current is None else current
-    history = [round_status(client, job, r, head) for r in range(last + 1)]
+    first = 0 if last_rounds is None else max(0, last - last_rounds + 1)
+    history = [round_status(client, job, r, head) for r in range(first, last + 1)]
     return PeerJobStatus(job_id=job.job_id, creator=job.creator, assets_cid=job.assets_cid,
                          start_block=job.start_block, rounds=job.rounds,
                          update_blocks=job.update_blocks, aggregate_blocks=job.aggregate_blocks,
@@ -307,6 +330,8 @@ class Peer:
         self.allow_network = allow_network
         self.max_output_bytes = max_output_bytes
         self.max_processes = max_processes
+        #: weight layouts of the jobs' initial models, by bundle CID (loading one imports Keras)
+        self._specs: dict[str, WeightSpec] = {}
 
     @property
     def address(self) -> str:
@@ -381,6 +406,7 @@ class Peer:
         joined = self.join(job_id)
         progress("joined", joined.model_dump(mode="json"))
         bundle = self._job_bundle(job)
+        self._spec(bundle)  # Keras is imported and the model checked before the first round
         last = job.rounds - 1 if rounds is None else min(job.rounds - 1, first + rounds - 1)
         reports: list[PeerRoundReport] = []
         with TaskHostPool(self.job_dir(job_id) / "hosts") as hosts:
@@ -411,7 +437,7 @@ class Peer:
             report.started_from_round, report.started_from = agreed_before
         update_cid = self.client.round_updates(job_id, r).get(me)
         if update_cid is None:
-            if self.client.block_number() >= job.update_deadline(r):
+            if self._too_late(job.update_deadline(r)):
                 return self._skip(job, r, report, started, progress)
             progress("round-training", {"round": r, "started_from": report.started_from})
             mark = time.monotonic()
@@ -420,7 +446,7 @@ class Peer:
             timings["train"] = time.monotonic() - mark
             mark = time.monotonic()
             update_cid = self._upload(out_dir, job_id, r, "update", num_examples, metrics)
-            if self.client.block_number() >= job.update_deadline(r):
+            if self._too_late(job.update_deadline(r)):
                 return self._skip(job, r, report, started, progress)
             try:
                 self.client.post_update(job_id, r, update_cid)
@@ -443,7 +469,7 @@ class Peer:
                 report.outcome = "no-updates"
             else:
                 my_cid = aggregated
-                if self.client.block_number() < job.round_end(r):
+                if not self._too_late(job.round_end(r)):
                     try:
                         self.client.post_aggregate(job_id, r, my_cid)
                     except PalletError as exc:
@@ -454,6 +480,7 @@ class Peer:
         status = round_status(self.client, job, r, self.client.block_number())
         report.agreed_cid = status.agreed_cid
         report.minority = status.minority
+        report.silent = status.silent
         report.participants = sorted(status.updates)
         if my_cid is not None:
             report.agree = status.agreed_cid == my_cid if status.agreed_cid else None
@@ -471,6 +498,11 @@ class Peer:
         report.outcome = "missed"
         report.seconds = time.monotonic() - started
         return report
+
+    def _too_late(self, deadline: int) -> bool:
+        """A transaction sent now lands in the next block at the earliest: is that past
+        ``deadline`` (the first block of the next phase)?"""
+        return self.client.block_number() + 1 >= deadline
 
     def _wait_block(self, number: int) -> None:
         """Until the best block is ``number``; a round's deadline, not a timeout, bounds it."""
@@ -506,7 +538,10 @@ class Peer:
     def _spec(self, bundle: Bundle) -> WeightSpec:
         from decentralml.fl.exchange import WeightSpec
 
-        return WeightSpec.of(self._initial_model(bundle))
+        spec = self._specs.get(bundle.cid)
+        if spec is None:
+            spec = self._specs[bundle.cid] = WeightSpec.of(self._initial_model(bundle))
+        return spec
 
     def _round_bundle(self, job: PeerJob, r: int, bundle: Bundle,
                       start_cid: str | None) -> Bundle:
