@@ -152,6 +152,11 @@ DECENTRALML_ERRORS = (
     "InvalidStatus", "PendingValidations", "ZeroReward", "RewardTooLow", "InvalidQuestion",
     "InvalidMaxAssignments", "ExpirationInPast", "EmptyAssets", "AssetsCidTooLong", "EmptyResult",
     "ResultTooLong", "InvalidResultCid", "MissingStorageType", "Overflow", "InsufficientBalance",
+    # protocol 2 (spec_version 103)
+    "InvalidShards", "InvalidTerms", "PaidByContribution", "NotPaidByContribution", "NoScores",
+    "TooManyScores", "ScoreTooHigh", "DuplicateScore", "NotPendingOnTask", "InvalidPeerJob",
+    "PeerJobNotFound", "PeerJobEnded", "AlreadyJoined", "PeerJobFull", "NotAPeer", "WrongRound",
+    "WrongPhase", "AlreadyPosted", "NoUpdateThisRound",
 )
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
@@ -34,14 +34,21 @@ from decentralml.chain.connection import Connection
 from decentralml.chain.errors import BlockRetracted, FinalityStalled
 from decentralml.chain.events import (
     ChainEvent,
+    ContributionsSettledEvent,
     EventFilter,
     EventSubscription,
     MarketEvent,
+    PeerJobCreatedEvent,
+    PeerJoinedEvent,
+    PeerLeftEvent,
     ResultAcceptedEvent,
+    RoundAgreedEvent,
+    ShardAssignedEvent,
     SubmissionAbandonedEvent,
     TaskAcceptedEvent,
     TaskClosedEvent,
     TaskCreatedEvent,
+    UpdatePostedEvent,
     parse_market_event,
     watch_events,
 )
@@ -50,9 +57,13 @@ from decentralml.chain.results import (
     AbandonTaskResult,
     AcceptTaskResult,
     CloseTaskResult,
+    CreatePeerJobResult,
     CreateTaskResult,
     ExtrinsicResult,
+    PeerJobCallResult,
+    PostAggregateResult,
     SendResultResult,
+    SettleContributionsResult,
     ValidationReport,
 )
 from decentralml.chain.submit import Inclusion, Submitter
@@ -61,17 +72,24 @@ from decentralml.chain.types import (
     AbandonTaskArgs,
     AcceptTaskArgs,
     CloseTaskArgs,
+    CreatePeerJobArgs,
     CreateTaskArgs,
+    PeerJob,
+    PeerJobArgs,
+    PostCidArgs,
     ProtocolLimits,
     SendTaskResultArgs,
+    SettleContributionsArgs,
     StorageType,
     Submission,
     SubmissionStatus,
     TaskInfo,
     TaskStatus,
+    TaskTerms,
     TaskType,
     ValidateTaskResultArgs,
     ValidationStrategy,
+    _text,
     build,
     escrow_account_id,
 )
@@ -415,19 +433,22 @@ class Client:
                     assets_storage: StorageType | str = StorageType.Ipfs,
                     validation_strategy: ValidationStrategy | str = ValidationStrategy.ManualAccept,
                     expiration_block: int | None = None, expires_in: int | None = None,
+                    terms: TaskTerms | None = None,
                     timeout: float | None = None) -> CreateTaskResult:
         """Create a task and fund its escrow with ``reward * max_assignments``.
 
         The expiry is ``expiration_block``, or ``expires_in`` blocks from now (default
-        :data:`DEFAULT_EXPIRES_IN`). Raises :class:`InvalidInput` before signing when an argument
-        breaks a protocol bound, including the chain-dependent ones (expiry in the past, reward
-        below ``MinReward``).
+        :data:`DEFAULT_EXPIRES_IN`). With ``terms`` (protocol 2: data shards, pay by
+        contribution) the task is created with ``create_task_with_terms``. Raises
+        :class:`InvalidInput` before signing when an argument breaks a protocol bound, including
+        the chain-dependent ones (expiry in the past, reward below ``MinReward``).
         """
         args = self.create_task_args(task_type, question, reward, max_assignments, assets_cid,
                                      assets_storage=assets_storage,
                                      validation_strategy=validation_strategy,
-                                     expiration_block=expiration_block, expires_in=expires_in)
-        inc = self._send(PALLET, "create_task", args.call_params(), timeout)
+                                     expiration_block=expiration_block, expires_in=expires_in,
+                                     terms=terms)
+        inc = self._send(PALLET, args.call_name, args.call_params(), timeout)
         event = self._one(inc, TaskCreatedEvent)
         return CreateTaskResult(**self._receipt(inc), task_id=event.task_id, escrow=event.escrow,
                                 escrow_account=self.escrow_address(event.task_id))
@@ -438,7 +459,8 @@ class Client:
                          validation_strategy: ValidationStrategy | str =
                          ValidationStrategy.ManualAccept,
                          expiration_block: int | None = None,
-                         expires_in: int | None = None) -> CreateTaskArgs:
+                         expires_in: int | None = None,
+                         terms: TaskTerms | None = None) -> CreateTaskArgs:
         """Validate ``create_task``'s arguments against the protocol and the chain's state."""
         if expiration_block is not None and expires_in is not None:
             raise InvalidInput("expires_in", "give expiration_block or expires_in, not both")
@@ -451,7 +473,8 @@ class Client:
         args = build(CreateTaskArgs, limits=self.limits, task_type=task_type,
                      question=question, reward=reward, max_assignments=max_assignments,
                      validation_strategy=validation_strategy, assets_cid=assets_cid,
-                     assets_storage=assets_storage, expiration_block=expiration_block)
+                     assets_storage=assets_storage, expiration_block=expiration_block,
+                     terms=terms)
         args.check_against(current, self.min_reward)
         return args
 
@@ -460,8 +483,11 @@ class Client:
         args = build(AcceptTaskArgs, task_id=task_id)
         inc = self._send(PALLET, "accept_task", args.call_params(), timeout)
         event = self._one(inc, TaskAcceptedEvent)
-        return AcceptTaskResult(**self._receipt(inc), task_id=event.task_id,
-                                submission_id=event.submission_id)
+        receipt = self._receipt(inc)
+        shard = next((e.shard for e in receipt["market_events"]
+                      if isinstance(e, ShardAssignedEvent)), None)
+        return AcceptTaskResult(**receipt, task_id=event.task_id,
+                                submission_id=event.submission_id, shard=shard)
 
     def send_task_result(self, submission_id: int, result: dict[str, Any] | str | bytes, *,
                          result_cid: str | None = None,
@@ -548,6 +574,75 @@ class Client:
         return AbandonTaskResult(**self._receipt(inc), task_id=event.task_id,
                                  submission_id=submission_id)
 
+    # -- protocol 2: pay by contribution ----------------------------------------------------------
+
+    def settle_contributions(self, task_id: int, scores: Mapping[int, int], *,
+                             timeout: float | None = None) -> SettleContributionsResult:
+        """Accept pending results of a ``ByContribution`` task and pay its pool by their scores
+        (parts per million, ``{submission_id: score}``; at most ``MaxScore`` each), in one
+        call. The payouts come from the chain's ``ResultAccepted`` events."""
+        args = build(SettleContributionsArgs, limits=self.limits, task_id=task_id,
+                     scores=dict(scores))
+        inc = self._send(PALLET, "settle_contributions", args.call_params(), timeout)
+        receipt = self._receipt(inc)
+        settled = self._one(inc, ContributionsSettledEvent)
+        payouts = {e.submission_id: e.reward for e in receipt["market_events"]
+                   if isinstance(e, ResultAcceptedEvent)}
+        return SettleContributionsResult(**receipt, task_id=task_id, results=settled.results,
+                                         pool=settled.pool, paid=settled.paid,
+                                         dust=settled.dust, payouts=payouts)
+
+    # -- protocol 2: peer jobs --------------------------------------------------------------------
+
+    def create_peer_job(self, args: CreatePeerJobArgs | None = None, /, *,
+                        timeout: float | None = None, **kwargs: Any) -> CreatePeerJobResult:
+        """Create a peer job (``CreatePeerJobArgs``, or its fields as keywords): round 0 starts
+        at the block the call lands in. The creator is not a peer until it joins."""
+        if args is None:
+            args = build(CreatePeerJobArgs, limits=self.limits, **kwargs)
+        elif kwargs:
+            raise InvalidInput("args", "give CreatePeerJobArgs or keywords, not both")
+        else:
+            args = build(CreatePeerJobArgs, limits=self.limits, **args.model_dump())
+        inc = self._send(PALLET, "create_peer_job", args.call_params(), timeout)
+        event = self._one(inc, PeerJobCreatedEvent)
+        return CreatePeerJobResult(**self._receipt(inc), job_id=event.job_id,
+                                   start_block=inc.location.block_number)
+
+    def join_peer_job(self, job_id: int, *, timeout: float | None = None) -> PeerJobCallResult:
+        """Become a peer of a job from its current round on (``round``: the round joined in)."""
+        args = build(PeerJobArgs, job_id=job_id)
+        inc = self._send(PALLET, "join_peer_job", args.call_params(), timeout)
+        event = self._one(inc, PeerJoinedEvent)
+        return PeerJobCallResult(**self._receipt(inc), job_id=job_id, round=event.round)
+
+    def leave_peer_job(self, job_id: int, *, timeout: float | None = None) -> PeerJobCallResult:
+        """Stop being a peer of a job (what was posted stays); it may join again later."""
+        args = build(PeerJobArgs, job_id=job_id)
+        inc = self._send(PALLET, "leave_peer_job", args.call_params(), timeout)
+        event = self._one(inc, PeerLeftEvent)
+        return PeerJobCallResult(**self._receipt(inc), job_id=job_id, round=event.round)
+
+    def post_update(self, job_id: int, round: int, cid: str, *,
+                    timeout: float | None = None) -> PeerJobCallResult:
+        """Publish the CID of this peer's update for ``round`` (the current round, in its update
+        phase)."""
+        args = build(PostCidArgs, limits=self.limits, job_id=job_id, round=round, cid=cid)
+        inc = self._send(PALLET, "post_update", args.call_params("update_cid"), timeout)
+        event = self._one(inc, UpdatePostedEvent)
+        return PeerJobCallResult(**self._receipt(inc), job_id=job_id, round=event.round)
+
+    def post_aggregate(self, job_id: int, round: int, cid: str, *,
+                       timeout: float | None = None) -> PostAggregateResult:
+        """Vote for the aggregate this participant computed for ``round`` (the current round, in
+        its aggregate phase); ``agreed_cid`` is set when this vote made the majority."""
+        args = build(PostCidArgs, limits=self.limits, job_id=job_id, round=round, cid=cid)
+        inc = self._send(PALLET, "post_aggregate", args.call_params("aggregate_cid"), timeout)
+        receipt = self._receipt(inc)
+        agreed = next((e.model_cid for e in receipt["market_events"]
+                       if isinstance(e, RoundAgreedEvent)), None)
+        return PostAggregateResult(**receipt, job_id=job_id, round=round, agreed_cid=agreed)
+
     # -- fee estimates ----------------------------------------------------------------------------
 
     def estimate_fee(self, call: str, **params: Any) -> int:
@@ -558,13 +653,22 @@ class Client:
         ``decisions={id: bool, ...}`` for the batch, or ``"Pallet.call"`` with raw ``params=``.
         """
         if call == "create_task":
+            created = self.create_task_args(**params)
+            pallet, function = PALLET, created.call_name
+            args: dict[str, Any] = created.call_params()
+            return self._payment(lambda si: si.compose_call(pallet, function, args))
+        if call in ("post_update", "post_aggregate"):
             pallet, function = PALLET, call
-            args: dict[str, Any] = self.create_task_args(**params).call_params()
+            args = build(PostCidArgs, limits=self.limits, **params).call_params(
+                "update_cid" if call == "post_update" else "aggregate_cid")
             return self._payment(lambda si: si.compose_call(pallet, function, args))
         simple: dict[str, type[BaseModel]] = {
             "accept_task": AcceptTaskArgs, "close_task": CloseTaskArgs,
             "abandon_task": AbandonTaskArgs,
-            "send_task_result": SendTaskResultArgs}
+            "send_task_result": SendTaskResultArgs,
+            "settle_contributions": SettleContributionsArgs,
+            "create_peer_job": CreatePeerJobArgs,
+            "join_peer_job": PeerJobArgs, "leave_peer_job": PeerJobArgs}
         if call in simple:
             pallet, function = PALLET, call
             args = build(simple[call], limits=self.limits,
@@ -583,8 +687,8 @@ class Client:
             raw = params.get("params", {})
             return self._payment(lambda si: si.compose_call(pallet, function, raw))
         raise InvalidInput("call", f"unknown call {call!r}",
-                           "create_task, accept_task, send_task_result, validate_task_result, "
-                           "close_task, abandon_task or 'Pallet.call'")
+                           "a DecentralML call (create_task, accept_task, ..., post_aggregate) "
+                           "or 'Pallet.call'")
 
     def _payment(self, compose: Callable[[SubstrateInterface], GenericCall]) -> int:
         keypair = self._signer()
@@ -673,6 +777,78 @@ class Client:
         if value is None:
             raise self._missing("SubmissionNotFound", f"no submission {submission_id}")
         return Submission.from_chain(submission_id, value)
+
+    def task_terms(self, task_id: int) -> TaskTerms:
+        """A task's terms (protocol 2); the default terms for a task created without them.
+        Raises ``TaskNotFound`` if there is no such task."""
+        build(AcceptTaskArgs, task_id=task_id)
+        value = self._query("Terms", [task_id])
+        if value is None:
+            self.task(task_id)
+        return TaskTerms.from_chain(value)
+
+    def submission_shard(self, submission_id: int) -> int | None:
+        """The data shard a submission was assigned (None on a task without shards)."""
+        build(AbandonTaskArgs, submission_id=submission_id)
+        value = self._query("SubmissionShards", [submission_id])
+        return None if value is None else int(value)
+
+    def submission_score(self, submission_id: int) -> int | None:
+        """The score a result was settled with (None: not settled by contribution)."""
+        build(AbandonTaskArgs, submission_id=submission_id)
+        value = self._query("Scores", [submission_id])
+        return None if value is None else int(value)
+
+    def shard_holders(self, task_id: int, *, page_size: int = 100) -> dict[int, int]:
+        """``shard -> submission id`` for the shards a live submission of the task holds."""
+        build(AcceptTaskArgs, task_id=task_id)
+        return {int(k): int(v) for k, v in self._query_map("ShardHolders", [task_id], page_size)}
+
+    def peer_job(self, job_id: int) -> PeerJob:
+        """A peer job by id; raises ``PeerJobNotFound`` if there is none."""
+        build(PeerJobArgs, job_id=job_id)
+        value = self._query("PeerJobs", [job_id])
+        if value is None:
+            raise self._missing("PeerJobNotFound", f"no peer job {job_id}")
+        return PeerJob.from_chain(job_id, value)
+
+    def peer_jobs(self, *, page_size: int = 100) -> list[PeerJob]:
+        """Every peer job, by id."""
+        jobs = [PeerJob.from_chain(int(k), v) for k, v in self._query_map("PeerJobs", [],
+                                                                           page_size)]
+        return sorted(jobs, key=lambda j: j.job_id)
+
+    def next_peer_job_id(self) -> int:
+        return int(self._query("NextPeerJobId", []) or 0)
+
+    def peers(self, job_id: int, *, page_size: int = 100) -> dict[str, int]:
+        """The job's current peers: address -> the round each joined in."""
+        build(PeerJobArgs, job_id=job_id)
+        return {str(k): int(v) for k, v in self._query_map("Peers", [job_id], page_size)}
+
+    def _round_map(self, storage: str, job_id: int, round: int, page_size: int
+                   ) -> dict[str, str]:
+        build(PostCidArgs, job_id=job_id, round=round, cid="-")
+        return {str(k): _text(v)
+                for k, v in self._query_map(storage, [(job_id, round)], page_size)}
+
+    def round_updates(self, job_id: int, round: int, *, page_size: int = 100
+                      ) -> dict[str, str]:
+        """The updates posted in a round: peer address -> update CID."""
+        return self._round_map("RoundUpdates", job_id, round, page_size)
+
+    def round_aggregates(self, job_id: int, round: int, *, page_size: int = 100
+                         ) -> dict[str, str]:
+        """The aggregates posted in a round: participant address -> aggregate CID. A participant
+        whose CID differs from :meth:`agreed_model` is the visible minority."""
+        return self._round_map("RoundAggregates", job_id, round, page_size)
+
+    def agreed_model(self, job_id: int, round: int) -> str | None:
+        """The CID a majority of the round's participants posted (None: no majority yet, or
+        none by the round's end)."""
+        build(PostCidArgs, job_id=job_id, round=round, cid="-")
+        value = self._query("AgreedModels", [(job_id, round)])
+        return None if value is None else _text(value)
 
     def _submissions_by_id(self, ids: list[int]) -> list[Submission]:
         if not ids:
@@ -777,14 +953,15 @@ class Client:
 
     def watch(self, *, kinds: str | type[MarketEvent] | list[str | type[MarketEvent]] | None = None,
               task_id: int | None = None, account: str | None = None,
-              from_block: int | None = None, timeout: float | None = None
-              ) -> Iterator[MarketEvent]:
-        """Marketplace events as blocks arrive, filtered by kind, task and involved account.
+              from_block: int | None = None, timeout: float | None = None,
+              job_id: int | None = None) -> Iterator[MarketEvent]:
+        """Marketplace events as blocks arrive, filtered by kind, task (or peer job) and involved
+        account.
 
         Starts at the next block (or ``from_block``) and ends after ``timeout`` seconds (None:
         never; break out of the loop to stop). The connection's reconnects are transparent.
         """
-        flt = EventFilter.build(kinds, task_id, account)
+        flt = EventFilter.build(kinds, task_id, account, job_id)
         start = self.block_number() + 1 if from_block is None else from_block  # now, not lazily
         return watch_events(self._conn, flt, from_block=start, timeout=timeout,
                             poll_interval=self.poll_interval)
@@ -792,10 +969,11 @@ class Client:
     def on_event(self, callback: Callable[[MarketEvent], Any], *,
                  kinds: str | type[MarketEvent] | list[str | type[MarketEvent]] | None = None,
                  task_id: int | None = None, account: str | None = None,
-                 from_block: int | None = None) -> EventSubscription:
+                 from_block: int | None = None, job_id: int | None = None
+                 ) -> EventSubscription:
         """Call ``callback`` from a background thread for each matching event until ``.stop()``
         (which re-raises whatever stopped delivery early)."""
-        flt = EventFilter.build(kinds, task_id, account)
+        flt = EventFilter.build(kinds, task_id, account, job_id)
         return EventSubscription(self._conn, flt, callback, from_block=from_block,
                                  poll_interval=self.poll_interval)
 
@@ -880,12 +1058,12 @@ class Client:
 
     def wait_for_event(self, kinds: str | type[MarketEvent] | list[str | type[MarketEvent]], *,
                        task_id: int | None = None, account: str | None = None,
-                       from_block: int | None = None, timeout: float | None = None
-                       ) -> MarketEvent:
+                       from_block: int | None = None, timeout: float | None = None,
+                       job_id: int | None = None) -> MarketEvent:
         """The first matching event at or after ``from_block`` (default: the next block)."""
         limit = self.timeout if timeout is None else timeout
         for event in self.watch(kinds=kinds, task_id=task_id, account=account,
-                                from_block=from_block, timeout=limit):
+                                from_block=from_block, timeout=limit, job_id=job_id):
             return event
         raise ChainTimeout(f"no {kinds} event (task {task_id}, account {account}) within "
                            f"{limit:g}s")

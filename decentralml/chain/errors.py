@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from decentralml.errors import (
+    DECENTRALML_ERRORS,
     ChainError,
     DispatchError,
     InvalidTransaction,
@@ -149,3 +150,11 @@ def dispatch_error(value: Any, table: dict[tuple[int, int], type[PalletError]],
         kind, detail = next(iter(value.items()))
         return DispatchError(f"{kind}: {detail} (extrinsic {extrinsic_hash})")
     return DispatchError(f"{value} (extrinsic {extrinsic_hash})")
+
+
+def __getattr__(name: str) -> type[PalletError]:
+    """The DecentralML pallet's errors by name (``decentralml.chain.errors.NotPendingOnTask``):
+    the same classes as ``decentralml.errors`` gives and the client raises."""
+    if name in DECENTRALML_ERRORS:
+        return pallet_error_class("DecentralML", name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from decentralml.chain.connection import Connection
-from decentralml.chain.types import PALLET, TaskType, _variant
+from decentralml.chain.types import PALLET, TaskType, _text, _variant
 from decentralml.errors import ChainTimeout, DecentralMLError
 
 
@@ -38,7 +38,8 @@ class ChainEvent(BaseModel):
 
 
 class MarketEvent(BaseModel):
-    """A ``DecentralML`` event with the block it happened in. Subclasses add the event's fields."""
+    """A ``DecentralML`` event with the block it happened in. Subclasses add the event's fields:
+    task events have a ``task_id``, peer-job events (protocol 2) a ``job_id``."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -46,7 +47,8 @@ class MarketEvent(BaseModel):
     block_number: int
     block_hash: str
     extrinsic_index: int | None = None
-    task_id: int
+    task_id: int | None = None
+    job_id: int | None = None
 
     @property
     def accounts(self) -> tuple[str, ...]:
@@ -54,7 +56,19 @@ class MarketEvent(BaseModel):
         return ()
 
 
-class TaskCreatedEvent(MarketEvent):
+class TaskEvent(MarketEvent):
+    """An event about a task."""
+
+    task_id: int
+
+
+class PeerJobEvent(MarketEvent):
+    """An event about a peer job (protocol 2)."""
+
+    job_id: int
+
+
+class TaskCreatedEvent(TaskEvent):
     kind: ClassVar[str] = "TaskCreated"
     creator: str
     task_type: TaskType
@@ -68,7 +82,7 @@ class TaskCreatedEvent(MarketEvent):
         return (self.creator,)
 
 
-class _WorkerEvent(MarketEvent):
+class _WorkerEvent(TaskEvent):
     submission_id: int
     worker: str
 
@@ -94,7 +108,7 @@ class ResultRejectedEvent(_WorkerEvent):
     kind: ClassVar[str] = "ResultRejected"
 
 
-class TaskClosedEvent(MarketEvent):
+class TaskClosedEvent(TaskEvent):
     kind: ClassVar[str] = "TaskClosed"
     refund: int
     abandoned: int
@@ -104,10 +118,78 @@ class SubmissionAbandonedEvent(_WorkerEvent):
     kind: ClassVar[str] = "SubmissionAbandoned"
 
 
+class ShardAssignedEvent(TaskEvent):
+    """A submission of a task with shards got its data shard (right after ``TaskAccepted``)."""
+
+    kind: ClassVar[str] = "ShardAssigned"
+    submission_id: int
+    shard: int
+
+
+class ContributionsSettledEvent(TaskEvent):
+    """``settle_contributions`` paid ``results`` results ``paid`` out of ``pool``; ``dust``
+    stayed in the escrow (after one ``ResultAccepted`` per result)."""
+
+    kind: ClassVar[str] = "ContributionsSettled"
+    results: int
+    pool: int
+    paid: int
+    dust: int
+
+
+class PeerJobCreatedEvent(PeerJobEvent):
+    kind: ClassVar[str] = "PeerJobCreated"
+    creator: str
+    rounds: int
+    update_blocks: int
+    aggregate_blocks: int
+    max_peers: int
+
+    @property
+    def accounts(self) -> tuple[str, ...]:
+        return (self.creator,)
+
+
+class _PeerEvent(PeerJobEvent):
+    peer: str
+    round: int
+
+    @property
+    def accounts(self) -> tuple[str, ...]:
+        return (self.peer,)
+
+
+class PeerJoinedEvent(_PeerEvent):
+    kind: ClassVar[str] = "PeerJoined"
+
+
+class PeerLeftEvent(_PeerEvent):
+    kind: ClassVar[str] = "PeerLeft"
+
+
+class UpdatePostedEvent(_PeerEvent):
+    kind: ClassVar[str] = "UpdatePosted"
+
+
+class AggregatePostedEvent(_PeerEvent):
+    kind: ClassVar[str] = "AggregatePosted"
+
+
+class RoundAgreedEvent(PeerJobEvent):
+    """A majority of ``round``'s participants posted ``model_cid``: the round's agreed model."""
+
+    kind: ClassVar[str] = "RoundAgreed"
+    round: int
+    model_cid: str
+
+
 EVENT_TYPES: dict[str, type[MarketEvent]] = {
     cls.kind: cls for cls in (TaskCreatedEvent, TaskAcceptedEvent, ResultSubmittedEvent,
                               ResultAcceptedEvent, ResultRejectedEvent, TaskClosedEvent,
-                              SubmissionAbandonedEvent)
+                              SubmissionAbandonedEvent, ShardAssignedEvent,
+                              ContributionsSettledEvent, PeerJobCreatedEvent, PeerJoinedEvent,
+                              PeerLeftEvent, UpdatePostedEvent, AggregatePostedEvent,
+                              RoundAgreedEvent)
 }
 
 
@@ -122,9 +204,11 @@ def parse_market_event(record: dict[str, Any], block_number: int, block_hash: st
     attrs = dict(record.get("attributes") or {})
     if "task_type" in attrs:
         attrs["task_type"] = TaskType(_variant(attrs["task_type"]))
-    for key in ("creator", "worker"):
+    for key in ("creator", "worker", "peer"):
         if key in attrs:
             attrs[key] = str(attrs[key])
+    if "model_cid" in attrs:
+        attrs["model_cid"] = _text(attrs["model_cid"])
     return cls(block_number=block_number, block_hash=block_hash,
                extrinsic_index=record.get("extrinsic_idx"), **attrs)
 
@@ -137,10 +221,12 @@ class EventFilter(BaseModel):
     kinds: frozenset[str] | None = None
     task_id: int | None = None
     account: str | None = None
+    job_id: int | None = None
 
     @classmethod
     def build(cls, kinds: str | type[MarketEvent] | list[str | type[MarketEvent]] | None = None,
-              task_id: int | None = None, account: str | None = None) -> EventFilter:
+              task_id: int | None = None, account: str | None = None,
+              job_id: int | None = None) -> EventFilter:
         names: frozenset[str] | None = None
         if kinds is not None:
             items = kinds if isinstance(kinds, list | tuple | set | frozenset) else [kinds]
@@ -152,12 +238,14 @@ class EventFilter(BaseModel):
                                            f"known: {sorted(EVENT_TYPES)}")
                 resolved.add(name)
             names = frozenset(resolved)
-        return cls(kinds=names, task_id=task_id, account=account)
+        return cls(kinds=names, task_id=task_id, account=account, job_id=job_id)
 
     def matches(self, event: MarketEvent) -> bool:
         if self.kinds is not None and event.kind not in self.kinds:
             return False
         if self.task_id is not None and event.task_id != self.task_id:
+            return False
+        if self.job_id is not None and event.job_id != self.job_id:
             return False
         return self.account is None or self.account in event.accounts
 

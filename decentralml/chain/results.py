@@ -47,6 +47,8 @@ class CreateTaskResult(ExtrinsicResult):
 class AcceptTaskResult(ExtrinsicResult):
     task_id: int
     submission_id: int
+    #: the data shard this slot was assigned, on a task with shards (protocol 2)
+    shard: int | None = None
 
 
 class SendResultResult(ExtrinsicResult):
@@ -66,6 +68,37 @@ class CloseTaskResult(ExtrinsicResult):
 class AbandonTaskResult(ExtrinsicResult):
     task_id: int
     submission_id: int
+
+
+class SettleContributionsResult(ExtrinsicResult):
+    """What ``settle_contributions`` paid, from the chain's events: ``payouts`` by submission id
+    (each ``ResultAccepted``), and the ``ContributionsSettled`` totals (``results`` settled,
+    ``pool = reward * results``, ``paid``, and the ``dust`` left in the escrow)."""
+
+    task_id: int
+    results: int
+    pool: int
+    paid: int
+    dust: int
+    payouts: dict[int, int]
+
+
+class CreatePeerJobResult(ExtrinsicResult):
+    job_id: int
+    start_block: int
+
+
+class PeerJobCallResult(ExtrinsicResult):
+    """``join_peer_job``, ``leave_peer_job`` and ``post_update``: the job and the round the
+    chain recorded (for a join, the round the peer joined in)."""
+
+    job_id: int
+    round: int
+
+
+class PostAggregateResult(PeerJobCallResult):
+    #: the round's agreed model, when this vote made the majority (else None)
+    agreed_cid: str | None = None
 
 
 class ValidationReport(BaseModel):

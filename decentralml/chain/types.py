@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from enum import Enum
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -22,6 +22,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from decentralml.errors import InvalidInput
 
@@ -32,6 +33,9 @@ MAX_ASSIGNMENTS = 64
 MAX_QUESTION_LENGTH = 2048
 MAX_CID_LENGTH = 128
 MAX_RESULT_LENGTH = 2048
+MAX_SCORE = 1_000_000
+MAX_PEERS = 64
+MAX_PEER_ROUNDS = 10_000
 U32_MAX = 2**32 - 1
 U128_MAX = 2**128 - 1
 
@@ -53,12 +57,18 @@ class ProtocolLimits(BaseModel):
         "max_question_length": "MaxQuestionLength",
         "max_cid_length": "MaxCidLength",
         "max_result_length": "MaxResultLength",
+        "max_score": "MaxScore",
+        "max_peers": "MaxPeers",
+        "max_peer_rounds": "MaxPeerRounds",
     }
 
     max_assignments: int = Field(default=MAX_ASSIGNMENTS, ge=1, le=U32_MAX)
     max_question_length: int = Field(default=MAX_QUESTION_LENGTH, ge=1, le=U32_MAX)
     max_cid_length: int = Field(default=MAX_CID_LENGTH, ge=1, le=U32_MAX)
     max_result_length: int = Field(default=MAX_RESULT_LENGTH, ge=1, le=U32_MAX)
+    max_score: int = Field(default=MAX_SCORE, ge=1, le=U32_MAX)
+    max_peers: int = Field(default=MAX_PEERS, ge=1, le=U32_MAX)
+    max_peer_rounds: int = Field(default=MAX_PEER_ROUNDS, ge=1, le=U32_MAX)
 
 
 #: The reference values, for validation without a chain.
@@ -106,6 +116,21 @@ class SubmissionStatus(str, Enum):
     Abandoned = "Abandoned"
 
 
+class PayoutMode(str, Enum):
+    """How a task's accepted results are paid: ``Flat`` (``reward`` each, on validation) or
+    ``ByContribution`` (a pool split by score, with ``settle_contributions``)."""
+
+    Flat = "Flat"
+    ByContribution = "ByContribution"
+
+
+def _invalid(loc: tuple[str, ...], message: str, value: Any) -> ValidationError:
+    """A validation error located at ``loc`` (e.g. ``terms.shards``), for rules a model checks
+    across fields: :func:`build` turns it into an :class:`InvalidInput` naming that field."""
+    return ValidationError.from_exception_data("arguments", [InitErrorDetails(
+        type=PydanticCustomError("value_error", message), loc=loc, input=value)])
+
+
 def _utf8_len(value: str) -> int:
     return len(value.encode("utf-8"))
 
@@ -123,8 +148,69 @@ class _Args(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
 
 
+def _commitment(value: Any) -> bytes | None:
+    """A 32-byte commitment given as bytes or hex text (``0x`` optional)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = bytes.fromhex(value.removeprefix("0x"))
+        except ValueError:
+            raise ValueError("is not hex (limit: 32 bytes, a SHA-256 digest)") from None
+    if not isinstance(value, bytes | bytearray):
+        raise ValueError("must be 32 bytes or their hex (a SHA-256 digest)")
+    if len(value) != 32:
+        raise ValueError(f"is {len(value)} bytes (limit: exactly 32, a SHA-256 digest)")
+    return bytes(value)
+
+
+class TaskTerms(BaseModel):
+    """The terms of a task (protocol 2), fixed at creation: data shards shipped one per slot, and
+    pay by contribution with the creator's commitments to its holdout set and scoring method.
+
+    The defaults are what a task created without terms is held to. Rules that involve the task
+    (``shards`` equal to ``max_assignments``, a floor within the reward, no ``ByContribution``
+    with ``AutoAccept``) are checked by :class:`CreateTaskArgs`.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    shards: int = Field(default=0, strict=True, ge=0, le=U32_MAX)
+    payout: PayoutMode = PayoutMode.Flat
+    floor: int = Field(default=0, strict=True, ge=0, le=U128_MAX)
+    holdout_commitment: bytes | None = None
+    scoring_commitment: bytes | None = None
+
+    @field_validator("holdout_commitment", "scoring_commitment", mode="before")
+    @classmethod
+    def _commitments(cls, v: Any) -> bytes | None:
+        return _commitment(v)
+
+    def call_params(self) -> dict[str, Any]:
+        return {"shards": self.shards, "payout": self.payout.value, "floor": self.floor,
+                "holdout_commitment": self.holdout_commitment,
+                "scoring_commitment": self.scoring_commitment}
+
+    @classmethod
+    def from_chain(cls, value: dict[str, Any] | None) -> TaskTerms:
+        """The stored ``Terms`` entry, or the default terms when there is none."""
+        if value is None:
+            return cls()
+
+        def digest(v: Any) -> bytes | None:
+            if v is None:
+                return None
+            return bytes.fromhex(v[2:]) if isinstance(v, str) else bytes(v)
+        return cls(shards=int(value["shards"]), payout=PayoutMode(_variant(value["payout"])),
+                   floor=int(value["floor"]),
+                   holdout_commitment=digest(value.get("holdout_commitment")),
+                   scoring_commitment=digest(value.get("scoring_commitment")))
+
+
 class CreateTaskArgs(_Args):
-    """Arguments of ``DecentralML.create_task``."""
+    """Arguments of ``DecentralML.create_task``, or of ``create_task_with_terms`` when
+    ``terms`` is given.
+"""
 
     task_type: TaskType
     question: str
@@ -134,6 +220,7 @@ class CreateTaskArgs(_Args):
     assets_cid: str
     assets_storage: StorageType
     expiration_block: int = Field(strict=True)
+    terms: TaskTerms | None = None
 
     @field_validator("question")
     @classmethod
@@ -175,7 +262,28 @@ class CreateTaskArgs(_Args):
     def _escrow_fits(self) -> CreateTaskArgs:
         if self.reward * self.max_assignments > U128_MAX:
             raise ValueError("reward * max_assignments overflows a u128 Balance")
+        terms = self.terms
+        if terms is None:
+            return self
+        if terms.shards not in (0, self.max_assignments):
+            raise _invalid(("terms", "shards"), f"is {terms.shards} (limit: 0, or max_assignments"
+                           f" = {self.max_assignments}: one shard per slot)", terms.shards)
+        if terms.payout is PayoutMode.ByContribution:
+            if self.validation_strategy is ValidationStrategy.AutoAccept:
+                raise _invalid(("terms", "payout"), "ByContribution needs a reviewer to score "
+                               "the results (limit: not with AutoAccept)", terms.payout.value)
+            if terms.floor > self.reward:
+                raise _invalid(("terms", "floor"), f"is {terms.floor} (limit: <= reward = "
+                               f"{self.reward})", terms.floor)
+        elif terms.floor != 0:
+            raise _invalid(("terms", "floor"), f"is {terms.floor} (limit: 0 under Flat pay)",
+                           terms.floor)
         return self
+
+    @property
+    def call_name(self) -> str:
+        """``create_task``, or ``create_task_with_terms`` for a task with terms."""
+        return "create_task" if self.terms is None else "create_task_with_terms"
 
     @property
     def escrow(self) -> int:
@@ -202,6 +310,7 @@ class CreateTaskArgs(_Args):
             "assets_cid": self.assets_cid.encode("utf-8"),
             "assets_storage": self.assets_storage.value,
             "expiration_block": self.expiration_block,
+            **({} if self.terms is None else {"terms": self.terms.call_params()}),
         }
 
 
@@ -284,6 +393,112 @@ class AbandonTaskArgs(_Args):
 
     def call_params(self) -> dict[str, Any]:
         return {"submission_id": self.submission_id}
+
+
+class SettleContributionsArgs(_Args):
+    """Arguments of ``DecentralML.settle_contributions``: a score (parts per million) for each
+    pending submission to accept, sent in the mapping's order."""
+
+    task_id: U32
+    scores: dict[U32, Annotated[int, Field(strict=True, ge=0)]]
+
+    @field_validator("scores")
+    @classmethod
+    def _scores(cls, v: dict[int, int], info: ValidationInfo) -> dict[int, int]:
+        limits = _limits(info)
+        if not v:
+            raise ValueError("must score at least one submission (limit: 1..="
+                             f"{limits.max_assignments} entries)")
+        if len(v) > limits.max_assignments:
+            raise ValueError(f"has {len(v)} entries (limit: {limits.max_assignments})")
+        for sid, score in v.items():
+            if score > limits.max_score:
+                raise ValueError(f"submission {sid} scored {score} (limit: 0..="
+                                 f"{limits.max_score} parts per million)")
+        return v
+
+    def call_params(self) -> dict[str, Any]:
+        return {"task_id": self.task_id, "scores": list(self.scores.items())}
+
+
+class CreatePeerJobArgs(_Args):
+    """Arguments of ``DecentralML.create_peer_job``."""
+
+    assets_cid: str
+    assets_storage: StorageType = StorageType.Ipfs
+    rounds: int = Field(strict=True)
+    update_blocks: int = Field(strict=True)
+    aggregate_blocks: int = Field(strict=True)
+    max_peers: int = Field(strict=True)
+
+    @field_validator("assets_cid")
+    @classmethod
+    def _assets_cid(cls, v: str, info: ValidationInfo) -> str:
+        _bounded_bytes("assets_cid", v, minimum=1, maximum=_limits(info).max_cid_length)
+        return v
+
+    @field_validator("rounds")
+    @classmethod
+    def _rounds(cls, v: int, info: ValidationInfo) -> int:
+        maximum = _limits(info).max_peer_rounds
+        if not 1 <= v <= maximum:
+            raise ValueError(f"is {v} (limit: 1..={maximum})")
+        return v
+
+    @field_validator("update_blocks", "aggregate_blocks")
+    @classmethod
+    def _phase(cls, v: int) -> int:
+        if not 1 <= v <= U32_MAX:
+            raise ValueError(f"is {v} (limit: 1..={U32_MAX} blocks)")
+        return v
+
+    @field_validator("max_peers")
+    @classmethod
+    def _max_peers(cls, v: int, info: ValidationInfo) -> int:
+        maximum = _limits(info).max_peers
+        if not 1 <= v <= maximum:
+            raise ValueError(f"is {v} (limit: 1..={maximum})")
+        return v
+
+    @model_validator(mode="after")
+    def _length_fits(self) -> CreatePeerJobArgs:
+        if self.rounds * (self.update_blocks + self.aggregate_blocks) > U32_MAX:
+            raise _invalid(("rounds",), "rounds * (update_blocks + aggregate_blocks) is "
+                           f"{self.rounds * (self.update_blocks + self.aggregate_blocks)} "
+                           f"(limit: {U32_MAX}, a u32 block count)", self.rounds)
+        return self
+
+    def call_params(self) -> dict[str, Any]:
+        return {"assets_cid": self.assets_cid.encode("utf-8"),
+                "assets_storage": self.assets_storage.value, "rounds": self.rounds,
+                "update_blocks": self.update_blocks, "aggregate_blocks": self.aggregate_blocks,
+                "max_peers": self.max_peers}
+
+
+class PeerJobArgs(_Args):
+    """Arguments of ``join_peer_job`` and ``leave_peer_job``."""
+
+    job_id: U32
+
+    def call_params(self) -> dict[str, Any]:
+        return {"job_id": self.job_id}
+
+
+class PostCidArgs(_Args):
+    """Arguments of ``post_update`` and ``post_aggregate``: a round and a CID."""
+
+    job_id: U32
+    round: U32
+    cid: str
+
+    @field_validator("cid")
+    @classmethod
+    def _cid(cls, v: str, info: ValidationInfo) -> str:
+        _bounded_bytes("cid", v, minimum=1, maximum=_limits(info).max_cid_length)
+        return v
+
+    def call_params(self, cid_field: str) -> dict[str, Any]:
+        return {"job_id": self.job_id, "round": self.round, cid_field: self.cid.encode("utf-8")}
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -424,6 +639,86 @@ class Submission(BaseModel):
             validated_block=None if value.get("validated_block") is None
             else int(value["validated_block"]),
         )
+
+
+PeerPhase = Literal["update", "aggregate", "ended"]
+
+
+class PeerJob(BaseModel):
+    """A peer job as stored in ``DecentralML.PeerJobs``, with its round clock.
+
+    Round ``r`` spans the blocks ``[start_block + r*L, start_block + (r+1)*L)`` with
+    ``L = update_blocks + aggregate_blocks``: updates are posted in its first ``update_blocks``,
+    aggregates in the rest (docs/protocol.md). A block's phase is what a call included in that
+    block sees.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: int
+    creator: str
+    assets_cid: str
+    assets_storage: StorageType
+    start_block: int
+    rounds: int
+    update_blocks: int
+    aggregate_blocks: int
+    max_peers: int
+    peers: int
+
+    @property
+    def round_length(self) -> int:
+        return self.update_blocks + self.aggregate_blocks
+
+    @property
+    def end_block(self) -> int:
+        """The first block at which the job has ended."""
+        return self.start_block + self.rounds * self.round_length
+
+    def round_at(self, block: int) -> int | None:
+        """The round current at ``block`` (None once the job has ended)."""
+        if block >= self.end_block:
+            return None
+        return max(0, block - self.start_block) // self.round_length
+
+    def phase_at(self, block: int) -> PeerPhase:
+        if self.round_at(block) is None:
+            return "ended"
+        offset = max(0, block - self.start_block) % self.round_length
+        return "update" if offset < self.update_blocks else "aggregate"
+
+    def update_deadline(self, round: int) -> int:
+        """The first block of ``round``'s aggregate phase (updates must land before it)."""
+        return self.start_block + round * self.round_length + self.update_blocks
+
+    def round_end(self, round: int) -> int:
+        """The first block of the round after ``round``."""
+        return self.start_block + (round + 1) * self.round_length
+
+    @classmethod
+    def from_chain(cls, job_id: int, value: dict[str, Any]) -> PeerJob:
+        return cls(job_id=job_id, creator=str(value["creator"]),
+                   assets_cid=_text(value["assets_cid"]),
+                   assets_storage=StorageType(_variant(value["assets_storage"])),
+                   start_block=int(value["start_block"]), rounds=int(value["rounds"]),
+                   update_blocks=int(value["update_blocks"]),
+                   aggregate_blocks=int(value["aggregate_blocks"]),
+                   max_peers=int(value["max_peers"]), peers=int(value["peers"]))
+
+
+def contribution_payouts(reward: int, floor: int, scores: list[int]) -> list[int]:
+    """What ``settle_contributions`` pays each of ``k`` results with these scores, exactly as
+    docs/protocol.md computes it: ``floor`` each, then ``(reward - floor) * k`` split by score
+    with floor division (equal shares when every score is 0). The dust is
+    ``reward * k - sum(payouts)``, less than ``k``."""
+    k = len(scores)
+    if k == 0:
+        return []
+    split = (reward - floor) * k
+    total = sum(scores)
+    if total == 0:
+        return [floor + split // k] * k
+    return [floor + split * score // total for score in scores]
 
 
 def escrow_account_id(task_id: int) -> bytes:

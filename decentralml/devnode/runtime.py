@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 SPEC_NAME = "decentralml-devnode"
 #: Bump whenever the metadata changes: substrate-interface caches metadata by spec version.
-SPEC_VERSION = 102
+SPEC_VERSION = 103
 TRANSACTION_VERSION = 1
 
 #: Runtime APIs announced in the runtime version (name, version); ids are blake2_64(name).

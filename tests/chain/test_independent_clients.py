@@ -67,7 +67,7 @@ def test_raw_json_rpc(chain_url: str) -> None:
         assert metadata[:4] == b"meta" and metadata[4] == 14  # RuntimeMetadataPrefixed, V14
         assert b"DecentralML" in metadata
         version = rpc.call("state_getRuntimeVersion")
-        assert version["specVersion"] == 102
+        assert version["specVersion"] == 103
         props = rpc.call("system_properties")
         assert (props["ss58Format"], props["tokenDecimals"], props["tokenSymbol"]) in \
             ((42, 12, "UNIT"), (42, [12], ["UNIT"]))
@@ -102,7 +102,7 @@ def test_polkadot_js(chain_url: str) -> None:
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     seen = json.loads(done.stdout.strip().splitlines()[-1])
-    assert seen["specVersion"] == 102
+    assert seen["specVersion"] == 103
     assert seen["properties"]["ss58Format"] == 42
     assert {"System", "Balances", "Utility", "DecentralML"} <= set(seen["pallets"])
     assert seen["decentralmlCalls"] == ["createTask", "acceptTask", "sendTaskResult",

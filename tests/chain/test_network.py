@@ -133,5 +133,5 @@ def test_two_validators_killed_finality_stalls_then_resumes_keeping_what_was_fin
 
 def test_the_network_runs_the_runtime_of_this_checkout(network: LocalNetwork) -> None:
     version = network.nodes[1].rpc("state_getRuntimeVersion")
-    assert (version["specName"], version["specVersion"]) == ("decentralml", 102)
+    assert (version["specName"], version["specVersion"]) == ("decentralml", 103)
     assert Path(network.nodes[1].log_path).is_file()
