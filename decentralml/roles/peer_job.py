@@ -605,17 +605,19 @@ class Peer:
         if run_dir.exists():
             remove_tree(run_dir)
         run_dir.parent.mkdir(parents=True, exist_ok=True)
-        ids = {"task_id": f"peer-job-{job.job_id}", "submission_id": f"round-{r}"}
+        task_id, submission_id = f"peer-job-{job.job_id}", f"round-{r}"
         if hosts is not None and round_bundle.manifest.python_entry is not None:
             chain = self.client.genesis_hash.removeprefix("0x")[:16]
             result = hosts.run(round_bundle, creator=job.creator,
                                job=f"peer-job:{chain}:{job.job_id}", data_dir=self.data_dir,
                                workdir=run_dir, limits=self.limits, sandbox=self.sandbox,
-                               allow_network=self.allow_network, on_log=on_log, **ids)
+                               allow_network=self.allow_network, on_log=on_log,
+                               task_id=task_id, submission_id=submission_id)
         else:
             result = run_bundle(round_bundle, data_dir=self.data_dir, workdir=run_dir,
                                 limits=self.limits, on_log=on_log, sandbox=self.sandbox,
-                                allow_network=self.allow_network, **ids)
+                                allow_network=self.allow_network, task_id=task_id,
+                                submission_id=submission_id)
         return Path(result.output_dir), result.num_examples, dict(result.metrics or {})
 
     def _upload(self, directory: Path, job_id: int, r: int, kind: str,

@@ -22,11 +22,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from decentralml.chain.client import Client
+from decentralml.chain.types import TaskType
+from decentralml.devnode import DevNode
 from tests.fixtures.chains import runtime_node_at
 from tests.quiet import assert_quiet
 from tests.roles.conftest import cli
@@ -36,8 +39,8 @@ BUNDLE = Path(__file__).resolve().parents[2] / "examples" / "federated_mnist" / 
 BLOCK_TIME = 0.3
 #: Blocks per phase: the update phase must hold four sandboxed trainings at once on two cores
 #: (TensorFlow's import is most of it); the aggregate phase four fetch-average-upload passes.
-UPDATE_BLOCKS = 150
-AGGREGATE_BLOCKS = 50
+UPDATE_BLOCKS = 120
+AGGREGATE_BLOCKS = 25
 
 
 def _ticker(url: str, stop: threading.Event) -> None:
@@ -57,8 +60,6 @@ def _ticker(url: str, stop: threading.Event) -> None:
 def ticking_chain(chain_id: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh chain of the kind under test whose blocks come by time, not by transactions."""
     if chain_id == "devnode":
-        from decentralml.devnode import DevNode
-
         with DevNode(block_time=BLOCK_TIME) as node:
             yield node.url
     elif chain_id == "runtime":
@@ -87,7 +88,7 @@ def _spawn(args: list[str], home: Path, out: Path) -> subprocess.Popen[bytes]:
                             stderr=open(out.with_suffix(".err"), "wb"), start_new_session=True)
 
 
-def _finish(proc: subprocess.Popen[bytes], out: Path, timeout: float) -> dict:  # type: ignore[type-arg]
+def _finish(proc: subprocess.Popen[bytes], out: Path, timeout: float) -> dict[str, Any]:
     try:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -109,14 +110,14 @@ def _tiny_model(path: Path) -> None:
     save_model(model, path)
 
 
-def _round_start(job: dict, r: int) -> int:  # type: ignore[type-arg]
+def _round_start(job: dict[str, Any], r: int) -> int:
     return int(job["start_block"]) + r * (int(job["update_blocks"]) + int(job["aggregate_blocks"]))
 
 
 @pytest.mark.tf
 @pytest.mark.slow
 def test_four_peers_three_rounds_leave_join_and_a_liar(ticking_chain: str, tmp_path: Path,
-                                                       digits) -> None:  # type: ignore[no-untyped-def]
+                                                       digits: Any) -> None:
     from decentralml.fl import load_model, partition_iid, save_update
     from decentralml.fl.exchange import WeightSpec, load_update
     from decentralml.storage import open_store
@@ -167,8 +168,9 @@ def test_four_peers_three_rounds_leave_join_and_a_liar(ticking_chain: str, tmp_p
         alice.wait_for_block(_round_start(created, 1) + 1, timeout=round_seconds * 4)
         model = load_model(tmp_path / "model.keras")
         save_update(model, tmp_path / "alice-update", num_examples=150)
-        alice_update = pack_bundle(tmp_path / "alice-update", store, task_type="ModelContributor",
-                                   entrypoint=None, kind="result").cid
+        alice_update = pack_bundle(tmp_path / "alice-update", store,
+                                   task_type=TaskType.ModelContributor, entrypoint=None,
+                                   kind="result").cid
         alice.post_update(job_id, 1, alice_update)
         alice.wait_for_block(_round_start(created, 1) + UPDATE_BLOCKS + 1,
                              timeout=round_seconds * 4)
@@ -240,7 +242,7 @@ def test_four_peers_three_rounds_leave_join_and_a_liar(ticking_chain: str, tmp_p
     print(f"\npeer job on {url}: three rounds in {elapsed:.1f} s")
 
 
-def test_peer_commands_refuse_bad_input_before_sending(devnode, tmp_path: Path) -> None:
+def test_peer_commands_refuse_bad_input_before_sending(devnode: DevNode, tmp_path: Path) -> None:
     """Out-of-bounds jobs are refused naming the field, before anything is packed or sent;
     unknown jobs and non-members get the chain's typed errors, as JSON with --json."""
     home = tmp_path / "home"
