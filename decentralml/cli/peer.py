@@ -129,7 +129,8 @@ def _progress(app: App):  # type: ignore[no-untyped-def]
         elif event == "round-aggregate-posted":
             app.info(f"round {r}: aggregate {data['my_cid']} posted; waiting for the round's end")
         elif event == "round-missed":
-            app.info(f"round {r}: the update phase was over; waiting for the next round")
+            app.info(f"round {r}: the update phase was over (block {data['block']}, deadline "
+                     f"{data['deadline']}); waiting for the next round")
         elif event == "round-vote-missed":
             app.info(f"round {r}: vote not counted ({data['reason']})")
         elif event == "round-done":
@@ -199,7 +200,7 @@ def peer_status(app: App, job_id: int) -> None:
                 f"{status.update_blocks} + {status.aggregate_blocks} blocks; {where} at block "
                 f"{status.head}; {len(status.peers)} peer(s) of at most {status.max_peers}",
                 highlight=False)
-        rows = [[h.round, h.phase, " ".join(app.name(a) for a in sorted(h.updates)) or "-",
+        rows = [[h.round, h.phase, " ".join(sorted(app.name(a) for a in h.updates)) or "-",
                  len(h.aggregates), _short(h.agreed_cid),
                  " ".join(app.name(a) for a in h.minority) or "-",
                  " ".join(app.name(a) for a in h.silent) or "-"] for h in status.history]

@@ -406,7 +406,6 @@ class Peer:
         joined = self.join(job_id)
         progress("joined", joined.model_dump(mode="json"))
         bundle = self._job_bundle(job)
-        self._spec(bundle)  # Keras is imported and the model checked before the first round
         last = job.rounds - 1 if rounds is None else min(job.rounds - 1, first + rounds - 1)
         reports: list[PeerRoundReport] = []
         with TaskHostPool(self.job_dir(job_id) / "hosts") as hosts:
@@ -450,8 +449,7 @@ class Peer:
                 return self._skip(job, r, report, started, progress)
             try:
                 self.client.post_update(job_id, r, update_cid)
-            except PalletError as exc:  # WrongPhase/WrongRound: the deadline passed meanwhile
-                progress("round-missed", {"round": r, "reason": str(exc)})
+            except PalletError:  # WrongPhase/WrongRound: the deadline passed meanwhile
                 return self._skip(job, r, report, started, progress)
             timings["upload"] = time.monotonic() - mark
             report.num_examples, report.metrics = num_examples, metrics
@@ -493,7 +491,8 @@ class Peer:
     def _skip(self, job: PeerJob, r: int, report: PeerRoundReport, started: float,
               progress: Progress) -> PeerRoundReport:
         """The update phase is over without my update: wait for the round to end."""
-        progress("round-missed", {"round": r})
+        progress("round-missed", {"round": r, "block": self.client.block_number(),
+                                   "deadline": job.update_deadline(r)})
         self._wait_block(job.round_end(r))
         report.outcome = "missed"
         report.seconds = time.monotonic() - started
