@@ -35,6 +35,10 @@ _EXPORTS: dict[str, str] = {
     "strategy_from_name": "decentralml.fl.registry",
     "strategy_name": "decentralml.fl.registry",
     "strategy_names": "decentralml.fl.registry",
+    # deterministic aggregation: compare aggregates by digest
+    "UpdateKey": "decentralml.fl.base",
+    "in_key_order": "decentralml.fl.base",
+    "aggregate_digest": "decentralml.fl.digest",
     # differential privacy (the accountant needs the [dp] extra)
     "PrivacyGuarantee": "decentralml.fl.privacy",
     "privacy_guarantee": "decentralml.fl.privacy",
@@ -54,6 +58,8 @@ _EXPORTS: dict[str, str] = {
     "WeightSpec": "decentralml.fl.exchange",
     "NpzWeights": "decentralml.fl.exchange",
     "save_update": "decentralml.fl.exchange",
+    "save_weights": "decentralml.fl.exchange",
+    "load_weights": "decentralml.fl.exchange",
     "load_update": "decentralml.fl.exchange",
     "read_sidecar": "decentralml.fl.exchange",
     "model_weight_names": "decentralml.fl.exchange",
@@ -62,6 +68,22 @@ _EXPORTS: dict[str, str] = {
     "federated_contributors_model": "decentralml.fl.federate",
     "LoadedUpdates": "decentralml.fl.federate",
     "Rejection": "decentralml.fl.federate",
+    # contribution scores (pay by contribution) and their verification
+    "Contribution": "decentralml.fl.contribution",
+    "ContributionReport": "decentralml.fl.contribution",
+    "ScoringSpec": "decentralml.fl.contribution",
+    "ScoreMismatch": "decentralml.fl.contribution",
+    "ScoreVerification": "decentralml.fl.contribution",
+    "contribution_scores": "decentralml.fl.contribution",
+    "holdout_commitment": "decentralml.fl.contribution",
+    "holdout_evaluator": "decentralml.fl.contribution",
+    "verify_scores": "decentralml.fl.contribution",
+    # the creator's data, one shard per slot (compute rental)
+    "split_shards": "decentralml.fl.shards",
+    "save_shard": "decentralml.fl.shards",
+    "load_shard": "decentralml.fl.shards",
+    "write_shards": "decentralml.fl.shards",
+    "shard_file_name": "decentralml.fl.shards",
     # scoring
     "evaluate": "decentralml.fl.scoring",
     "HoldoutScorer": "decentralml.fl.scoring",
@@ -96,6 +118,8 @@ __all__ = [
     "UPDATE_FILE",
     "Aggregator",
     "ClientDP",
+    "Contribution",
+    "ContributionReport",
     "DPFedAvg",
     "Dataset",
     "DigitsExample",
@@ -113,28 +137,39 @@ __all__ = [
     "PrivacyGuarantee",
     "Rejection",
     "Score",
+    "ScoreMismatch",
+    "ScoreVerification",
+    "ScoringSpec",
     "ServerOptimizer",
     "Strategy",
     "TaskOptions",
     "TrimmedMean",
     "Update",
+    "UpdateKey",
     "WeightSpec",
+    "aggregate_digest",
     "apply_client_dp",
     "clone_model",
+    "contribution_scores",
     "dirichlet_indices",
     "dp_epsilon",
     "evaluate",
     "fedavg_shares",
     "federated_contributors_model",
     "get_weights",
+    "holdout_commitment",
+    "holdout_evaluator",
     "iid_indices",
+    "in_key_order",
     "label_indices",
     "load_architecture",
     "load_contributor_models",
     "load_digits_dataset",
     "load_mnist",
     "load_model",
+    "load_shard",
     "load_update",
+    "load_weights",
     "make_digits_cnn",
     "model_weight_names",
     "noise_multiplier_for",
@@ -147,14 +182,20 @@ __all__ = [
     "read_task_options",
     "save_architecture",
     "save_model",
+    "save_shard",
     "save_update",
+    "save_weights",
     "set_weights",
+    "shard_file_name",
+    "split_shards",
     "strategy_from_name",
     "strategy_name",
     "strategy_names",
     "train_local",
     "update_norm",
+    "verify_scores",
     "write_digits_example",
+    "write_shards",
     "write_task_options",
 ]
 
@@ -163,7 +204,18 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from decentralml.fl.base import Aggregator, Strategy, Update
+    from decentralml.fl.base import Aggregator, Strategy, Update, UpdateKey, in_key_order
+    from decentralml.fl.contribution import (
+        Contribution,
+        ContributionReport,
+        ScoreMismatch,
+        ScoreVerification,
+        ScoringSpec,
+        contribution_scores,
+        holdout_commitment,
+        holdout_evaluator,
+        verify_scores,
+    )
     from decentralml.fl.data import (
         Dataset,
         dirichlet_indices,
@@ -175,6 +227,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         partition_dirichlet,
         partition_iid,
     )
+    from decentralml.fl.digest import aggregate_digest
     from decentralml.fl.dp_fedavg import DPFedAvg
     from decentralml.fl.example import DigitsExample, write_digits_example
     from decentralml.fl.exchange import (
@@ -183,9 +236,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         NpzWeights,
         WeightSpec,
         load_update,
+        load_weights,
         model_weight_names,
         read_sidecar,
         save_update,
+        save_weights,
     )
     from decentralml.fl.fedadagrad import FedAdagrad
     from decentralml.fl.fedadam import FedAdam
@@ -221,6 +276,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from decentralml.fl.registry import strategy_from_name, strategy_name, strategy_names
     from decentralml.fl.scoring import HoldoutScorer, Score, evaluate
     from decentralml.fl.server_opt import ServerOptimizer
+    from decentralml.fl.shards import (
+        load_shard,
+        save_shard,
+        shard_file_name,
+        split_shards,
+        write_shards,
+    )
     from decentralml.fl.task_options import (
         ClientDP,
         TaskOptions,

@@ -18,6 +18,7 @@ loaded (:func:`decentralml.fl.federate.load_contributor_models` keeps a list of 
 
 from __future__ import annotations
 
+import itertools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -35,6 +36,9 @@ MAX_NUM_EXAMPLES = 2**40
 #: Weights as strategies see them: an ordered list of arrays, one per model variable.
 Weights = list[np.ndarray]
 
+#: What orders updates for a deterministic aggregation: a submission id or a CID.
+UpdateKey = int | str
+
 
 @dataclass(frozen=True, eq=False)
 class Update:
@@ -42,15 +46,22 @@ class Update:
 
     ``num_examples`` is a claim by an untrusted party: :class:`FedAvg` weighs by it but can cap
     any single share, and the robust strategies ignore it. ``source`` (a CID, a path) is only
-    used to name the update in errors.
+    used to name the update in errors. ``key`` (a submission id, a CID: anything every peer reads
+    the same from the chain) fixes the update's place in the sum: floating-point addition is not
+    associative, so FedAvg adds keyed updates in key order, whatever order they arrived in, and
+    every peer gets the same bits (see :func:`in_key_order`).
     """
 
     weights: Sequence[np.ndarray]
     num_examples: int = 1
     metrics: Mapping[str, Any] = field(default_factory=dict)
     source: str = "<memory>"
+    key: UpdateKey | None = None
 
     def __post_init__(self) -> None:
+        k = self.key
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int | str)):
+            raise InvalidInput("key", f"must be an int or a str, got {type(k).__name__}")
         n = self.num_examples
         if isinstance(n, bool) or not isinstance(n, int | np.integer):
             raise InvalidInput("num_examples", f"must be an integer, got {type(n).__name__}")
@@ -108,6 +119,33 @@ def check_array(update: Update, index: int, array: Any, layout: Layout,
     if check_finite and not bool(np.isfinite(array).all()):
         raise ModelError(f"update {update.source}: {update.label(index)} holds NaN or inf")
     return array
+
+
+def in_key_order(updates: Sequence[Update]) -> list[Update]:
+    """``updates`` sorted by :attr:`Update.key` when they all have one, as given when none do.
+
+    Integers sort before strings (a mix is allowed: a submission id and a bare CID); two updates
+    with the same key, or keys on some updates only, are an :class:`InvalidInput`, since either
+    would leave the order to chance.
+    """
+    keyed = [u for u in updates if u.key is not None]
+    if not keyed:
+        return list(updates)
+    if len(keyed) != len(updates):
+        missing = next(u for u in updates if u.key is None)
+        raise InvalidInput("key", f"update {missing.source} has no key while others have one",
+                           "every update keyed, or none")
+    ordered = sorted(updates, key=_sort_key)
+    for a, b in itertools.pairwise(ordered):
+        if _sort_key(a) == _sort_key(b):
+            raise InvalidInput("key", f"updates {a.source} and {b.source} share the key "
+                               f"{a.key!r}", "unique keys")
+    return ordered
+
+
+def _sort_key(update: Update) -> tuple[int, int, str]:
+    k = update.key
+    return (0, k, "") if isinstance(k, int) else (1, 0, str(k))
 
 
 def layout_of(updates: Sequence[Update]) -> Layout:

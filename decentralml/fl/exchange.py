@@ -11,6 +11,11 @@ Contributors send back **weights only**, never code:
   for a model loaded from the same ``.keras`` file, unique, and readable in error messages.
 - ``update.json`` (:data:`SIDECAR_FILE`): ``{"num_examples": int, "metrics": {...}}``.
 
+Both are written byte-reproducibly (:mod:`decentralml.fl.npz`: no timestamps in the zip; sorted
+JSON keys), so the same weights and claims always give the same files and therefore the same CID;
+that is what lets peers vote on an aggregate by its hash. :func:`save_weights` writes the weights
+alone, as one such file.
+
 :func:`load_update` trusts nothing in those files. The zip is read member by member with
 :mod:`zipfile` and :mod:`numpy.lib.format`'s header readers: pickles are never involved (object
 dtypes are refused, as ``np.load(..., allow_pickle=False)`` would), every member's name, shape and
@@ -25,25 +30,23 @@ import io
 import json
 import math
 import os
-import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import Any, cast
 
 import numpy as np
 
 from decentralml.errors import InvalidInput, ModelError
-from decentralml.fl.base import MAX_NUM_EXAMPLES, Update
+from decentralml.fl.base import MAX_NUM_EXAMPLES, Update, UpdateKey
+from decentralml.fl.npz import atomic_write, read_header, write_npz
 
 UPDATE_FILE = "update.npz"
 SIDECAR_FILE = "update.json"
 
 #: A sidecar is a few numbers; anything bigger than this is not one.
 MAX_SIDECAR_BYTES = 1 << 20
-#: numpy's own default limit for an ``.npy`` header.
-MAX_NPY_HEADER = 10_000
 
 
 @dataclass(frozen=True)
@@ -124,20 +127,8 @@ def _check_num_examples(value: Any, where: str) -> int:
     return value
 
 
-def save_update(model_or_weights: Any, directory: str | os.PathLike[str], num_examples: int,
-                metrics: Mapping[str, Any] | None = None, *,
-                names: Sequence[str] | None = None) -> Path:
-    """Write ``update.npz`` and ``update.json`` into ``directory``; return the ``.npz`` path.
-
-    ``model_or_weights`` is a Keras model (names from its variables, the form ``load_update``
-    checks against), a ``{name: array}`` mapping, or a list of arrays (named by ``names`` or by
-    index). Refuses to write non-finite weights or metrics: a contributor should learn about a
-    diverged run before submitting it, not after. Files are written atomically.
-    """
-    try:
-        num_examples = _check_num_examples(num_examples, "save_update")
-    except ModelError as exc:
-        raise InvalidInput("num_examples", str(exc)) from None
+def _checked_arrays(model_or_weights: Any, names: Sequence[str] | None
+                    ) -> dict[str, np.ndarray]:
     keys, arrays = _named_arrays(model_or_weights, names)
     if len(set(keys)) != len(keys):
         raise InvalidInput("names", "array names are not unique")
@@ -146,6 +137,46 @@ def save_update(model_or_weights: Any, directory: str | os.PathLike[str], num_ex
             raise InvalidInput("model_or_weights", f"{key} has unsupported dtype {a.dtype}")
         if a.dtype.kind == "f" and not bool(np.isfinite(a).all()):
             raise InvalidInput("model_or_weights", f"{key} holds NaN or inf")
+    return dict(zip(keys, arrays, strict=True))
+
+
+def save_weights(model_or_weights: Any, path: str | os.PathLike[str], *,
+                 names: Sequence[str] | None = None) -> Path:
+    """Write the weights alone to the ``.npz`` file ``path`` (atomically); return ``path``.
+
+    The file is byte-reproducible: the same names, dtypes, shapes and values give the same bytes
+    on any machine at any time, so an aggregate's CID identifies its weights. Read it back with
+    :func:`load_weights` (or :class:`NpzWeights`). ``model_or_weights`` and ``names`` are as for
+    :func:`save_update`; non-finite weights are refused.
+    """
+    arrays = _checked_arrays(model_or_weights, names)
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(p, lambda f: write_npz(f, arrays))
+    return p
+
+
+def load_weights(path: str | os.PathLike[str], *, like: Any) -> list[np.ndarray]:
+    """The checked arrays of a weights file (:func:`save_weights`, ``update.npz``) in memory."""
+    return NpzWeights(path, WeightSpec.of(like)).load()
+
+
+def save_update(model_or_weights: Any, directory: str | os.PathLike[str], num_examples: int,
+                metrics: Mapping[str, Any] | None = None, *,
+                names: Sequence[str] | None = None) -> Path:
+    """Write ``update.npz`` and ``update.json`` into ``directory``; return the ``.npz`` path.
+
+    ``model_or_weights`` is a Keras model (names from its variables, the form ``load_update``
+    checks against), a ``{name: array}`` mapping, or a list of arrays (named by ``names`` or by
+    index). Refuses to write non-finite weights or metrics: a contributor should learn about a
+    diverged run before submitting it, not after. Files are written atomically and
+    byte-reproducibly (see the module docstring).
+    """
+    try:
+        num_examples = _check_num_examples(num_examples, "save_update")
+    except ModelError as exc:
+        raise InvalidInput("num_examples", str(exc)) from None
+    arrays = _checked_arrays(model_or_weights, names)
     sidecar = {"num_examples": num_examples, "metrics": dict(metrics or {})}
     try:
         text = json.dumps(sidecar, allow_nan=False, sort_keys=True)
@@ -155,25 +186,9 @@ def save_update(model_or_weights: Any, directory: str | os.PathLike[str], num_ex
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     npz_path = out / UPDATE_FILE
-
-    def write_npz(f: IO[bytes]) -> None:
-        np.savez(f, allow_pickle=False,
-                 **{k: np.ascontiguousarray(a) for k, a in zip(keys, arrays, strict=True)})
-
-    _atomic_write(npz_path, write_npz)
-    _atomic_write(out / SIDECAR_FILE, lambda f: f.write(text.encode("utf-8")))
+    atomic_write(npz_path, lambda f: write_npz(f, arrays))
+    atomic_write(out / SIDECAR_FILE, lambda f: f.write(text.encode("utf-8")))
     return npz_path
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _reject_constant(name: str) -> Any:
@@ -214,19 +229,6 @@ def read_sidecar(path: str | os.PathLike[str]) -> tuple[int, dict[str, Any]]:
             shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
             raise ModelError(f"{p}: metric {name!r} must be a finite number, got {shown}")
     return n, metrics
-
-
-def _read_header(f: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
-    version = np.lib.format.read_magic(f)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(
-            f, max_header_size=MAX_NPY_HEADER)
-    elif version == (2, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(
-            f, max_header_size=MAX_NPY_HEADER)
-    else:
-        raise ValueError(f"unsupported .npy format version {version}")
-    return tuple(int(d) for d in shape), bool(fortran), np.dtype(dtype)
 
 
 class NpzWeights(Sequence[np.ndarray]):
@@ -287,7 +289,7 @@ class NpzWeights(Sequence[np.ndarray]):
             raise ModelError(f"{self.path}: missing variable {name}") from None
         try:
             with zf.open(info) as f:
-                got_shape, fortran, got_dtype = _read_header(f)
+                got_shape, fortran, got_dtype = read_header(f)
                 if got_dtype.hasobject:
                     raise ModelError(f"{self._where(index)} has an object dtype "
                                      "(pickled data is never loaded)")
@@ -317,7 +319,7 @@ class NpzWeights(Sequence[np.ndarray]):
         array = flat.reshape(shape, order="F" if fortran else "C")
         if check_finite and dtype.kind == "f" and not bool(np.isfinite(array).all()):
             raise ModelError(f"{self._where(index)} holds NaN or inf")
-        return np.ascontiguousarray(array)
+        return np.asarray(array, order="C")  # ascontiguousarray would make a 0-d array 1-d
 
     def __iter__(self) -> Iterator[np.ndarray]:
         with self._open() as zf:
@@ -351,14 +353,15 @@ class NpzWeights(Sequence[np.ndarray]):
 
 
 def load_update(path: str | os.PathLike[str], *, like: Any, lazy: bool = False,
-                source: str | None = None) -> Update:
+                source: str | None = None, key: UpdateKey | None = None) -> Update:
     """Load and check a contributor's update against ``like`` (a Keras model or a spec).
 
     ``path`` is the ``update.npz`` file or the directory holding it; the sidecar is read from the
     same directory. Every array is checked (name, shape, dtype, finite values) before anything is
     returned. With ``lazy=True`` the arrays are checked and dropped, and the returned update reads
     them again on demand (:class:`NpzWeights`): K such updates cost almost no memory, which is
-    what :class:`~decentralml.fl.fedavg.FedAvg` streaming needs.
+    what :class:`~decentralml.fl.fedavg.FedAvg` streaming needs. ``key`` (a submission id, a
+    CID) fixes the update's place in a deterministic aggregation (:attr:`Update.key`).
     """
     p = Path(path)
     npz = p / UPDATE_FILE if p.is_dir() else p
@@ -368,8 +371,9 @@ def load_update(path: str | os.PathLike[str], *, like: Any, lazy: bool = False,
     label = source or str(npz)
     if lazy:
         weights.verify()
-        return Update(weights, num_examples, metrics, source=label)
-    return Update(_NamedList(weights.load(), spec.names), num_examples, metrics, source=label)
+        return Update(weights, num_examples, metrics, source=label, key=key)
+    return Update(_NamedList(weights.load(), spec.names), num_examples, metrics, source=label,
+                  key=key)
 
 
 class _NamedList(list[np.ndarray]):

@@ -8,6 +8,12 @@ chunks through a small scratch buffer, which keeps it as memory-bound as a plain
 Weights are normalised shares computed up front from the claimed ``num_examples``: a claim is
 untrusted, so ``max_share`` can cap what any single contributor gets (the excess is handed to the
 others in proportion to their claims), and a zero total is refused instead of dividing by zero.
+
+Deterministic on purpose: keyed updates (:attr:`~decentralml.fl.base.Update.key`) are added in key
+order, the sum is kept in float64 by default, and every step is an element-wise IEEE operation
+(a multiply, an add: correctly rounded, no reduction whose order depends on the CPU's vector
+width), so the same updates give bit-identical weights on any machine. That is what lets peers
+without a coordinator agree on an aggregate by its hash (:func:`decentralml.fl.aggregate_digest`).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from decentralml.fl.base import (
     Update,
     Weights,
     check_array,
+    in_key_order,
     layout_of,
     validate_fraction,
 )
@@ -69,16 +76,17 @@ class FedAvg(Aggregator):
     """Weighted mean of the updates, streaming.
 
     ``max_share`` (in (0, 1], default none) caps any single contributor's share of the average;
-    ``accumulator`` is the dtype the sum is kept in (``float32`` by default: the sum of K convex
-    terms loses little, and the accumulator is then exactly one model of extra memory;
-    ``float64`` is the choice for many contributors or ill-conditioned weights). The result is
-    cast back to the updates' dtype.
+    ``accumulator`` is the dtype the sum is kept in: ``float64`` by default, so the order of the
+    K terms barely matters and the mean is rounded once, when cast back to the updates' dtype;
+    the price is one float64 model of memory. ``float32`` halves that for very large models;
+    it is just as deterministic for a fixed order, only less precise. Updates that carry a
+    ``key`` are summed in key order (:func:`~decentralml.fl.base.in_key_order`).
     """
 
     name = "fedavg"
 
     def __init__(self, max_share: float | None = None,
-                 accumulator: str | np.dtype[Any] | type = np.float32) -> None:
+                 accumulator: str | np.dtype[Any] | type = np.float64) -> None:
         if max_share is not None:
             max_share = validate_fraction("max_share", max_share, low=0.0, high=1.0,
                                           include_low=False, include_high=True)
@@ -96,6 +104,7 @@ class FedAvg(Aggregator):
         return fedavg_shares([u.num_examples for u in updates], self.max_share)
 
     def aggregate(self, updates: Sequence[Update]) -> Weights:
+        updates = in_key_order(updates)
         layout = layout_of(updates)
         acc = self.accumulate(updates, layout)
         return [a if a.dtype == dtype else a.astype(dtype)
@@ -107,6 +116,7 @@ class FedAvg(Aggregator):
         The server optimizers take their pseudo-gradient (mean minus the current model) from
         this, in float64, so the small difference is not lost to a float32 rounding of the mean.
         """
+        updates = in_key_order(updates)
         layout = layout or layout_of(updates)
         shares = self.shares(updates)
         acc = [np.zeros(shape, dtype=np.result_type(self.accumulator, dtype))

@@ -63,7 +63,8 @@ def load_contributor_models(submissions_or_cids: Iterable[Any], store: Any, *, l
     ``decentralml.storage.bundle.fetch_bundle(store, cid, dest)``. ``like`` is the published model
     (or a :class:`~decentralml.fl.exchange.WeightSpec`). With ``lazy`` (the default) each update
     is fully checked now but its arrays are re-read from disk when aggregated, so memory does not
-    grow with the number of contributors. The same CID twice is loaded once.
+    grow with the number of contributors. The same CID twice is loaded once. Each update is keyed
+    by its submission id (or its CID), so FedAvg sums them in an order every peer reproduces.
 
     ``on_error="raise"`` re-raises the first failure instead of recording it, for callers that
     judge one submission at a time and must tell an unreachable store (``StorageError``, worth a
@@ -129,7 +130,8 @@ def load_contributor_models(submissions_or_cids: Iterable[Any], store: Any, *, l
             reject(source, f"fetch failed: {type(exc).__name__}: {exc}", sid, exc, transient)
             continue
         try:
-            update = load_update(Path(bundle.path), like=like, lazy=lazy, source=source)
+            update = load_update(Path(bundle.path), like=like, lazy=lazy, source=source,
+                                 key=sid if sid is not None else cid)
         except Exception as exc:  # hostile content must not stop the round
             reject(source, f"{type(exc).__name__}: {exc}", sid, exc)
             continue
