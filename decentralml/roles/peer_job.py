@@ -651,7 +651,9 @@ class Peer:
             seen[cid] = address
             try:
                 fetched = self._fetch_retrying(cid, root, spec)
-                loaded.append(load_update(fetched.path, like=spec, lazy=True, source=cid))
+                # keyed by the poster's address: FedAvg sums in key order, as every peer does
+                loaded.append(load_update(fetched.path, like=spec, lazy=True, source=cid,
+                                          key=address))
             except DecentralMLError as exc:
                 report.rejected[cid] = f"{type(exc).__name__}: {exc}"
                 continue
@@ -689,13 +691,13 @@ def _prod(shape: tuple[int, ...]) -> int:
 
 
 def _write_aggregate(updates: list[Any], spec: WeightSpec, out: Path) -> int:
-    """Average ``updates`` (FedAvg by claimed examples, a float64 accumulator, in the order
-    given) and write the result in the update format, byte-reproducibly, into ``out``; returns
-    the examples it stands for."""
+    """Average ``updates`` (FedAvg by claimed examples, a float64 accumulator, summed in the
+    order of their keys) and write the result in the update format, byte-reproducibly, into
+    ``out``; returns the examples it stands for."""
     from decentralml.fl.exchange import save_update
     from decentralml.fl.fedavg import FedAvg
 
-    weights = FedAvg(accumulator="float64").aggregate(updates)
+    weights = FedAvg(accumulator="float64").aggregate(updates)  # bit-identical on any machine
     total = sum(int(u.num_examples) for u in updates)
     save_update(weights, out, num_examples=total, names=list(spec.names))
     return total
