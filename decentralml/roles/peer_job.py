@@ -56,7 +56,7 @@ BUNDLE_OVERHEAD = 1 << 20
 MAX_UPDATE_FACTOR = 2
 
 Progress = Callable[[str, dict[str, Any]], None]
-Outcome = Literal["agreed", "disagreed", "no-majority", "missed", "no-updates"]
+Outcome = Literal["agreed", "disagreed", "no-majority", "missed", "vote-missed", "no-updates"]
 
 
 class CreatedPeerJob(BaseModel):
@@ -76,8 +76,8 @@ class CreatedPeerJob(BaseModel):
 class PeerRoundReport(BaseModel):
     """One round as this peer saw it. ``outcome``: ``agreed`` (my aggregate is the agreed one),
     ``disagreed`` (another was agreed), ``no-majority`` (nothing was agreed by the round's end),
-    ``missed`` (the update phase was over before I could post) or ``no-updates`` (nothing to
-    aggregate)."""
+    ``missed`` (the update phase was over before I could post), ``vote-missed`` (the round ended
+    before my aggregate was posted) or ``no-updates`` (no update could be used)."""
 
     job_id: int
     round: int
@@ -89,6 +89,8 @@ class PeerRoundReport(BaseModel):
     update_cid: str | None = None
     #: my own aggregate's CID
     my_cid: str | None = None
+    #: whether my aggregate was posted in time (a vote)
+    voted: bool = False
     agreed_cid: str | None = None
     agree: bool | None = None
     #: peers that posted an update this round (sorted)
@@ -455,24 +457,18 @@ class Peer:
             report.num_examples, report.metrics = num_examples, metrics
             progress("round-update-posted", {"round": r, "update_cid": update_cid})
         report.update_cid = update_cid
+        self._spec(bundle)  # Keras loads while the others still train, not in the vote's time
         self._wait_block(job.update_deadline(r))
         mark = time.monotonic()
         my_cid = self.client.round_aggregates(job_id, r).get(me)
+        report.voted = my_cid is not None
         updates = self.client.round_updates(job_id, r)
         report.participants = sorted(updates)
         if my_cid is None:
-            aggregated = self._aggregate(job, r, bundle, updates, report)
+            my_cid = self._aggregate(job, r, bundle, updates, report)
             timings["aggregate"] = time.monotonic() - mark
-            if aggregated is None:
-                report.outcome = "no-updates"
-            else:
-                my_cid = aggregated
-                if not self._too_late(job.round_end(r)):
-                    try:
-                        self.client.post_aggregate(job_id, r, my_cid)
-                    except PalletError as exc:
-                        progress("round-vote-missed", {"round": r, "reason": str(exc)})
-                progress("round-aggregate-posted", {"round": r, "my_cid": my_cid})
+            if my_cid is not None:
+                report.voted = self._vote(job, r, my_cid, progress)
         report.my_cid = my_cid
         self._wait_block(job.round_end(r))
         status = round_status(self.client, job, r, self.client.block_number())
@@ -480,13 +476,30 @@ class Peer:
         report.minority = status.minority
         report.silent = status.silent
         report.participants = sorted(status.updates)
-        if my_cid is not None:
-            report.agree = status.agreed_cid == my_cid if status.agreed_cid else None
-            report.outcome = ("no-majority" if status.agreed_cid is None
-                              else "agreed" if report.agree else "disagreed")
+        report.agree = None if my_cid is None or status.agreed_cid is None \
+            else status.agreed_cid == my_cid
+        report.outcome = ("no-updates" if my_cid is None
+                          else "vote-missed" if not report.voted
+                          else "no-majority" if status.agreed_cid is None
+                          else "agreed" if report.agree else "disagreed")
         report.seconds = time.monotonic() - started
         report.timings = timings
         return report
+
+    def _vote(self, job: PeerJob, r: int, cid: str, progress: Progress) -> bool:
+        """Post ``cid`` as my aggregate of round ``r`` unless the round is over; whether the
+        vote counted."""
+        if self._too_late(job.round_end(r)):
+            progress("round-vote-missed", {"round": r, "reason": "the aggregate phase ended "
+                     f"(block {self.client.block_number()}, round end {job.round_end(r)})"})
+            return False
+        try:
+            self.client.post_aggregate(job.job_id, r, cid)
+        except PalletError as exc:  # WrongRound: the round ended meanwhile
+            progress("round-vote-missed", {"round": r, "reason": f"{type(exc).__name__}: {exc}"})
+            return False
+        progress("round-aggregate-posted", {"round": r, "my_cid": cid})
+        return True
 
     def _skip(self, job: PeerJob, r: int, report: PeerRoundReport, started: float,
               progress: Progress) -> PeerRoundReport:

@@ -39,8 +39,8 @@ BUNDLE = Path(__file__).resolve().parents[2] / "examples" / "federated_mnist" / 
 BLOCK_TIME = 0.3
 #: Blocks per phase: the update phase must hold four sandboxed trainings at once on two cores
 #: (TensorFlow's import is most of it); the aggregate phase four fetch-average-upload passes.
-UPDATE_BLOCKS = 120
-AGGREGATE_BLOCKS = 25
+UPDATE_BLOCKS = 150
+AGGREGATE_BLOCKS = 40
 
 
 def _ticker(url: str, stop: threading.Event) -> None:
