@@ -48,6 +48,13 @@ if TYPE_CHECKING:
 
 #: The model file inside a peer job's bundle (the contributor template's ``train.py`` loads it).
 MODEL_FILE = "model.keras"
+#: The initial model's weight layout (names, shapes, dtypes) as JSON, written into the bundle by
+#: ``create_peer_job``: peers check updates against it without loading Keras, which would
+#: otherwise take the aggregate phase's time on a busy machine.
+LAYOUT_FILE = "peer_layout.json"
+#: Largest layout file read, and most variables it may list.
+MAX_LAYOUT_BYTES = 4 << 20
+MAX_LAYOUT_ENTRIES = 100_000
 #: Bytes an update or aggregate bundle may hold beyond its weights (sidecar, manifest, zip
 #: headers): anything larger is refused before it is written out.
 BUNDLE_OVERHEAD = 1 << 20
@@ -207,6 +214,7 @@ def create_peer_job(client: Client, store: Store, bundle_dir: Path, *, model: Pa
         shutil.copytree(bundle_dir, staged, symlinks=True)
         if model is not None:
             shutil.copyfile(model, staged / MODEL_FILE)
+        write_layout(staged / MODEL_FILE, staged / LAYOUT_FILE)
         check_bundle_runs(staged)
         entry, round_files = declared_entry(staged)
         packed = pack_bundle(staged, store, task_type=TaskType.ModelContributor,
@@ -224,6 +232,43 @@ def create_peer_job(client: Client, store: Store, bundle_dir: Path, *, model: Pa
                           update_blocks=update_blocks, aggregate_blocks=aggregate_blocks,
                           max_peers=max_peers, block_number=created.block_number,
                           fee=created.fee)
+
+
+def write_layout(model_file: Path, dest: Path) -> None:
+    """``dest``: the weight layout of the Keras model ``model_file`` (loaded with safe mode)."""
+    from decentralml.fl import load_model
+    from decentralml.fl.exchange import WeightSpec
+
+    spec = WeightSpec.of(load_model(model_file))
+    layout = {"names": list(spec.names), "shapes": [list(s) for s in spec.shapes],
+              "dtypes": [d.str for d in spec.dtypes]}
+    dest.write_text(json.dumps(layout, sort_keys=True), encoding="utf-8")
+
+
+def read_layout(path: Path) -> WeightSpec:
+    """The weight layout a bundle ships (:data:`LAYOUT_FILE`), bounded and checked."""
+    import numpy as np
+
+    from decentralml.fl.exchange import WeightSpec
+
+    where = f"the bundle's {LAYOUT_FILE}"
+    if path.stat().st_size > MAX_LAYOUT_BYTES:
+        raise InvalidInput("bundle", f"{where} is larger than {MAX_LAYOUT_BYTES} bytes")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        names, shapes, dtypes = data["names"], data["shapes"], data["dtypes"]
+        if not (isinstance(names, list) and isinstance(shapes, list)
+                and isinstance(dtypes, list) and len(names) <= MAX_LAYOUT_ENTRIES):
+            raise ValueError("names, shapes and dtypes must be lists")
+        kinds = [np.dtype(str(d)) for d in dtypes]
+        if any(k.kind not in "fiub" for k in kinds):
+            raise ValueError("only numeric dtypes")
+        dims = [tuple(int(d) for d in shape) for shape in shapes]
+        if any(d < 0 for shape in dims for d in shape):
+            raise ValueError("negative dimension")
+        return WeightSpec(tuple(str(n) for n in names), tuple(dims), tuple(kinds))
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise InvalidInput("bundle", f"{where} is not a weight layout: {exc}") from None
 
 
 def template_bundle(template: str, dest: Path) -> Path:
@@ -457,7 +502,7 @@ class Peer:
             report.num_examples, report.metrics = num_examples, metrics
             progress("round-update-posted", {"round": r, "update_cid": update_cid})
         report.update_cid = update_cid
-        self._spec(bundle)  # Keras loads while the others still train, not in the vote's time
+        self._spec(bundle)  # read before the deadline: the aggregate phase is for averaging
         self._wait_block(job.update_deadline(r))
         mark = time.monotonic()
         my_cid = self.client.round_aggregates(job_id, r).get(me)
@@ -552,7 +597,10 @@ class Peer:
 
         spec = self._specs.get(bundle.cid)
         if spec is None:
-            spec = self._specs[bundle.cid] = WeightSpec.of(self._initial_model(bundle))
+            layout = bundle.path / LAYOUT_FILE
+            spec = (read_layout(layout) if layout.is_file()
+                    else WeightSpec.of(self._initial_model(bundle)))
+            self._specs[bundle.cid] = spec
         return spec
 
     def _round_bundle(self, job: PeerJob, r: int, bundle: Bundle,
@@ -566,7 +614,11 @@ class Peer:
         from decentralml.storage.bundle import MANIFEST_NAME, build_manifest, load_bundle
 
         model = self._initial_model(bundle)
-        agreed = self._fetch(start_cid, self.job_dir(job.job_id) / "agreed", WeightSpec.of(model))
+        spec = self._spec(bundle)
+        if WeightSpec.of(model) != spec:
+            raise InvalidInput("job_id", f"peer job {job.job_id}'s {LAYOUT_FILE} does not "
+                               f"describe its {MODEL_FILE}")
+        agreed = self._fetch(start_cid, self.job_dir(job.job_id) / "agreed", spec)
         set_weights(model, load_update(agreed.path, like=model).weights)
         dest = self.job_dir(job.job_id) / f"round-{r}" / "bundle"
         if dest.exists():

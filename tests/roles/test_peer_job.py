@@ -39,7 +39,7 @@ BUNDLE = Path(__file__).resolve().parents[2] / "examples" / "federated_mnist" / 
 BLOCK_TIME = 0.3
 #: Blocks per phase: the update phase must hold four sandboxed trainings at once on two cores
 #: (TensorFlow's import is most of it); the aggregate phase four fetch-average-upload passes.
-UPDATE_BLOCKS = 150
+UPDATE_BLOCKS = 200
 AGGREGATE_BLOCKS = 40
 
 
