@@ -377,8 +377,10 @@ class Peer:
         self.allow_network = allow_network
         self.max_output_bytes = max_output_bytes
         self.max_processes = max_processes
-        #: weight layouts of the jobs' initial models, by bundle CID (loading one imports Keras)
+        #: weight layouts of the jobs' initial models, by bundle CID
         self._specs: dict[str, WeightSpec] = {}
+        #: the jobs' models, loaded once (importing Keras takes seconds), by bundle CID
+        self._models: dict[str, Any] = {}
 
     @property
     def address(self) -> str:
@@ -458,7 +460,7 @@ class Peer:
         with TaskHostPool(self.job_dir(job_id) / "hosts") as hosts:
             for r in range(max(first, joined.joined_round), last + 1):
                 report = self.run_round(job, r, bundle, hosts=hosts, on_progress=progress,
-                                        on_log=on_log)
+                                        on_log=on_log, next_round=r < last)
                 reports.append(report)
                 progress("round-done", report.model_dump(mode="json"))
         stopped = (f"the job ended after round {job.rounds - 1}" if last == job.rounds - 1
@@ -468,9 +470,12 @@ class Peer:
 
     def run_round(self, job: PeerJob, r: int, bundle: Bundle, *, hosts: TaskHostPool | None,
                   on_progress: Progress | None = None,
-                  on_log: Callable[[str], None] | None = None) -> PeerRoundReport:
+                  on_log: Callable[[str], None] | None = None,
+                  next_round: bool = False) -> PeerRoundReport:
         """Round ``r``: train and post an update (unless already posted), aggregate and vote
-        (unless already voted), then read the agreement once the round is over."""
+        (unless already voted), then read the agreement once the round is over. With
+        ``next_round`` the model for the next round is loaded while this one ends, so the next
+        update phase is left to training."""
         progress = on_progress or (lambda event, data: None)
         started = time.monotonic()
         timings: dict[str, float] = {}
@@ -515,6 +520,8 @@ class Peer:
             if my_cid is not None:
                 report.voted = self._vote(job, r, my_cid, progress)
         report.my_cid = my_cid
+        if next_round:
+            self._initial_model(bundle)
         self._wait_block(job.round_end(r))
         status = round_status(self.client, job, r, self.client.block_number())
         report.agreed_cid = status.agreed_cid
@@ -588,9 +595,13 @@ class Peer:
         return bundle
 
     def _initial_model(self, bundle: Bundle) -> Any:
-        from decentralml.fl import load_model
+        """The job's Keras model, loaded once (safe mode); its weights are each round's to set."""
+        model = self._models.get(bundle.cid)
+        if model is None:
+            from decentralml.fl import load_model
 
-        return load_model(bundle.path / MODEL_FILE)
+            model = self._models[bundle.cid] = load_model(bundle.path / MODEL_FILE)
+        return model
 
     def _spec(self, bundle: Bundle) -> WeightSpec:
         from decentralml.fl.exchange import WeightSpec
