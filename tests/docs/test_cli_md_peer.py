@@ -36,7 +36,7 @@ def test_the_peer_job_walkthrough_runs_as_written(tmp_path: Path) -> None:
                           check=False)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     out, err = done.stdout, done.stderr
-    assert re.search(r"peer job 0: 2 round\(s\) of 120 \+ 20 blocks from block \d+", out), out
+    assert re.search(r"peer job 0: 2 round\(s\) of 150 \+ 30 blocks from block \d+", out), out
     logs = [err, (root / "bob.log").read_text(), (root / "charlie.log").read_text()]
     agreed: dict[int, set[str]] = {0: set(), 1: set()}
     for log in logs:
