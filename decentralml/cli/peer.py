@@ -24,7 +24,8 @@ def peer() -> None:
 
 
 def _peer(app: App, *, data_dir: Path | None = None, timeout: float = 3600.0,
-          no_sandbox: bool = False, allow_network: bool = False) -> Any:
+          no_sandbox: bool = False, allow_network: bool = False,
+          fetch_timeout: float = 30.0) -> Any:
     from decentralml.roles.peer_job import Peer
     from decentralml.storage.runner import SandboxWarning
     from decentralml.storage.sandbox import NO_SANDBOX_RISK
@@ -35,7 +36,7 @@ def _peer(app: App, *, data_dir: Path | None = None, timeout: float = 3600.0,
     return Peer(app.client(), app.store(), home=app.settings.home, data_dir=data_dir,
                 timeout=timeout, sandbox="none" if no_sandbox else "auto",
                 allow_network=allow_network, max_output_bytes=app.settings.max_output_bytes,
-                max_processes=app.settings.max_processes)
+                max_processes=app.settings.max_processes, fetch_timeout=fetch_timeout)
 
 
 def _short(cid: str | None) -> str:
@@ -158,18 +159,20 @@ def _log_sink(app: App):  # type: ignore[no-untyped-def]
                    "[default: until the job ends].")
 @click.option("--timeout", type=float, default=3600.0, show_default=True,
               help="Wall-clock limit of one training run, seconds.")
+@click.option("--fetch-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
+              show_default=True, help="Seconds to fetch one peer's update before leaving it "
+              "out of the average (as every peer does).")
 @click.option("--allow-network", is_flag=True,
               help="Give the network to a bundle whose manifest declares it needs it.")
 @click.option("--no-sandbox", is_flag=True,
               help="Run the training unconfined, with your user's rights (unsafe).")
 @pass_app
 def peer_run(app: App, job_id: int, data_dir: Path, rounds: int | None, timeout: float,
-             allow_network: bool, no_sandbox: bool) -> None:
+             fetch_timeout: float, allow_network: bool, no_sandbox: bool) -> None:
     """Take part in peer job JOB_ID: join if needed, then train, aggregate and vote each round."""
-    report = _peer(app, data_dir=data_dir, timeout=timeout, no_sandbox=no_sandbox,
-                   allow_network=allow_network).run(job_id, rounds=rounds,
-                                                    on_progress=_progress(app),
-                                                    on_log=_log_sink(app))
+    peer = _peer(app, data_dir=data_dir, timeout=timeout, no_sandbox=no_sandbox,
+                 allow_network=allow_network, fetch_timeout=fetch_timeout)
+    report = peer.run(job_id, rounds=rounds, on_progress=_progress(app), on_log=_log_sink(app))
 
     def render(c):  # type: ignore[no-untyped-def]
         rows = [[r.round, r.outcome, _short(r.started_from), _short(r.my_cid),
@@ -186,12 +189,14 @@ def peer_run(app: App, job_id: int, data_dir: Path, rounds: int | None, timeout:
 
 @peer.command("status")
 @click.argument("job_id", type=int)
+@click.option("--last", "last_rounds", type=click.IntRange(min=1), default=None,
+              help="Only the latest N rounds [default: every round so far].")
 @pass_app
-def peer_status(app: App, job_id: int) -> None:
+def peer_status(app: App, job_id: int, last_rounds: int | None) -> None:
     """Peer job JOB_ID per round: participants, the agreed model and who disagreed."""
     from decentralml.roles.peer_job import peer_job_status
 
-    status = peer_job_status(app.client(need_account=False), job_id)
+    status = peer_job_status(app.client(need_account=False), job_id, last_rounds=last_rounds)
 
     def render(c):  # type: ignore[no-untyped-def]
         where = ("ended" if status.current_round is None

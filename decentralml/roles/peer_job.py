@@ -55,6 +55,8 @@ LAYOUT_FILE = "peer_layout.json"
 #: Largest layout file read, and most variables it may list.
 MAX_LAYOUT_BYTES = 4 << 20
 MAX_LAYOUT_ENTRIES = 100_000
+#: Default seconds to fetch one update (see ``Peer.fetch_timeout``).
+DEFAULT_FETCH_TIMEOUT = 30.0
 #: Bytes an update or aggregate bundle may hold beyond its weights (sidecar, manifest, zip
 #: headers): anything larger is refused before it is written out.
 BUNDLE_OVERHEAD = 1 << 20
@@ -363,9 +365,12 @@ class Peer:
     def __init__(self, client: Client, store: Store, *, home: Path, data_dir: Path | None = None,
                  timeout: float = 3600.0, sandbox: SandboxMode = "auto",
                  allow_network: bool = False, max_output_bytes: int | None = None,
-                 max_processes: int | None = None) -> None:
+                 max_processes: int | None = None,
+                 fetch_timeout: float = DEFAULT_FETCH_TIMEOUT) -> None:
         if timeout <= 0:
             raise InvalidInput("timeout", f"is {timeout}", "> 0 seconds")
+        if fetch_timeout <= 0:
+            raise InvalidInput("fetch_timeout", f"is {fetch_timeout}", "> 0 seconds")
         if data_dir is not None and not data_dir.is_dir():
             raise InvalidInput("data_dir", f"{data_dir} is not a directory")
         self.client = client
@@ -377,6 +382,10 @@ class Peer:
         self.allow_network = allow_network
         self.max_output_bytes = max_output_bytes
         self.max_processes = max_processes
+        #: seconds one update or agreed model may take to fetch: an update nobody can fetch
+        #: (posted by a peer that never stored it) is given up on, by every honest peer alike,
+        #: instead of holding this one past the vote
+        self.fetch_timeout = fetch_timeout
         #: weight layouts of the jobs' initial models, by bundle CID
         self._specs: dict[str, WeightSpec] = {}
         #: the jobs' models, loaded once (importing Keras takes seconds), by bundle CID
@@ -663,7 +672,7 @@ class Peer:
                                                                    strict=True))
         bound = MAX_UPDATE_FACTOR * weights + BUNDLE_OVERHEAD
         return fetch_bundle(self.store, cid, dest, max_total_size=bound, max_file_size=bound,
-                            timeout=max(60.0, self.timeout))
+                            timeout=self.fetch_timeout)
 
     # --- the phases -----------------------------------------------------------------------------
 
@@ -749,13 +758,13 @@ class Peer:
         retried a few times; bad content is refused at once."""
         from decentralml.errors import IntegrityError, StorageError
 
-        for attempt in range(3):
+        for attempt in range(2):
             try:
                 return self._fetch(cid, root, spec)
             except StorageError as exc:
-                if isinstance(exc, IntegrityError) or attempt == 2:
+                if isinstance(exc, IntegrityError) or attempt == 1:
                     raise
-                time.sleep(1.0 + attempt)
+                time.sleep(1.0)
         raise AssertionError("unreachable")  # pragma: no cover
 
 
