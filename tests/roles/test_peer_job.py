@@ -3,11 +3,12 @@ with a block every 0.3 s, the runtime under Chopsticks with a test-side block ti
 deadlines pass without transactions).
 
 A job of four peers over three rounds (0, 1, 2): Eve leaves after round 0, Ferdie joins in round
-2, and in round 1 Alice (the creator, who has no special power) posts an update and then a wrong
-aggregate CID with the client directly. Every honest participant posts the same aggregate each
+2, and Alice (the creator, who has no special power), with the client directly, posts an update
+in round 0 and vanishes before the vote, then in round 1 posts an update and a wrong aggregate
+CID. Every honest participant posts the same aggregate each
 round, that aggregate is the float64 FedAvg of the round's updates in address order (recomputed
 here from the store), the newcomer starts from the agreed model of round 1, and Alice is the
-minority of round 1 in ``peer status --json``.
+minority of round 1 and silent in round 0 in ``peer status --json``: neither held anyone up.
 
 The model is a softmax layer over 8x8 digits: the TensorFlow cost is mostly imports.
 """
@@ -156,21 +157,24 @@ def test_four_peers_three_rounds_leave_join_and_a_liar(ticking_chain: str, tmp_p
     runs = {name: run(name, 3) for name in ("Bob", "Charlie", "Dave")}
     runs["Eve"] = run("Eve", 1)
     round_seconds = (UPDATE_BLOCKS + AGGREGATE_BLOCKS) * BLOCK_TIME
-    eve = _finish(*runs.pop("Eve"), timeout=round_seconds * 6)
-    cli([*base("//Eve"), "peer", "leave", str(job_id)], home=tmp_path / "home-Eve")
-
-    # Round 1: Alice joins, posts a real update (the initial model, as a free rider would) and
-    # then lies about the aggregate, with the client directly.
     alice = Client(url, account="//Alice", home=alice_home)
     store = open_store(spec)
     try:
+        # Alice, with the client directly: in round 0 she posts a real update (the initial model,
+        # as a free rider would) and vanishes before the vote; in round 1 she posts it again and
+        # then lies about the aggregate.
         alice.join_peer_job(job_id)
-        alice.wait_for_block(_round_start(created, 1) + 1, timeout=round_seconds * 4)
         model = load_model(tmp_path / "model.keras")
         save_update(model, tmp_path / "alice-update", num_examples=150)
         alice_update = pack_bundle(tmp_path / "alice-update", store,
                                    task_type=TaskType.ModelContributor, entrypoint=None,
                                    kind="result").cid
+        alice.post_update(job_id, 0, alice_update)
+
+        eve = _finish(*runs.pop("Eve"), timeout=round_seconds * 6)
+        cli([*base("//Eve"), "peer", "leave", str(job_id)], home=tmp_path / "home-Eve")
+
+        alice.wait_for_block(_round_start(created, 1) + 1, timeout=round_seconds * 4)
         alice.post_update(job_id, 1, alice_update)
         alice.wait_for_block(_round_start(created, 1) + UPDATE_BLOCKS + 1,
                              timeout=round_seconds * 4)
@@ -196,8 +200,8 @@ def test_four_peers_three_rounds_leave_join_and_a_liar(ticking_chain: str, tmp_p
     history = {h["round"]: h for h in status["history"]}
     assert status["current_round"] is None and status["phase"] == "ended"
     assert sorted(history) == [0, 1, 2]
-    expected = {0: {"Bob", "Charlie", "Dave", "Eve"}, 1: {"Bob", "Charlie", "Dave", "Alice"},
-                2: {"Bob", "Charlie", "Dave", "Ferdie"}}
+    expected = {0: {"Bob", "Charlie", "Dave", "Eve", "Alice"},
+                1: {"Bob", "Charlie", "Dave", "Alice"}, 2: {"Bob", "Charlie", "Dave", "Ferdie"}}
     for r, names in expected.items():
         h = history[r]
         assert set(h["updates"]) == {addr[n] for n in names}, (r, h)
@@ -205,6 +209,7 @@ def test_four_peers_three_rounds_leave_join_and_a_liar(ticking_chain: str, tmp_p
         assert {h["aggregates"][a] for a in honest} == {h["agreed_cid"]}, (r, h)
         assert h["agreed_cid"] is not None
         assert h["minority"] == ([addr["Alice"]] if r == 1 else []), (r, h)
+        assert h["silent"] == ([addr["Alice"]] if r == 0 else []), (r, h)
 
     # every peer's own report says the same
     for name, report in {**reports, "Eve": eve, "Ferdie": ferdie}.items():
@@ -212,7 +217,7 @@ def test_four_peers_three_rounds_leave_join_and_a_liar(ticking_chain: str, tmp_p
             h = history[rr["round"]]
             assert rr["outcome"] == "agreed" and rr["agree"] is True, (name, rr)
             assert rr["my_cid"] == rr["agreed_cid"] == h["agreed_cid"], (name, rr)
-            assert rr["minority"] == h["minority"]
+            assert rr["minority"] == h["minority"] and rr["silent"] == h["silent"]
     assert [rr["round"] for rr in eve["rounds"]] == [0]
     assert [rr["round"] for rr in ferdie["rounds"]] == [2]
     # the newcomer started from the last agreed model, like everyone else that round
