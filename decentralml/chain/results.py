@@ -7,6 +7,8 @@ can be reconciled to the unit) and the decoded events, plus the ids the call cre
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from decentralml.chain.events import (
@@ -16,6 +18,8 @@ from decentralml.chain.events import (
     ResultRejectedEvent,
 )
 from decentralml.chain.policies import Decision
+
+E = TypeVar("E", bound=MarketEvent)
 
 
 class ExtrinsicResult(BaseModel):
@@ -33,7 +37,7 @@ class ExtrinsicResult(BaseModel):
     events: tuple[ChainEvent, ...] = ()
     market_events: tuple[MarketEvent, ...] = ()
 
-    def market(self, kind: type[MarketEvent]) -> list[MarketEvent]:
+    def market(self, kind: type[E]) -> list[E]:
         """This extrinsic's marketplace events of one kind (e.g. ``ResultAcceptedEvent``)."""
         return [e for e in self.market_events if isinstance(e, kind)]
 

@@ -22,7 +22,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from decentralml.errors import InvalidInput
 
@@ -124,11 +123,11 @@ class PayoutMode(str, Enum):
     ByContribution = "ByContribution"
 
 
-def _invalid(loc: tuple[str, ...], message: str, value: Any) -> ValidationError:
-    """A validation error located at ``loc`` (e.g. ``terms.shards``), for rules a model checks
-    across fields: :func:`build` turns it into an :class:`InvalidInput` naming that field."""
-    return ValidationError.from_exception_data("arguments", [InitErrorDetails(
-        type=PydanticCustomError("value_error", message), loc=loc, input=value)])
+def _invalid(field: str, message: str) -> InvalidInput:
+    """For rules a model checks across fields: the error names the field it is about (e.g.
+    ``terms.shards``); pydantic carries it out of the validator and :func:`build` (or
+    :class:`_Checked`) raises it as it is."""
+    return InvalidInput(field, message)
 
 
 def _utf8_len(value: str) -> int:
@@ -148,6 +147,31 @@ class _Args(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
 
 
+def _invalid_input(exc: ValidationError, default_field: str, prefix: str = "") -> InvalidInput:
+    first = exc.errors()[0]
+    nested = (first.get("ctx") or {}).get("error")
+    if isinstance(nested, InvalidInput):  # a cross-field rule, or a _Checked model inside
+        return nested                     # another: already named
+    field = ".".join(str(p) for p in first["loc"]) or default_field
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return InvalidInput(prefix + field, message)
+
+
+class _Checked(BaseModel):
+    """A model users construct themselves (``TaskTerms(...)``, ``CreatePeerJobArgs(...)``): a
+    bad value raises :class:`InvalidInput` naming the field, as the client's calls do, instead
+    of pydantic's own error."""
+
+    #: prefix of the field names in errors (how the value is passed to the client)
+    _FIELD_PREFIX: ClassVar[str] = ""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise _invalid_input(exc, type(self).__name__, self._FIELD_PREFIX) from None
+
+
 def _commitment(value: Any) -> bytes | None:
     """A 32-byte commitment given as bytes or hex text (``0x`` optional)."""
     if value is None:
@@ -164,7 +188,7 @@ def _commitment(value: Any) -> bytes | None:
     return bytes(value)
 
 
-class TaskTerms(BaseModel):
+class TaskTerms(_Checked):
     """The terms of a task (protocol 2), fixed at creation: data shards shipped one per slot, and
     pay by contribution with the creator's commitments to its holdout set and scoring method.
 
@@ -174,6 +198,7 @@ class TaskTerms(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+    _FIELD_PREFIX: ClassVar[str] = "terms."
 
     shards: int = Field(default=0, strict=True, ge=0, le=U32_MAX)
     payout: PayoutMode = PayoutMode.Flat
@@ -266,18 +291,17 @@ class CreateTaskArgs(_Args):
         if terms is None:
             return self
         if terms.shards not in (0, self.max_assignments):
-            raise _invalid(("terms", "shards"), f"is {terms.shards} (limit: 0, or max_assignments"
-                           f" = {self.max_assignments}: one shard per slot)", terms.shards)
+            raise _invalid("terms.shards", f"is {terms.shards} (limit: 0, or max_assignments"
+                           f" = {self.max_assignments}: one shard per slot)")
         if terms.payout is PayoutMode.ByContribution:
             if self.validation_strategy is ValidationStrategy.AutoAccept:
-                raise _invalid(("terms", "payout"), "ByContribution needs a reviewer to score "
-                               "the results (limit: not with AutoAccept)", terms.payout.value)
+                raise _invalid("terms.payout", "ByContribution needs a reviewer to score "
+                               "the results (limit: not with AutoAccept)")
             if terms.floor > self.reward:
-                raise _invalid(("terms", "floor"), f"is {terms.floor} (limit: <= reward = "
-                               f"{self.reward})", terms.floor)
+                raise _invalid("terms.floor", f"is {terms.floor} (limit: <= reward = "
+                               f"{self.reward})")
         elif terms.floor != 0:
-            raise _invalid(("terms", "floor"), f"is {terms.floor} (limit: 0 under Flat pay)",
-                           terms.floor)
+            raise _invalid("terms.floor", f"is {terms.floor} (limit: 0 under Flat pay)")
         return self
 
     @property
@@ -421,7 +445,7 @@ class SettleContributionsArgs(_Args):
         return {"task_id": self.task_id, "scores": list(self.scores.items())}
 
 
-class CreatePeerJobArgs(_Args):
+class CreatePeerJobArgs(_Args, _Checked):
     """Arguments of ``DecentralML.create_peer_job``."""
 
     assets_cid: str
@@ -463,9 +487,9 @@ class CreatePeerJobArgs(_Args):
     @model_validator(mode="after")
     def _length_fits(self) -> CreatePeerJobArgs:
         if self.rounds * (self.update_blocks + self.aggregate_blocks) > U32_MAX:
-            raise _invalid(("rounds",), "rounds * (update_blocks + aggregate_blocks) is "
+            raise _invalid("rounds", "rounds * (update_blocks + aggregate_blocks) is "
                            f"{self.rounds * (self.update_blocks + self.aggregate_blocks)} "
-                           f"(limit: {U32_MAX}, a u32 block count)", self.rounds)
+                           f"(limit: {U32_MAX}, a u32 block count)")
         return self
 
     def call_params(self) -> dict[str, Any]:
@@ -514,10 +538,7 @@ def build(model: type[M], *, limits: ProtocolLimits | None = None, **kwargs: Any
     try:
         return model.model_validate(kwargs, context={"limits": limits or DEFAULT_LIMITS})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or model.__name__
-        message = str(first["msg"]).removeprefix("Value error, ")
-        raise InvalidInput(field, message) from None
+        raise _invalid_input(exc, model.__name__) from None
 
 
 def _text(value: Any) -> str:

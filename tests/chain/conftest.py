@@ -52,3 +52,12 @@ def raw_task(client: Client, **overrides: Any) -> dict[str, Any]:
     }
     params.update(overrides)
     return params
+
+
+def raw_peer_job(**overrides: Any) -> dict[str, Any]:
+    """Valid ``create_peer_job`` call params, with ``overrides``."""
+    params: dict[str, Any] = {"assets_cid": b"bafkreipeerjob", "assets_storage": "Ipfs",
+                              "rounds": 3, "update_blocks": 1000, "aggregate_blocks": 1000,
+                              "max_peers": 4}
+    params.update(overrides)
+    return params

@@ -5,7 +5,8 @@
 //   NODE_PATH=chain/chopsticks/node_modules node tests/chain/polkadotjs_smoke.cjs ws://127.0.0.1:9944
 //
 // It decodes the metadata, reads storage, sends a transfer and a DecentralML create_task signed by
-// //Alice, waits for both in a block, and prints one JSON line with what it saw.
+// //Alice, then protocol 2's create_task_with_terms, create_peer_job and join_peer_job, waits for
+// each in a block, and prints one JSON line with what it saw.
 const { ApiPromise, WsProvider, Keyring } = require("@polkadot/api");
 
 async function inBlock(api, tx, signer) {
@@ -62,6 +63,22 @@ async function main() {
   out.nextTaskIdAfter = (await api.query.decentralML.nextTaskId()).toNumber();
   const task = await api.query.decentralML.tasks(out.nextTaskIdBefore);
   out.task = task.unwrap().toHuman();
+  log("created");
+  // protocol 2: a task with terms (a struct argument), a peer job, a join (decoded events)
+  const termsHead = (await api.rpc.chain.getHeader()).number.toNumber();
+  const termed = await inBlock(api, api.tx.decentralML.createTaskWithTerms(
+    "ModelContributor", "train on your shard (polkadot.js)", 10n ** 10n, 2, "ManualAccept",
+    "bafkreipolkadotjs", "Ipfs", termsHead + 100,
+    { shards: 2, payout: "ByContribution", floor: 10n ** 9n,
+      holdoutCommitment: "0x" + "ab".repeat(32), scoringCommitment: null }), alice);
+  out.createTaskWithTerms = termed;
+  out.terms = (await api.query.decentralML.terms(out.nextTaskIdAfter)).unwrap().toJSON();
+  const jobId = (await api.query.decentralML.nextPeerJobId()).toNumber();
+  out.createPeerJob = await inBlock(api, api.tx.decentralML.createPeerJob(
+    "bafkreipeerjob", "Ipfs", 3, 10, 10, 4), alice);
+  out.joinPeerJob = await inBlock(api, api.tx.decentralML.joinPeerJob(jobId), bob);
+  out.peerJob = (await api.query.decentralML.peerJobs(jobId)).unwrap().toJSON();
+  out.peerRound = (await api.query.decentralML.peers(jobId, bob.address)).toJSON();
   console.log(JSON.stringify(out));
   await api.disconnect();
 }

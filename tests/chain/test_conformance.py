@@ -20,15 +20,17 @@ from decentralml.chain import types as protocol
 from decentralml.chain.client import Client
 from decentralml.chain.policies import AutoAccept, Decision, Manual, Threshold
 from decentralml.chain.types import (
+    PayoutMode,
     StorageType,
     Submission,
     SubmissionStatus,
     TaskStatus,
+    TaskTerms,
     TaskType,
     ValidationStrategy,
 )
 from decentralml.errors import DECENTRALML_ERRORS, InvalidInput, PalletError
-from tests.chain.conftest import advance_past, raw_task
+from tests.chain.conftest import advance_past, raw_peer_job, raw_task
 
 REWARD = 5 * 10**10
 CID = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
@@ -458,6 +460,84 @@ def _error_cases() -> dict[str, Callable[[Callable[..., Client]], None]]:
         poor = f(10**13)
         create(poor, reward=10**13, max_assignments=1)
 
+    # -- protocol 2 --
+    def create_with_terms(c: Client, terms: dict[str, Any], **kw: Any) -> None:
+        full = {"shards": 0, "payout": "Flat", "floor": 0, "holdout_commitment": None,
+                "scoring_commitment": None, **terms}
+        c.submit_call("DecentralML", "create_task_with_terms", {**raw_task(c, **kw),
+                                                                "terms": full})
+
+    def by_contribution(f: Callable[..., Client], n: int = 1) -> tuple[Client, int]:
+        creator = f()
+        return creator, task_of(creator, n=n, terms=TaskTerms(payout=PayoutMode.ByContribution))
+
+    def settle(c: Client, tid: int, scores: list[tuple[int, int]]) -> None:
+        c.submit_call("DecentralML", "settle_contributions", {"task_id": tid, "scores": scores})
+
+    def paid_by_contribution(f: Callable[..., Client]) -> None:
+        creator, tid = by_contribution(f)
+        worker = f()
+        sid = worker.accept_task(tid).submission_id
+        worker.send_task_result(sid, "r")
+        creator.submit_call("DecentralML", "validate_task_result",
+                            {"submission_id": sid, "accept": True})
+
+    def not_pending_on_task(f: Callable[..., Client]) -> None:
+        creator, tid = by_contribution(f)
+        settle(creator, tid, [(f().accept_task(tid).submission_id, 1)])  # Assigned, not pending
+
+    def job_of(c: Client, **kw: Any) -> int:
+        c.submit_call("DecentralML", "create_peer_job", raw_peer_job(**kw))
+        return c.next_peer_job_id() - 1
+
+    def join(c: Client, job: int) -> None:
+        c.submit_call("DecentralML", "join_peer_job", {"job_id": job})
+
+    def post(c: Client, what: str, job: int, rnd: int = 0, cid: bytes = b"bafyupdate") -> None:
+        c.submit_call("DecentralML", f"post_{what}",
+                      {"job_id": job, "round": rnd, f"{what}_cid": cid})
+
+    def peer_job_ended(f: Callable[..., Client]) -> None:
+        c = f()
+        job = job_of(c, rounds=1, update_blocks=1, aggregate_blocks=1)
+        advance_past(c, c.peer_job(job).end_block)
+        join(c, job)
+
+    def already_joined(f: Callable[..., Client]) -> None:
+        c = f()
+        job = job_of(c)
+        join(c, job)
+        join(c, job)
+
+    def peer_job_full(f: Callable[..., Client]) -> None:
+        c = f()
+        job = job_of(c, max_peers=1)
+        join(c, job)
+        join(f(), job)
+
+    def peer_in(f: Callable[..., Client], **kw: Any) -> tuple[Client, int]:
+        c = f()
+        job = job_of(c, **kw)
+        join(c, job)
+        return c, job
+
+    def wrong_round(f: Callable[..., Client]) -> None:
+        c, job = peer_in(f)
+        post(c, "update", job, rnd=1)
+
+    def wrong_phase(f: Callable[..., Client]) -> None:
+        c, job = peer_in(f, update_blocks=1)  # the aggregate phase from the next block on
+        post(c, "update", job)
+
+    def already_posted(f: Callable[..., Client]) -> None:
+        c, job = peer_in(f)
+        post(c, "update", job)
+        post(c, "update", job)
+
+    def no_update_this_round(f: Callable[..., Client]) -> None:
+        c, job = peer_in(f, update_blocks=1)
+        post(c, "aggregate", job, cid=b"bafyaggregate")
+
     return {
         "TaskNotFound": task_not_found,
         "SubmissionNotFound": submission_not_found,
@@ -486,6 +566,29 @@ def _error_cases() -> dict[str, Callable[[Callable[..., Client]], None]]:
         "MissingStorageType": missing_storage_type,
         "Overflow": lambda f: create(f(), reward=2**127, max_assignments=4),
         "InsufficientBalance": insufficient_balance,
+        "InvalidShards": lambda f: create_with_terms(f(), {"shards": 1}, max_assignments=2),
+        "InvalidTerms": lambda f: create_with_terms(f(), {"payout": "ByContribution"},
+                                                    validation_strategy="AutoAccept"),
+        "PaidByContribution": paid_by_contribution,
+        "NotPaidByContribution": lambda f: settle(c := f(), task_of(c), [(0, 1)]),
+        "NoScores": lambda f: settle(*by_contribution(f), []),
+        "TooManyScores": lambda f: settle(*(ct := by_contribution(f)), [
+            (i, 1) for i in range(limit(ct[0], "MaxAssignments") + 1)]),
+        "ScoreTooHigh": lambda f: settle(*(ct := by_contribution(f)), [
+            (0, limit(ct[0], "MaxScore") + 1)]),
+        "DuplicateScore": lambda f: settle(*by_contribution(f), [(0, 1), (0, 2)]),
+        "NotPendingOnTask": not_pending_on_task,
+        "InvalidPeerJob": lambda f: job_of(f(), rounds=0),
+        "PeerJobNotFound": lambda f: join(c := f(), c.next_peer_job_id() + 1000),
+        "PeerJobEnded": peer_job_ended,
+        "AlreadyJoined": already_joined,
+        "PeerJobFull": peer_job_full,
+        "NotAPeer": lambda f: f().submit_call("DecentralML", "leave_peer_job",
+                                              {"job_id": job_of(f())}),
+        "WrongRound": wrong_round,
+        "WrongPhase": wrong_phase,
+        "AlreadyPosted": already_posted,
+        "NoUpdateThisRound": no_update_this_round,
     }
 
 
@@ -568,6 +671,33 @@ BAD_INPUTS: list[tuple[str, str, dict[str, Any]]] = [
     ("send_task_result", "result_cid", {"submission_id": 0, "result": "r", "result_cid": "bafy"}),
     ("close_task", "task_id", {"task_id": "3"}),
     ("validate_task_result", "task_id", {}),
+    # protocol 2
+    ("create_task", "terms.shards", {"max_assignments": 2, "terms": TaskTerms(shards=1)}),
+    ("create_task", "terms.payout", {"validation_strategy": ValidationStrategy.AutoAccept,
+                                     "terms": TaskTerms(payout=PayoutMode.ByContribution)}),
+    ("create_task", "terms.floor", {"terms": TaskTerms(payout=PayoutMode.ByContribution,
+                                                       floor=REWARD + 1)}),
+    ("create_task", "terms.floor", {"terms": TaskTerms(floor=1)}),
+    ("settle_contributions", "scores", {"task_id": 0, "scores": {}}),
+    ("settle_contributions", "scores", {"task_id": 0, "scores": {0: 1_000_001}}),
+    ("settle_contributions", "scores", {"task_id": 0, "scores": {i: 1 for i in range(65)}}),
+    ("settle_contributions", "scores", {"task_id": 0, "scores": {0: -1}}),
+    ("settle_contributions", "task_id", {"task_id": -1, "scores": {0: 1}}),
+    ("create_peer_job", "rounds", {"rounds": 0}),
+    ("create_peer_job", "rounds", {"rounds": 10_001}),
+    ("create_peer_job", "rounds", {"rounds": 10_000, "update_blocks": 2**31}),
+    ("create_peer_job", "update_blocks", {"update_blocks": 0}),
+    ("create_peer_job", "aggregate_blocks", {"aggregate_blocks": 0}),
+    ("create_peer_job", "max_peers", {"max_peers": 0}),
+    ("create_peer_job", "max_peers", {"max_peers": 65}),
+    ("create_peer_job", "assets_cid", {"assets_cid": ""}),
+    ("create_peer_job", "assets_cid", {"assets_cid": "b" * 129}),
+    ("join_peer_job", "job_id", {"job_id": -1}),
+    ("leave_peer_job", "job_id", {"job_id": 2**32}),
+    ("post_update", "cid", {"job_id": 0, "round": 0, "cid": ""}),
+    ("post_update", "cid", {"job_id": 0, "round": 0, "cid": "b" * 129}),
+    ("post_aggregate", "round", {"job_id": 0, "round": -1, "cid": "bafy"}),
+    ("post_aggregate", "cid", {"job_id": 0, "round": 0, "cid": ""}),
 ]
 
 
@@ -578,12 +708,18 @@ def test_bad_input_raises_before_sending(funded: Callable[..., Client], method: 
     client = funded()
     before = client.account_balance()
     next_task = client.next_task_id()
+    next_job = client.next_peer_job_id()
     sent = len(client._submitter.sent)
     if method == "create_task":
         base: dict[str, Any] = dict(task_type=TaskType.DataAnnotator, question="q",
                                     reward=REWARD, max_assignments=1, assets_cid=CID)
         base.update(kwargs)
         call: Callable[[], Any] = lambda: client.create_task(**base)  # noqa: E731
+    elif method == "create_peer_job":
+        job: dict[str, Any] = dict(assets_cid=CID, rounds=2, update_blocks=3,
+                                   aggregate_blocks=3, max_peers=4)
+        job.update(kwargs)
+        call = lambda: client.create_peer_job(**job)  # noqa: E731
     else:
         call = lambda: getattr(client, method)(**kwargs)  # noqa: E731
     with pytest.raises(InvalidInput) as caught:
@@ -592,6 +728,7 @@ def test_bad_input_raises_before_sending(funded: Callable[..., Client], method: 
     assert client.account_balance() == before  # same nonce, same balance: nothing was sent
     assert client.next_task_id() == next_task
     assert len(client._submitter.sent) == sent
+    assert client.next_peer_job_id() == next_job
 
 
 def test_transaction_refused_by_the_pool(funded: Callable[..., Client]) -> None:

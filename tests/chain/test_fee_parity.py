@@ -69,6 +69,31 @@ def _fees(url: str) -> list[tuple[str, int]]:
         step("accept_task (again)", b, "accept_task", {"task_id": task_id})
         assert sub_c > sub_b
         step("close_task (2 entries visited)", c, "close_task", {"task_id": task_id})
+        # protocol 2: terms, shards, a settlement, and a peer job through both phases
+        terms = {"shards": 2, "payout": "ByContribution", "floor": 10**9,
+                 "holdout_commitment": b"h" * 32, "scoring_commitment": None}
+        step("create_task_with_terms", c, "create_task_with_terms", {**task, "max_assignments": 2,
+                                                                     "terms": terms})
+        task_id = c.next_task_id() - 1
+        subs = []
+        for name, worker in (("accept_task (shard 0)", a), ("accept_task (shard 1)", b)):
+            subs.append(c.next_submission_id())
+            step(name, worker, "accept_task", {"task_id": task_id})
+            step("send_task_result", worker, "send_task_result",
+                 {"submission_id": subs[-1], "result": b"r" * 100, "result_cid": None,
+                  "result_storage": None})
+        step("settle_contributions", c, "settle_contributions",
+             {"task_id": task_id, "scores": [(subs[0], 700_000), (subs[1], 300_000)]})
+        job_id = c.next_peer_job_id()
+        step("create_peer_job", c, "create_peer_job",
+             {"assets_cid": b"bafy" + b"j" * 50, "assets_storage": "Ipfs", "rounds": 2,
+              "update_blocks": 3, "aggregate_blocks": 3, "max_peers": 4})
+        step("join_peer_job", a, "join_peer_job", {"job_id": job_id})
+        step("post_update", a, "post_update",
+             {"job_id": job_id, "round": 0, "update_cid": b"bafy" + b"u" * 40})
+        step("post_aggregate", a, "post_aggregate",
+             {"job_id": job_id, "round": 0, "aggregate_cid": b"bafy" + b"g" * 40})
+        step("leave_peer_job", a, "leave_peer_job", {"job_id": job_id})
     return fees
 
 

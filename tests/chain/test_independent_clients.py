@@ -106,7 +106,10 @@ def test_polkadot_js(chain_url: str) -> None:
     assert seen["properties"]["ss58Format"] == 42
     assert {"System", "Balances", "Utility", "DecentralML"} <= set(seen["pallets"])
     assert seen["decentralmlCalls"] == ["createTask", "acceptTask", "sendTaskResult",
-                                        "validateTaskResult", "closeTask", "abandonTask"]
+                                        "validateTaskResult", "closeTask", "abandonTask",
+                                        "createTaskWithTerms", "settleContributions",
+                                        "createPeerJob", "joinPeerJob", "leavePeerJob",
+                                        "postUpdate", "postAggregate"]
     assert seen["maxAssignments"] == 64
     assert seen["bobGained"] == str(10**12)
     assert "balances.Transfer" in seen["transfer"]["events"]
@@ -115,3 +118,13 @@ def test_polkadot_js(chain_url: str) -> None:
     task = seen["task"]
     assert (task["question"], task["status"], task["assetsCid"]) == \
         ("label these (polkadot.js)", "Open", "bafkreipolkadotjs")
+    # protocol 2: a struct argument encoded, new storage and events decoded from the metadata
+    assert "decentralML.TaskCreated" in seen["createTaskWithTerms"]["events"]
+    assert seen["terms"] == {"shards": 2, "payout": "ByContribution", "floor": 10**9,
+                             "holdoutCommitment": "0x" + "ab" * 32, "scoringCommitment": None}
+    assert "decentralML.PeerJobCreated" in seen["createPeerJob"]["events"]
+    assert "decentralML.PeerJoined" in seen["joinPeerJob"]["events"]
+    job = seen["peerJob"]
+    assert (job["rounds"], job["updateBlocks"], job["aggregateBlocks"], job["maxPeers"],
+            job["peers"]) == (3, 10, 10, 4, 1)
+    assert seen["peerRound"] == 0

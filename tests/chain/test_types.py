@@ -226,3 +226,121 @@ def test_submission_from_chain_parses_result_json() -> None:
     assert sub.result_cid is None
     garbage = Submission.from_chain(7, {**value, "result": "0xff"})
     assert garbage.num_examples is None
+
+
+# -- protocol 2 -------------------------------------------------------------------------------
+
+
+def test_task_terms_bounds_name_the_field() -> None:
+    from decentralml.chain.types import PayoutMode, TaskTerms
+
+    digest = bytes(range(32))
+    assert TaskTerms(holdout_commitment=digest.hex()).holdout_commitment == digest
+    assert TaskTerms(scoring_commitment="0x" + digest.hex()).scoring_commitment == digest
+    for kwargs, field in [({"holdout_commitment": digest[:31]}, "terms.holdout_commitment"),
+                          ({"scoring_commitment": "xyz"}, "terms.scoring_commitment"),
+                          ({"shards": -1}, "terms.shards"),
+                          ({"shards": U32_MAX + 1}, "terms.shards"),
+                          ({"floor": U128_MAX + 1}, "terms.floor"), ({"floor": 1.0}, "terms.floor"),
+                          ({"payout": "Tips"}, "terms.payout"), ({"bonus": 1}, "terms.bonus")]:
+        with pytest.raises(InvalidInput) as caught:
+            TaskTerms(**kwargs)
+        assert caught.value.field == field, (kwargs, str(caught.value))
+    with pytest.raises(InvalidInput, match=r"31 bytes.*32"):
+        TaskTerms(payout=PayoutMode.ByContribution, holdout_commitment=digest[:31])
+
+
+@pytest.mark.parametrize(("overrides", "field", "words"), [
+    ({"max_assignments": 2, "terms": {"shards": 1}}, "terms.shards", "max_assignments = 2"),
+    ({"max_assignments": 2, "terms": {"shards": 3}}, "terms.shards", "max_assignments = 2"),
+    ({"terms": {"payout": "ByContribution"}}, "terms.payout", "AutoAccept"),
+    ({"validation_strategy": "ManualAccept",
+      "terms": {"payout": "ByContribution", "floor": 11}}, "terms.floor", "reward = 10"),
+    ({"validation_strategy": "ManualAccept", "terms": {"floor": 1}}, "terms.floor", "Flat"),
+])
+def test_terms_checked_against_the_task(overrides: dict[str, Any], field: str,
+                                        words: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        create(**overrides)
+    assert caught.value.field == field and words in str(caught.value)
+
+
+def test_terms_select_create_task_with_terms() -> None:
+    plain = create()
+    assert plain.call_name == "create_task" and "terms" not in plain.call_params()
+    termed = create(max_assignments=2, validation_strategy="ManualAccept",
+                    terms={"shards": 2, "payout": "ByContribution", "floor": 10})
+    assert termed.call_name == "create_task_with_terms"
+    assert termed.call_params()["terms"] == {"shards": 2, "payout": "ByContribution",
+                                             "floor": 10, "holdout_commitment": None,
+                                             "scoring_commitment": None}
+
+
+def test_settle_args_bounds() -> None:
+    from decentralml.chain.types import SettleContributionsArgs
+
+    ok = build(SettleContributionsArgs, task_id=1, scores={7: 1_000_000, 3: 0})
+    assert ok.call_params() == {"task_id": 1, "scores": [(7, 1_000_000), (3, 0)]}
+    for scores, words in [({}, "at least one"), ({1: 1_000_001}, "1000000"),
+                          ({i: 1 for i in range(MAX_ASSIGNMENTS + 1)}, f"{MAX_ASSIGNMENTS}"),
+                          ({1: -1}, "greater than or equal"), ({-1: 5}, "greater than")]:
+        with pytest.raises(InvalidInput) as caught:
+            build(SettleContributionsArgs, task_id=1, scores=scores)
+        assert caught.value.field.startswith("scores") and words in str(caught.value), scores
+    tight = ProtocolLimits(max_score=10)
+    with pytest.raises(InvalidInput, match=r"limit: 0\.\.=10"):
+        build(SettleContributionsArgs, limits=tight, task_id=1, scores={1: 11})
+
+
+@pytest.mark.parametrize(("field", "bad"), [
+    ("assets_cid", ""), ("assets_cid", "c" * (MAX_CID_LENGTH + 1)), ("rounds", 0),
+    ("rounds", 10_001), ("update_blocks", 0), ("aggregate_blocks", 0), ("max_peers", 0),
+    ("max_peers", 65), ("rounds", 1.0)])
+def test_create_peer_job_bounds(field: str, bad: Any) -> None:
+    from decentralml.chain.types import CreatePeerJobArgs
+
+    good: dict[str, Any] = dict(assets_cid="bafy", rounds=3, update_blocks=5,
+                                aggregate_blocks=5, max_peers=4)
+    CreatePeerJobArgs(**good)
+    with pytest.raises(InvalidInput) as caught:
+        CreatePeerJobArgs(**{**good, field: bad})
+    assert caught.value.field == field, str(caught.value)
+
+
+def test_create_peer_job_length_must_fit_a_u32() -> None:
+    from decentralml.chain.types import CreatePeerJobArgs
+
+    fits = CreatePeerJobArgs(assets_cid="c", rounds=1, update_blocks=U32_MAX - 1,
+                             aggregate_blocks=1, max_peers=1)
+    assert fits.rounds == 1
+    with pytest.raises(InvalidInput, match=r"rounds.*u32"):
+        CreatePeerJobArgs(assets_cid="c", rounds=2, update_blocks=U32_MAX // 2,
+                          aggregate_blocks=1, max_peers=1)
+
+
+def test_peer_job_clock() -> None:
+    from decentralml.chain.types import PeerJob
+
+    job = PeerJob(job_id=0, creator="x", assets_cid="c", assets_storage="Ipfs", start_block=100,
+                  rounds=2, update_blocks=3, aggregate_blocks=2, max_peers=4, peers=0)
+    assert (job.round_length, job.end_block) == (5, 110)
+    phases = [(b, job.round_at(b), job.phase_at(b)) for b in range(100, 111)]
+    assert phases == [
+        (100, 0, "update"), (101, 0, "update"), (102, 0, "update"), (103, 0, "aggregate"),
+        (104, 0, "aggregate"), (105, 1, "update"), (106, 1, "update"), (107, 1, "update"),
+        (108, 1, "aggregate"), (109, 1, "aggregate"), (110, None, "ended")]
+    assert (job.update_deadline(0), job.round_end(0)) == (103, 105)
+    assert (job.update_deadline(1), job.round_end(1)) == (108, 110)
+
+
+def test_contribution_payouts_are_floor_divisions() -> None:
+    from decentralml.chain.types import contribution_payouts
+
+    # reward 50, floor 10, k = 3: pool 150, split 120; S = 7
+    assert contribution_payouts(50, 10, [4, 2, 1]) == [10 + 480 // 7, 10 + 240 // 7, 10 + 120 // 7]
+    assert sum(contribution_payouts(50, 10, [4, 2, 1])) == 150 - 1  # 78 + 44 + 27, dust 1
+    assert contribution_payouts(50, 10, [0, 0, 0]) == [50, 50, 50]
+    assert contribution_payouts(7, 0, [1, 0]) == [14, 0]
+    huge = 2**127
+    assert contribution_payouts(huge, 0, [1_000_000, 1]) == [2 * huge * 1_000_000 // 1_000_001,
+                                                              2 * huge // 1_000_001]

@@ -29,6 +29,7 @@ from decentralml.chain.types import (
 )
 from decentralml.devnode.pallet import (
     ConstantDef,
+    DispatchFailure,
     ErrorDef,
     EventDef,
     Origin,
@@ -38,7 +39,7 @@ from decentralml.devnode.pallet import (
     call,
 )
 from decentralml.devnode.pallets.balances import EXISTENTIAL_DEPOSIT
-from decentralml.devnode.pallets.decentralml_weights import WEIGHTS, Row
+from decentralml.devnode.pallets.decentralml_weights import WEIGHTS
 from decentralml.devnode.primitives import ACCOUNT_ID, Weight
 from decentralml.devnode.scale import (
     BOOL,
@@ -80,26 +81,10 @@ DB_READ = 25_000_000
 DB_WRITE = 100_000_000
 
 
-#: Protocol 2's calls until the runtime's benchmarks cover them: rows shaped like the generated
-#: table's, with the components the benchmarks are expected to have. An entry of the generated
-#: table always wins, so regenerating it (``python -m decentralml.devnode.weightgen``) retires
-#: these one by one; delete them once it has.
-PROVISIONAL_WEIGHTS: dict[str, Row] = {
-    "create_task_with_terms": (1_800_000_000, 6196, 3, 6, {}),
-    "settle_contributions": (1_000_000_000, 6196, 3, 3, {"n": (600_000_000, 4729, 3, 4)}),
-    "create_peer_job": (400_000_000, 1489, 1, 2, {}),
-    "join_peer_job": (350_000_000, 3600, 2, 2, {}),
-    "leave_peer_job": (350_000_000, 3600, 2, 2, {}),
-    "post_update": (450_000_000, 3700, 4, 2, {}),
-    "post_aggregate": (650_000_000, 3900, 7, 4, {}),
-}
-
-
 def benchmarked(call: str, **components: int) -> Weight:
     """The runtime's benchmarked weight of ``call`` (the generated table) at these component
     values: the same formula as weights.rs, so the devnode's fees are the runtime's."""
-    row = WEIGHTS.get(call) or PROVISIONAL_WEIGHTS[call]
-    ref_time, proof_size, reads, writes, per = row
+    ref_time, proof_size, reads, writes, per = WEIGHTS[call]
     for name, value in components.items():
         d_ref, d_proof, d_reads, d_writes = per.get(name, (0, 0, 0, 0))
         ref_time += d_ref * value
@@ -227,12 +212,12 @@ class DecentralML(Pallet):
         EventDef("SubmissionAbandoned", (_TASK_ID, _SUBMISSION_ID, _WORKER),
                  "A worker gave its slot back; the slot is open again."),
         EventDef("ShardAssigned", (_TASK_ID, _SUBMISSION_ID, Field("shard", U32, "u32")),
-                 "A submission of a task with shards was assigned its data shard."),
+                 "A submission was assigned a data shard of its task."),
         EventDef("ContributionsSettled", (_TASK_ID, Field("results", U32, "u32"),
                                           Field("pool", U128, "BalanceOf<T>"),
                                           Field("paid", U128, "BalanceOf<T>"),
                                           Field("dust", U128, "BalanceOf<T>")),
-                 "Pending results were accepted and paid from a pool by their scores."),
+                 "Results were accepted and paid from the pool by their scores."),
         EventDef("PeerJobCreated", (_JOB_ID, Field("creator", ACCOUNT_ID, "T::AccountId"),
                                     Field("rounds", U32, "u32"),
                                     Field("update_blocks", U32, "u32"),
@@ -242,9 +227,9 @@ class DecentralML(Pallet):
         EventDef("PeerJoined", (_JOB_ID, _PEER, _ROUND), "An account joined a peer job."),
         EventDef("PeerLeft", (_JOB_ID, _PEER, _ROUND), "A peer left a peer job."),
         EventDef("UpdatePosted", (_JOB_ID, _ROUND, _PEER),
-                 "A peer published its update for a round."),
+                 "A peer posted its update for a round."),
         EventDef("AggregatePosted", (_JOB_ID, _ROUND, _PEER),
-                 "A participant published the aggregate it computed for a round."),
+                 "A participant posted its aggregate for a round."),
         EventDef("RoundAgreed", (_JOB_ID, _ROUND,
                                  Field("model_cid", CID, "BoundedVec<u8, T::MaxCidLength>")),
                  "A majority of a round's participants posted the same aggregate."),
@@ -493,9 +478,11 @@ class DecentralML(Pallet):
                            reward=reward, max_assignments=max_assignments, escrow=escrow,
                            expiration_block=expiration_block)
 
-    @call(1, _TASK_ID, weight=lambda rt, a: benchmarked("accept_task"))
-    def accept_task(self, origin: Origin, task_id: int) -> None:
-        """Take a slot of an open task: creates a submission in `Assigned`."""
+    # charged for visiting MaxAssignments shards, refunded down to the shards visited
+    @call(1, _TASK_ID, weight=lambda rt, a: benchmarked("accept_task", s=MAX_ASSIGNMENTS))
+    def accept_task(self, origin: Origin, task_id: int) -> PostInfo:
+        """Take a slot of an open task: creates a submission in `Assigned` (and, on a task with
+        shards, assigns it the lowest free shard)."""
         worker = origin.ensure_signed()
         task = self._task(task_id)
         if task["status"] == "Closed":
@@ -525,14 +512,16 @@ class DecentralML(Pallet):
         self.deposit_event("TaskAccepted", task_id=task_id, submission_id=submission_id,
                            worker=worker)
         shards = self._terms(task_id)["shards"]
-        if shards:
-            # a free slot always has a free shard: shards == max_assignments, one per live slot
-            shard = next(i for i in range(shards)
-                         if not self.ShardHolders.contains(self.state, task_id, i))
-            self.ShardHolders.set(self.state, task_id, shard, submission_id)
-            self.SubmissionShards.set(self.state, submission_id, shard)
-            self.deposit_event("ShardAssigned", task_id=task_id, submission_id=submission_id,
-                               shard=shard)
+        if not shards:
+            return PostInfo(actual_weight=benchmarked("accept_task", s=0))
+        # a free slot always has a free shard: shards == max_assignments, one per live slot
+        shard = next(i for i in range(shards)
+                     if not self.ShardHolders.contains(self.state, task_id, i))
+        self.ShardHolders.set(self.state, task_id, shard, submission_id)
+        self.SubmissionShards.set(self.state, submission_id, shard)
+        self.deposit_event("ShardAssigned", task_id=task_id, submission_id=submission_id,
+                           shard=shard)
+        return PostInfo(actual_weight=benchmarked("accept_task", s=shard + 1))
 
     @call(2, _SUBMISSION_ID,
           Field("result", BYTES, "Vec<u8>"),
@@ -568,7 +557,8 @@ class DecentralML(Pallet):
     @call(3, _SUBMISSION_ID, Field("accept", BOOL, "bool"),
           weight=lambda rt, a: benchmarked("validate_task_result"))
     def validate_task_result(self, origin: Origin, submission_id: int, accept: bool) -> None:
-        """Accept (pay) or reject (reopen the slot) a pending result; creator only."""
+        """Accept (pay) or reject (reopen the slot) a pending result; creator only.
+        Results of a task paid by contribution are accepted only by `settle_contributions`."""
         who = origin.ensure_signed()
         sub = self._submission(submission_id)
         task_id = sub["task_id"]
@@ -661,7 +651,8 @@ class DecentralML(Pallet):
                                reward: int, max_assignments: int, validation_strategy: str,
                                assets_cid: bytes, assets_storage: str, expiration_block: int,
                                terms: dict[str, Any]) -> None:
-        """Create a task with terms (data shards, pay by contribution), fixed for its lifetime."""
+        """`create_task` with terms: data shards shipped by the creator (one per slot) and pay by
+        contribution, with commitments to the holdout set and the scoring method."""
         self._create(origin, task_type, question, reward, max_assignments, validation_strategy,
                      assets_cid, assets_storage, expiration_block, terms)
 
@@ -671,7 +662,9 @@ class DecentralML(Pallet):
                                            n=_clamp(a["scores"], MAX_ASSIGNMENTS)))
     def settle_contributions(self, origin: Origin, task_id: int,
                              scores: list[tuple[int, int]]) -> None:
-        """Accept pending results and pay the pool out by their scores; the creator only."""
+        """Accept pending results of a task paid by contribution and pay each from the pool by
+        its score; the creator only. The whole pool `reward * k` is spent on the `k` listed
+        results; the rounding dust stays in the escrow."""
         who = origin.ensure_signed()
         task = self._task(task_id)
         if task["creator"] != who:
@@ -689,26 +682,31 @@ class DecentralML(Pallet):
             raise self.error("ScoreTooHigh")
         if len({sid for sid, _ in scores}) != len(scores):
             raise self.error("DuplicateScore")
-        subs = []
-        for sid, _ in scores:
-            sub = self._submission(sid)
-            if sub["task_id"] != task_id or sub["status"] != "PendingValidation":
-                raise self.error("NotPendingOnTask")
-            subs.append(sub)
+        subs = [self._submission(sid) for sid, _ in scores]  # SubmissionNotFound: any first
+        if any(sub["task_id"] != task_id or sub["status"] != "PendingValidation" for sub in subs):
+            raise self.error("NotPendingOnTask")
         k = len(scores)
         if task["accepted_results"] + k > U32_MAX:
             raise self.error("Overflow")
-        floor = terms["floor"]
-        payouts = contribution_payouts(task["reward"], floor, [s for _, s in scores])
+        payouts = contribution_payouts(task["reward"], terms["floor"], [s for _, s in scores])
         pool = task["reward"] * k
         paid = sum(payouts)
-        # smallest first: every transfer but the last leaves at least the largest payout
-        # (>= reward >= the existential deposit) in the escrow, so it is never reaped midway
         escrow = escrow_account_id(task_id)
-        for i in sorted(range(k), key=lambda i: payouts[i]):
-            if payouts[i]:
-                self.rt.balances.transfer(escrow, subs[i]["worker"], payouts[i],
-                                          keep_alive=False)
+        balances = self.rt.balances
+        left = balances.free(escrow) - paid
+        if 0 < left < EXISTENTIAL_DEPOSIT:
+            # the escrow would be reaped with the dust in it: the creator gets it now instead
+            balances.transfer(escrow, task["creator"], left, keep_alive=False)
+        # list order, but the largest (the first among equals) last: it is at least the
+        # existential deposit, so the escrow is never reaped with payouts still in it
+        largest = payouts.index(max(payouts))
+        for i in [*(i for i in range(k) if i != largest), largest]:
+            if not payouts[i]:
+                continue
+            if payouts[i] < EXISTENTIAL_DEPOSIT and not balances.free(subs[i]["worker"]):
+                # fungible::Mutate::transfer to an account that does not exist
+                raise DispatchFailure(("Token", "BelowMinimum"), "Token.BelowMinimum")
+            balances.transfer(escrow, subs[i]["worker"], payouts[i], keep_alive=False)
         for (sid, score), sub, payout in zip(scores, subs, payouts, strict=True):
             sub["status"] = "Accepted"
             sub["validated_block"] = self._now
@@ -736,7 +734,7 @@ class DecentralML(Pallet):
     def create_peer_job(self, origin: Origin, assets_cid: bytes, assets_storage: str,
                         rounds: int, update_blocks: int, aggregate_blocks: int,
                         max_peers: int) -> None:
-        """Create a coordinator-free training job starting at this block."""
+        """Create a peer job starting at the current block; no balance moves."""
         who = origin.ensure_signed()
         if not assets_cid:
             raise self.error("EmptyAssets")
@@ -790,9 +788,10 @@ class DecentralML(Pallet):
                            round=job["rounds"] if current is None else current)
 
     @call(11, _JOB_ID, _ROUND, Field("update_cid", BYTES, "Vec<u8>"),
-          weight=lambda rt, a: benchmarked("post_update"))
+          weight=lambda rt, a: benchmarked("post_update",
+                                           c=_clamp(a["update_cid"], MAX_CID_LENGTH)))
     def post_update(self, origin: Origin, job_id: int, round: int, update_cid: bytes) -> None:
-        """Publish the CID of this peer's update for the current round (update phase)."""
+        """Publish the CID of this peer's update for the current round, in its update phase."""
         who, _ = self._peer_post(origin, job_id, round, update_phase=True)
         if not 1 <= len(update_cid) <= MAX_CID_LENGTH:
             raise self.error("InvalidResultCid")
@@ -804,10 +803,13 @@ class DecentralML(Pallet):
         self.deposit_event("UpdatePosted", job_id=job_id, round=round, peer=who)
 
     @call(12, _JOB_ID, _ROUND, Field("aggregate_cid", BYTES, "Vec<u8>"),
-          weight=lambda rt, a: benchmarked("post_aggregate"))
+          weight=lambda rt, a: benchmarked("post_aggregate",
+                                           c=_clamp(a["aggregate_cid"], MAX_CID_LENGTH)))
     def post_aggregate(self, origin: Origin, job_id: int, round: int,
                        aggregate_cid: bytes) -> None:
-        """Vote for the aggregate this participant computed for the current round."""
+        """Publish the CID of the aggregate this participant computed for the current round, in
+        its aggregate phase; the CID a majority of the round's participants posts becomes the
+        round's agreed model."""
         who, _ = self._peer_post(origin, job_id, round, update_phase=False)
         key = (job_id, round)
         if not self.RoundUpdates.contains(self.state, key, who):
