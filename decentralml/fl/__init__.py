@@ -72,12 +72,12 @@ _EXPORTS: dict[str, str] = {
     "Contribution": "decentralml.fl.contribution",
     "ContributionReport": "decentralml.fl.contribution",
     "ScoringSpec": "decentralml.fl.contribution",
-    "ScoreMismatch": "decentralml.fl.contribution",
-    "ScoreVerification": "decentralml.fl.contribution",
+    "ScoreMismatch": "decentralml.fl.verification",
+    "ScoreVerification": "decentralml.fl.verification",
     "contribution_scores": "decentralml.fl.contribution",
-    "holdout_commitment": "decentralml.fl.contribution",
+    "holdout_commitment": "decentralml.fl.verification",
     "holdout_evaluator": "decentralml.fl.contribution",
-    "verify_scores": "decentralml.fl.contribution",
+    "verify_scores": "decentralml.fl.verification",
     # the creator's data, one shard per slot (compute rental)
     "split_shards": "decentralml.fl.shards",
     "save_shard": "decentralml.fl.shards",
@@ -208,13 +208,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from decentralml.fl.contribution import (
         Contribution,
         ContributionReport,
-        ScoreMismatch,
-        ScoreVerification,
         ScoringSpec,
         contribution_scores,
-        holdout_commitment,
         holdout_evaluator,
-        verify_scores,
     )
     from decentralml.fl.data import (
         Dataset,
@@ -291,3 +287,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         write_task_options,
     )
     from decentralml.fl.trimmed_mean import TrimmedMean
+    from decentralml.fl.verification import (
+        ScoreMismatch,
+        ScoreVerification,
+        holdout_commitment,
+        verify_scores,
+    )

@@ -2,14 +2,17 @@
 
 A task that pays by contribution (docs/protocol.md, ``settle_contributions``) splits its pool by
 scores in parts per million. They come from here. The game: the players are the round's updates,
-each with its FedAvg share ``s_i`` of the round (``num_examples`` over the total), and a coalition
-``S`` is worth ``v(S) = loss(global) - loss(global + sum over i in S of s_i * (w_i - global))`` on
-the holdout set: the round's aggregate with only ``S``'s changes applied, each at the weight it
-has in the real aggregate (``v(all)`` is FedAvg's improvement; ``v(empty) = 0``). Shares are not
-renormalised within a coalition on purpose: with renormalised averages, an update that changes
-nothing earns by *diluting* a harmful one (leaving it out makes the harmful update weigh more),
-so a free rider would be paid whenever someone else sent noise. Here an unchanged update adds
-exactly nothing to any coalition, and is worth exactly 0. Two ways to share ``v``:
+each with a share ``s_i`` of the round, and a coalition ``S`` is worth
+``v(S) = loss(global) - loss(global + sum over i in S of s_i * (w_i - global))`` on the holdout
+set: the round's aggregate with only ``S``'s changes applied, each at its own share (``v(empty) =
+0``). Shares are equal (``weighting="uniform"``, the default) or FedAvg's ``num_examples`` over the
+total (``"examples"``). Equal by default because a claim of examples is the contributor's word:
+with FedAvg shares, claiming 2**40 examples makes one's own update the whole aggregate and the
+others' worth vanish; use ``"examples"`` when the counts are known (shards the creator shipped).
+Shares are not renormalised within a coalition on purpose: with renormalised averages, an update
+that changes nothing earns by *diluting* a harmful one (leaving it out makes the harmful update
+weigh more), so a free rider would be paid whenever someone else sent noise. Here an unchanged
+update adds exactly nothing to any coalition, and is worth exactly 0. Two ways to share ``v``:
 
 * ``"loo"`` (default), leave-one-out: update ``i`` is worth ``v(all) - v(all minus i)``, what the
   round would lose without it. K + 1 evaluations.
@@ -31,7 +34,8 @@ Everything is deterministic: permutations come from SHA-256 of the seed (not fro
 stream, which may change between versions), coalitions are summed in float64 in the caller's
 order, and the code's :data:`SCORING_VERSION` is part of the committed
 :class:`ScoringSpec`. What can still differ between machines is the holdout loss itself (the
-model's own arithmetic); :func:`verify_scores` therefore takes a tolerance in ppm.
+model's own arithmetic); :func:`decentralml.fl.verification.verify_scores` therefore takes a
+tolerance in ppm.
 
 pyDVL was considered and is not used: its current release (0.10) requires ``numpy<2`` while the
 project runs NumPy 2 (TensorFlow 2.21 needs it), it is LGPL-3.0 in an Apache-2.0 package, and it
@@ -45,9 +49,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -74,6 +76,7 @@ DEFAULT_DUPLICATE_COSINE = 0.999
 SCORING_VERSION = "decentralml.fl.contribution/1"
 
 Method = Literal["loo", "shapley"]
+Weighting = Literal["uniform", "examples"]
 #: ``evaluate(weights) -> loss`` on the holdout set; lower is better.
 Evaluate = Callable[[Weights], float]
 UpdateLike = Update | Sequence[np.ndarray]
@@ -128,25 +131,27 @@ def contribution_scores(global_weights: Sequence[np.ndarray],
                         updates: Updates,
                         evaluate: Evaluate, *, method: Method = "loo",
                         samples: int = DEFAULT_SAMPLES, seed: int = 0,
-                        duplicate_cosine: float = DEFAULT_DUPLICATE_COSINE
-                        ) -> ContributionReport:
+                        duplicate_cosine: float = DEFAULT_DUPLICATE_COSINE,
+                        weighting: Weighting = "uniform") -> ContributionReport:
     """Score ``updates`` of the model ``global_weights`` by ``evaluate`` (see the module doc).
 
     ``updates`` maps keys (submission ids) to updates, in the order they reached the chain (a
-    sequence is keyed 0, 1, ...); an :class:`Update`'s share is its ``num_examples`` over the
-    total of the updates that are not copies, a bare list of arrays counts 1. Bounds are checked
+    sequence is keyed 0, 1, ...); with ``weighting="examples"`` an :class:`Update`'s share is its
+    ``num_examples`` over the total of the updates that are not copies (a bare list of arrays
+    counts 1), with ``"uniform"`` every share is equal. Bounds are checked
     before the first evaluation (:class:`InvalidInput` naming the field and the limit); an update
     that does not fit the global model, or a non-finite loss, is a :class:`ModelError`.
     """
     spec = ScoringSpec(method=method, samples=samples, seed=seed,
-                       duplicate_cosine=duplicate_cosine)
+                       duplicate_cosine=duplicate_cosine, weighting=weighting)
     return spec.score(global_weights, updates, evaluate)
 
 
 class ScoringSpec(BaseModel):
     """The scoring method a creator commits to at task creation (``TaskTerms.scoring_commitment``).
 
-    ``samples`` and ``seed`` only matter to ``"shapley"``; ``version`` is the scoring code's
+    ``samples`` and ``seed`` only matter to ``"shapley"``; ``weighting`` is how coalitions weigh
+    updates (see the module docstring); ``version`` is the scoring code's
     (:data:`SCORING_VERSION`). Out-of-bounds values are an :class:`InvalidInput` naming the field.
     """
 
@@ -156,6 +161,7 @@ class ScoringSpec(BaseModel):
     samples: int = DEFAULT_SAMPLES
     seed: int = 0
     duplicate_cosine: float = DEFAULT_DUPLICATE_COSINE
+    weighting: Weighting = "uniform"
     version: str = SCORING_VERSION
 
     def __init__(self, **data: Any) -> None:
@@ -217,7 +223,7 @@ class ScoringSpec(BaseModel):
         layout_of([Update(current, source="the global model"), *players])
         originals = _duplicates(current, players, self.duplicate_cosine)
         kept = [i for i, o in enumerate(originals) if o is None]
-        game = _Game(current, [players[i] for i in kept], evaluate)
+        game = _Game(current, [players[i] for i in kept], evaluate, self.weighting)
         if self.method == "loo":
             exact, values = True, game.leave_one_out()
         else:
@@ -305,16 +311,18 @@ def _duplicates(current: Sequence[np.ndarray], players: Sequence[Update],
 class _Game:
     """Coalition values of the kept updates, each evaluated at most once."""
 
-    def __init__(self, current: list[np.ndarray], players: list[Update],
-                 evaluate: Evaluate) -> None:
+    def __init__(self, current: list[np.ndarray], players: list[Update], evaluate: Evaluate,
+                 weighting: Weighting) -> None:
         self.current = current
         self.players = players
         self.evaluate = evaluate
         self.evaluations = 0
         self._loss: dict[tuple[int, ...], float] = {}
         claims = [p.num_examples for p in players]
-        # everyone claiming 0 examples: nobody has a share, every coalition is the global model
-        self.shares = fedavg_shares(claims) if sum(claims) else [0.0] * len(players)
+        if weighting == "uniform":
+            self.shares = [1.0 / len(players)] * len(players)
+        else:  # everyone claiming 0 examples: no shares, every coalition is the global model
+            self.shares = fedavg_shares(claims) if sum(claims) else [0.0] * len(players)
 
     def weights(self, coalition: tuple[int, ...]) -> Weights:
         """``global + sum of share_i * (w_i - global)`` over the coalition, summed in float64
@@ -410,22 +418,6 @@ def _permutation(seed: int, sample: int, n: int) -> list[int]:
     return sorted(range(n), key=draw)
 
 
-def holdout_commitment(path: str | os.PathLike[str]) -> bytes:
-    """SHA-256 of the holdout file's bytes: ``TaskTerms.holdout_commitment``."""
-    return _file_sha256(path)
-
-
-def _file_sha256(path: str | os.PathLike[str]) -> bytes:
-    h = hashlib.sha256()
-    try:
-        with Path(path).open("rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-    except OSError as exc:
-        raise InvalidInput("holdout", f"cannot read {path}: {exc.strerror or exc}") from None
-    return h.digest()
-
-
 def holdout_evaluator(model: Any, x: np.ndarray, y: np.ndarray, *, batch_size: int = 256
                       ) -> Evaluate:
     """``evaluate(weights) -> loss`` for a Keras ``model``'s architecture on ``(x, y)``.
@@ -443,79 +435,3 @@ def holdout_evaluator(model: Any, x: np.ndarray, y: np.ndarray, *, batch_size: i
         return evaluate(clone, x, y, batch_size)["loss"]
 
     return loss
-
-
-class ScoreMismatch(BaseModel):
-    """A submission whose recomputed score differs from the chain's (None: absent on one side)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    key: UpdateKey
-    onchain: int | None
-    recomputed: int | None
-
-
-class ScoreVerification(BaseModel):
-    """What a contributor learns by recomputing the scores from the revealed holdout."""
-
-    model_config = ConfigDict(frozen=True)
-
-    #: The revealed holdout file hashes to the committed value.
-    holdout_matches: bool
-    #: The spec hashes to the committed value (None when no commitment was given to check).
-    spec_matches: bool | None
-    #: Scores that differ by more than ``tolerance_ppm``; empty when the holdout did not match
-    #: (nothing is recomputed on data that is not the committed data).
-    mismatches: list[ScoreMismatch]
-    tolerance_ppm: int
-    #: The recomputation (None when the holdout did not match).
-    report: ContributionReport | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Everything matched: the holdout, the spec (when checked) and every score."""
-        return self.holdout_matches and self.spec_matches is not False and not self.mismatches
-
-
-def verify_scores(holdout: str | os.PathLike[str], spec: ScoringSpec,
-                  global_weights: Sequence[np.ndarray],
-                  updates: Updates, onchain: Scores, *,
-                  model: Any, holdout_commitment: bytes,
-                  scoring_commitment: bytes | None = None, tolerance_ppm: int = 0,
-                  max_holdout_bytes: int | None = None) -> ScoreVerification:
-    """Recompute the scores on the revealed ``holdout`` and compare them with ``onchain``.
-
-    ``holdout`` is the shard-format file (:func:`decentralml.fl.load_shard`) the creator
-    revealed; it is checked against ``holdout_commitment`` (``TaskTerms.holdout_commitment``)
-    before it is even parsed, and ``spec`` against ``scoring_commitment`` when given.
-    ``updates`` are the settled results in the order the scorer used (the order they reached the
-    chain), ``onchain`` the ``Scores`` read back (submission id -> ppm). ``model`` gives the
-    architecture: a Keras model (its weights are not used), or a callable
-    ``model(x, y) -> evaluate`` for other frameworks. ``tolerance_ppm`` absorbs differences in
-    the model's floating-point arithmetic between machines (0: exact).
-    """
-    from decentralml.fl.shards import MAX_SHARD_BYTES, load_shard
-
-    if isinstance(tolerance_ppm, bool) or not 0 <= tolerance_ppm <= PPM:
-        raise InvalidInput("tolerance_ppm", f"is {tolerance_ppm}", f"0..={PPM}")
-    for name, digest in (("holdout_commitment", holdout_commitment),
-                         ("scoring_commitment", scoring_commitment)):
-        if digest is not None and (not isinstance(digest, bytes) or len(digest) != 32):
-            raise InvalidInput(name, "must be 32 bytes (a SHA-256 digest)")
-    spec_matches = None if scoring_commitment is None else spec.commitment() == scoring_commitment
-    if _file_sha256(holdout) != holdout_commitment:
-        return ScoreVerification(holdout_matches=False, spec_matches=spec_matches,
-                                 mismatches=[], tolerance_ppm=tolerance_ppm)
-    x, y = load_shard(holdout, max_bytes=max_holdout_bytes or MAX_SHARD_BYTES)
-    evaluate = (holdout_evaluator(model, x, y) if hasattr(model, "weights")
-                else model(x, y))
-    report = spec.score(global_weights, updates, evaluate)
-    recomputed = report.ppm
-    chain: dict[UpdateKey, int] = dict(onchain.items())
-    mismatches = []
-    for key in [*recomputed, *(k for k in chain if k not in recomputed)]:
-        mine, theirs = recomputed.get(key), chain.get(key)
-        if mine is None or theirs is None or abs(mine - theirs) > tolerance_ppm:
-            mismatches.append(ScoreMismatch(key=key, onchain=theirs, recomputed=mine))
-    return ScoreVerification(holdout_matches=True, spec_matches=spec_matches,
-                             mismatches=mismatches, tolerance_ppm=tolerance_ppm, report=report)

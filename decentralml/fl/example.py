@@ -31,9 +31,10 @@ class DigitsExample(BaseModel):
     shard_examples: list[int]
 
     def holdout_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(x, y)`` of ``holdout.npz`` (read without pickles)."""
-        with np.load(self.holdout, allow_pickle=False) as data:
-            return data["x"], data["y"]
+        """``(x, y)`` of ``holdout.npz`` (read without pickles, bounded)."""
+        from decentralml.fl.shards import load_shard
+
+        return load_shard(self.holdout)
 
 
 def write_digits_example(out: Path, *, shards: int = 3, seed: int = 0) -> DigitsExample:
@@ -52,6 +53,7 @@ def write_digits_example(out: Path, *, shards: int = 3, seed: int = 0) -> Digits
     from decentralml.fl.data import load_digits_dataset, partition_iid
     from decentralml.fl.keras import save_model
     from decentralml.fl.models import make_digits_cnn
+    from decentralml.fl.shards import save_shard
 
     if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= MAX_SHARDS:
         raise InvalidInput("shards", f"is {shards!r}", f"1..{MAX_SHARDS}")
@@ -66,12 +68,12 @@ def write_digits_example(out: Path, *, shards: int = 3, seed: int = 0) -> Digits
     (x_train, y_train), (x_test, y_test), _source = load_digits_dataset(seed=seed)
     out.mkdir(parents=True, exist_ok=True)
     save_model(make_digits_cnn(x_train.shape[1:], 10, seed=seed), model_path)
-    np.savez(holdout_path, x=x_test, y=y_test)
+    save_shard(holdout_path, x_test, y_test)  # byte-reproducible: its hash can be committed
     counts: list[int] = []
     for directory, (xs, ys) in zip(shard_dirs, partition_iid(x_train, y_train, shards, seed=seed),
                                    strict=True):
         directory.mkdir(exist_ok=True)
-        np.savez(directory / "data.npz", x=xs, y=ys)
+        save_shard(directory / "data.npz", xs, ys)
         counts.append(len(ys))
     return DigitsExample(out=out, model=model_path, holdout=holdout_path,
                          holdout_examples=len(y_test), shards=shard_dirs, shard_examples=counts)

@@ -68,6 +68,7 @@ class Scenario:
         (x, y), (xt, yt), _ = load_digits_dataset()
         self.x_test, self.y_test = xt.reshape(len(xt), -1), yt
         x = x.reshape(len(x), -1)
+        self.x_train, self.y_train = x, y
         self.glob = [np.zeros((64, 10), np.float32), np.zeros(10, np.float32)]
         shards = split_shards(x, y, 4, seed=0)
         honest_a = train(self.glob, *shards[0])
@@ -150,8 +151,8 @@ def test_exact_shapley_is_efficient_and_within_its_budget(scenario: Scenario) ->
                                  samples=30)
     assert report.exact and calls[0] == report.evaluations == 2 ** 4
     kept = {k: u for k, u in scenario.updates.items() if k != 13}
-    whole = (scenario.evaluate(scenario.glob)
-             - scenario.evaluate(FedAvg().aggregate(list(kept.values()))))
+    equal = [Update(u.weights) for u in kept.values()]     # default weighting: equal shares
+    whole = scenario.evaluate(scenario.glob) - scenario.evaluate(FedAvg().aggregate(equal))
     assert math.isclose(sum(c.value for c in report.contributions), whole, rel_tol=1e-9)
 
 
@@ -237,9 +238,27 @@ def test_nobody_helps_means_all_zero(scenario: Scenario) -> None:
 
 def test_zero_example_claims_do_not_break_the_scoring(scenario: Scenario) -> None:
     a = scenario.updates[11]
-    report = contribution_scores(scenario.glob, {1: Update(scenario.updates[14].weights, 0),
-                                                 2: a}, scenario.evaluate)
-    assert report.ppm == {1: 0, 2: PPM}
+    zero = Update(scenario.updates[14].weights, 0)
+    report = contribution_scores(scenario.glob, {1: zero, 2: a}, scenario.evaluate,
+                                 weighting="examples")
+    assert report.ppm == {1: 0, 2: PPM}                  # no share, no worth
+    nobody = contribution_scores(scenario.glob, {1: zero, 2: Update(a.weights, 0)},
+                                 scenario.evaluate, weighting="examples")
+    assert nobody.ppm == {1: 0, 2: 0}
+
+
+def test_inflated_example_claims_buy_nothing_by_default(scenario: Scenario) -> None:
+    """A barely trained update claiming 2**40 examples: with FedAvg shares its change is the
+    whole aggregate and the honest ones' vanish; with equal shares (the default) it is judged
+    by its update."""
+    lazy = Update(train(scenario.glob, scenario.x_train[:50], scenario.y_train[:50], steps=1),
+                  2**40)
+    updates = {1: scenario.updates[11], 2: lazy, 3: scenario.updates[14]}
+    claimed = contribution_scores(scenario.glob, updates, scenario.evaluate,
+                                  weighting="examples")
+    fair = contribution_scores(scenario.glob, updates, scenario.evaluate)
+    assert claimed.ppm[2] > 900_000                       # what the claim would buy
+    assert fair.ppm[2] < min(fair.ppm[1], fair.ppm[3])
 
 
 def test_bad_input_names_the_field_and_the_limit(scenario: Scenario) -> None:
@@ -252,6 +271,7 @@ def test_bad_input_names_the_field_and_the_limit(scenario: Scenario) -> None:
         ({"duplicate_cosine": float("nan")}, "duplicate_cosine"),
         ({"seed": -1}, "seed"),
         ({"method": "banzhaf"}, "method"),
+        ({"weighting": "claims"}, "weighting"),
     ]
     for kwargs, pattern in cases:
         with pytest.raises(InvalidInput, match=pattern):
@@ -274,7 +294,7 @@ def test_spec_commitment_is_the_hash_of_its_canonical_json() -> None:
     spec = ScoringSpec(method="shapley", samples=40, seed=9, duplicate_cosine=0.995)
     assert spec.canonical_json() == (
         b'{"duplicate_cosine":0.995,"method":"shapley","samples":40,"seed":9,'
-        b'"version":"' + SCORING_VERSION.encode() + b'"}')
+        b'"version":"' + SCORING_VERSION.encode() + b'","weighting":"uniform"}')
     assert spec.commitment() == hashlib.sha256(spec.canonical_json()).digest()
     assert ScoringSpec.from_json(spec.canonical_json()) == spec
     assert ScoringSpec.from_json(json.dumps(json.loads(spec.canonical_json()), indent=2)
@@ -282,8 +302,10 @@ def test_spec_commitment_is_the_hash_of_its_canonical_json() -> None:
     others = [ScoringSpec(method="loo", samples=40, seed=9, duplicate_cosine=0.995),
               ScoringSpec(method="shapley", samples=41, seed=9, duplicate_cosine=0.995),
               ScoringSpec(method="shapley", samples=40, seed=8, duplicate_cosine=0.995),
-              ScoringSpec(method="shapley", samples=40, seed=9, duplicate_cosine=0.99)]
-    assert len({s.commitment() for s in [spec, *others]}) == 5
+              ScoringSpec(method="shapley", samples=40, seed=9, duplicate_cosine=0.99),
+              ScoringSpec(method="shapley", samples=40, seed=9, duplicate_cosine=0.995,
+                          weighting="examples")]
+    assert len({s.commitment() for s in [spec, *others]}) == 6
     with pytest.raises(InvalidInput, match="spec"):
         ScoringSpec.from_json(b"[1]")
 
