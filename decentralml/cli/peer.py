@@ -129,6 +129,8 @@ def _progress(app: App):  # type: ignore[no-untyped-def]
             app.info(f"round {r}: update {data['update_cid']} posted; waiting for the deadline")
         elif event == "round-aggregate-posted":
             app.info(f"round {r}: aggregate {data['my_cid']} posted; waiting for the round's end")
+        elif event == "round-skipped":
+            app.info(f"round {r}: skipped ({data['reason']}); from the next round on")
         elif event == "round-missed":
             app.info(f"round {r}: the update phase was over (block {data['block']}, deadline "
                      f"{data['deadline']}); waiting for the next round")
@@ -155,8 +157,8 @@ def _log_sink(app: App):  # type: ignore[no-untyped-def]
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Your local data directory, given to the training as DECENTRALML_DATA_DIR.")
 @click.option("--rounds", type=click.IntRange(min=1), default=None,
-              help="Stop after this many of the job's rounds (from the current one) "
-                   "[default: until the job ends].")
+              help="Stop after this many of the job's rounds (from the first one you can "
+                   "take part in) [default: until the job ends].")
 @click.option("--timeout", type=float, default=3600.0, show_default=True,
               help="Wall-clock limit of one training run, seconds.")
 @click.option("--fetch-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,

@@ -445,7 +445,8 @@ class Peer:
             on_progress: Progress | None = None, on_log: Callable[[str], None] | None = None
             ) -> PeerRunReport:
         """Join if needed, then take part in rounds until the job ends or ``rounds`` of its
-        rounds have gone by (counted from the round current when this call starts)."""
+        rounds have gone by (counted from the first round this peer can take part in: the
+        current one, or the next when its update phase is over)."""
         from decentralml.storage.task_host import TaskHostPool
 
         if rounds is not None and rounds < 1:
@@ -463,17 +464,28 @@ class Peer:
             raise InvalidInput("job_id", f"peer job {job_id} has ended (block {job.end_block})")
         joined = self.join(job_id)
         progress("joined", joined.model_dump(mode="json"))
-        bundle = self._job_bundle(job)
-        last = job.rounds - 1 if rounds is None else min(job.rounds - 1, first + rounds - 1)
+        start = max(first, joined.joined_round)
+        head = self.client.block_number()
+        if job.round_at(head) == start and job.phase_at(head) == "aggregate" \
+                and self.address not in self.client.round_updates(job_id, start):
+            # joined during an aggregate phase: the protocol counts us from the next round
+            progress("round-skipped", {"round": start, "reason": "its update phase was over "
+                                       "when this peer started"})
+            start += 1
+        last = job.rounds - 1 if rounds is None else min(job.rounds - 1, start + rounds - 1)
         reports: list[PeerRoundReport] = []
+        if start > last:
+            return PeerRunReport(job_id=job_id, address=self.address, joined=joined.sent,
+                                 rounds=[], stopped_because="no round left to take part in")
+        bundle = self._job_bundle(job)
         with TaskHostPool(self.job_dir(job_id) / "hosts") as hosts:
-            for r in range(max(first, joined.joined_round), last + 1):
+            for r in range(start, last + 1):
                 report = self.run_round(job, r, bundle, hosts=hosts, on_progress=progress,
                                         on_log=on_log, next_round=r < last)
                 reports.append(report)
                 progress("round-done", report.model_dump(mode="json"))
         stopped = (f"the job ended after round {job.rounds - 1}" if last == job.rounds - 1
-                   else f"ran {last - first + 1} round(s) as asked")
+                   else f"ran {last - start + 1} round(s) as asked")
         return PeerRunReport(job_id=job_id, address=self.address, joined=joined.sent,
                              rounds=reports, stopped_because=stopped)
 

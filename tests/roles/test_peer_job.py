@@ -278,3 +278,34 @@ def test_peer_commands_refuse_bad_input_before_sending(devnode: DevNode, tmp_pat
     assert status.returncode == 5
     assert json.loads(status.stdout)["error"]["type"] == "PeerJobNotFound"
     assert_quiet(bad.stderr, missing.stderr)
+
+
+def test_a_peer_that_comes_after_the_update_phase_waits_for_the_next_round(
+        fresh_devnode: DevNode, tmp_path: Path) -> None:
+    """Joined during the last round's aggregate phase: counted from the next round, so nothing
+    to do (no training, no fetch); after the job's end, `peer run` refuses with exit 4."""
+    from tests.dashboard.test_peer_jobs import _new_blocks
+
+    url = fresh_devnode.url
+    client = Client(url)
+    job = client.with_signer("//Alice").create_peer_job(
+        assets_cid="bafkqaaa", rounds=1, update_blocks=3, aggregate_blocks=50, max_peers=2)
+    start = client.peer_job(job.job_id).start_block
+    _new_blocks(url, start + 3 - client.block_number())
+    (tmp_path / "data").mkdir()
+    base = ["--node", url, "--storage", f"local:{tmp_path / 'store'}", "--account", "//Bob",
+            "--json", "peer", "run", str(job.job_id), "--data", str(tmp_path / "data")]
+    done = cli(base, home=tmp_path / "bob")
+    report = json.loads(done.stdout)
+    assert report["rounds"] == [] and report["joined"] is True
+    assert report["stopped_because"] == "no round left to take part in"
+    events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    assert [e["event"] for e in events] == ["joined", "round-skipped"]
+    assert events[1]["round"] == 0
+    assert client.peers(job.job_id) == {report["address"]: 0}
+
+    _new_blocks(url, start + 53 - client.block_number())
+    ended = cli(base, home=tmp_path / "bob", check=False)
+    assert ended.returncode == 4
+    assert "has ended" in json.loads(ended.stdout)["error"]["message"]
+    client.close()
