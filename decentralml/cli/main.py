@@ -171,10 +171,12 @@ def _register_market() -> None:
     """The long-running marketplace commands (worker, job, dashboard), one line each."""
     from decentralml.cli.dashboard import dashboard
     from decentralml.cli.job import job
+    from decentralml.cli.peer import peer
     from decentralml.cli.worker import worker
 
     cli.add_command(worker)
     cli.add_command(job)
+    cli.add_command(peer)
     cli.add_command(dashboard)
 
 

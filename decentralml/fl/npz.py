@@ -63,11 +63,19 @@ def save_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> 
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
-    """Write through a temporary file in the same directory, then rename it over ``path``."""
+    """Write through a temporary file in the same directory, then rename it over ``path``.
+
+    The file gets the mode a plain ``open`` would give it (``0o666`` less the umask), not
+    ``mkstemp``'s 0600: a data shard written here is read by the sandboxed task, which runs as
+    another uid under root (docs/security.md).
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
