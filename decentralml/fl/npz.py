@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import math
 import os
-import tempfile
+import secrets
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -65,20 +65,19 @@ def save_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     """Write through a temporary file in the same directory, then rename it over ``path``.
 
-    The file gets the mode a plain ``open`` would give it (``0o666`` less the umask), not
-    ``mkstemp``'s 0600: a data shard written here is read by the sandboxed task, which runs as
-    another uid under root (docs/security.md).
+    The temporary file is created with mode 0o666 less the umask, as a plain ``open`` would (not
+    ``mkstemp``'s 0600): a data shard written here is read by the sandboxed task, which runs as
+    another uid under root (docs/security.md). The kernel applies the umask, so it is never read
+    or changed here (``os.umask`` is process-wide).
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
