@@ -24,6 +24,8 @@ from substrateinterface import Keypair
 from decentralml.chain.client import Client
 from decentralml.chain.errors import FinalityStalled
 from decentralml.chain.substrate_node import LocalNetwork, NodeProcess
+from decentralml.chain.types import SubmissionStatus, TaskStatus
+from decentralml.cli.demo import load_demo
 from tests.fixtures.chains import node_binary, require_node_tier
 
 UNIT = 10**12
@@ -88,6 +90,39 @@ def test_a_transaction_sent_to_node_1_is_finalized_and_identical_on_node_3(
     # and node 3's state has the transfer
     with Client(third.url, timeout=60) as reader:
         assert reader.balance(recipient) == 7 * UNIT
+
+
+@pytest.mark.tf
+@pytest.mark.timeout(1200)
+def test_a_federated_job_with_the_creator_and_each_contributor_on_its_own_validator(
+        network: LocalNetwork, tmp_path: Path) -> None:
+    """One round of the federated example across the network: the creator (//Alice, through the
+    roles) talks to validator 1 only, each contributor's worker CLI process to its own validator
+    (2, 3, 4) only; the task, the three results and the payouts travel between validators by
+    gossip and block import, and every balance reconciles to the unit on the creator's node."""
+    creator_node, *contributor_nodes = network.nodes
+    demo = load_demo()
+    assert demo is not None, "examples/federated_mnist is missing"
+    report = demo.run_demo(tmp_path, rounds=1, node_url=creator_node.url,
+                           contributor_nodes=[n.url for n in contributor_nodes],
+                           log=lambda *_: None)
+    assert [(r["accepted"], r["rejected"]) for r in report.rounds] == [(3, 0)]
+    assert report.rewards_paid == report.rounds[0]["paid"] == 3 * 10 * UNIT
+    assert report.escrow_refunded == 0
+    assert report.fees_paid > 0
+    assert report.balances_ok, "balances do not reconcile to the unit across the network"
+    assert report.federated_accuracy > 0.2  # well above chance (0.1) after one round
+    # the last validator's view agrees: the task closed, each contributor's result accepted
+    task_id = int(report.rounds[0]["task_id"])
+    with Client(contributor_nodes[-1].url, timeout=60) as reader:
+        reader.wait_for(lambda c: c.task(task_id).status == TaskStatus.Closed, timeout=60,
+                        description=f"task {task_id} closed on {reader.url}")
+        accepted = {reader.resolve_address(run.account): run.submission_id
+                    for run in report.contributors}
+        for address, submission_id in accepted.items():
+            submission = reader.submission(submission_id)
+            assert (submission.worker, submission.status) == \
+                (address, SubmissionStatus.Accepted)
 
 
 def test_one_validator_killed_blocks_and_finality_go_on_and_it_resyncs(
