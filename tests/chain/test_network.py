@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from substrateinterface import Keypair
 
 from decentralml.chain.client import Client
+from decentralml.chain.connection import extrinsic_hash_of
 from decentralml.chain.errors import FinalityStalled
 from decentralml.chain.substrate_node import LocalNetwork, NodeProcess
 from decentralml.chain.types import SubmissionStatus, TaskStatus
@@ -183,6 +186,70 @@ def test_two_validators_killed_finality_stalls_then_resumes_keeping_what_was_fin
         assert alice.wait_finalized(late, timeout=60) == late
     for node in network.nodes:
         assert _block_hash(node, receipt.block_number) == final_hash
+
+
+def _blocks_holding(node: NodeProcess, extrinsic_hashes: list[str], since: int
+                    ) -> tuple[int, str] | None:
+    """The first block after ``since`` on ``node``'s best chain holding one of the hashes."""
+    for number in range(since + 1, node.best_number() + 1):
+        block_hash = _block_hash(node, number)
+        body = node.rpc("chain_getBlock", [block_hash])["block"]
+        if any(extrinsic_hash_of(x) in extrinsic_hashes for x in body["extrinsics"]):
+            return number, block_hash
+    return None
+
+
+def test_with_finality_a_receipt_never_names_a_retracted_block(network: LocalNetwork) -> None:
+    """A real fork: //Dave's validator is cut off from the others (restarted as a reserved-only
+    node with no reserved peers, authoring alone) while a client that waits for finality sends a
+    transfer through it. The transfer lands in a block of Dave's fork; when Dave rejoins, that
+    block is retracted (the others' chain is longer and finalized). The client's receipt is not
+    that block but the finalized one the transfer landed in afterwards, and it ran once."""
+    alice_node, dave = network.nodes[0], network.nodes[3]
+    recipient = Keypair.create_from_mnemonic(Keypair.generate_mnemonic()).ss58_address
+    joined = (dave.config.bootnodes, dave.config.extra_args)
+    outcome: dict[str, Any] = {}
+    dave.kill()
+    dave.config.bootnodes, dave.config.extra_args = (), ("--reserved-only", "--force-authoring")
+    try:
+        dave.start()
+        fork_base = dave.best_number()
+        with Client(dave.url, signer="//Eve", timeout=240, request_timeout=120,
+                    finality=True) as eve:
+            def send() -> None:
+                try:
+                    outcome["receipt"] = eve.transfer(recipient, 4 * UNIT)
+                except Exception as exc:  # handed to the test thread
+                    outcome["error"] = exc
+            sender = threading.Thread(target=send)
+            sender.start()
+            deadline = time.monotonic() + 60
+            while (seen := _blocks_holding(dave, eve._submitter.sent, fork_base)) is None:
+                assert time.monotonic() < deadline, f"Dave's fork never held it: {dave.log_tail()}"
+                time.sleep(0.5)
+            seen_number, seen_hash = seen
+            assert _block_hash(alice_node, seen_number) != seen_hash, "not a fork"
+            assert sender.is_alive(), "a receipt before finality"
+            dave.kill()  # rejoin: the same validator, its bootnodes back
+            dave.config.bootnodes, dave.config.extra_args = joined
+            dave.start()
+            sender.join(timeout=300)
+            assert not sender.is_alive(), "the client never settled"
+    finally:
+        if dave.config.bootnodes != joined[0]:
+            dave.kill()
+            dave.config.bootnodes, dave.config.extra_args = joined
+        if not dave.running:
+            dave.start()
+    assert "error" not in outcome, outcome.get("error")
+    receipt = outcome["receipt"]
+    assert receipt.block_hash != seen_hash  # never the retracted block
+    assert _block_hash(alice_node, seen_number) != seen_hash  # which the chain does not hold
+    network.wait_finalized(receipt.block_number, timeout=120)
+    for node in network.nodes:
+        assert _block_hash(node, receipt.block_number) == receipt.block_hash
+    with Client(alice_node.url, timeout=60) as reader:
+        assert reader.balance(recipient) == 4 * UNIT  # once
 
 
 def test_the_network_runs_the_runtime_of_this_checkout(network: LocalNetwork) -> None:
