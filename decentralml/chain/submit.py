@@ -294,22 +294,15 @@ class Submitter:
             else:
                 if not self.finality or self.finalized(location, deadline, extrinsic_hash):
                     break
-                # Its block lost a fork: what it did there does not count. The node's pool puts
-                # the extrinsics of retracted blocks back, but a restarted or another node may not
-                # have it: offer the identical bytes again (same nonce, so at most once) unless it
-                # is already back in a block or the pool, and follow it on the new best chain.
+                # Its block lost a fork: what it did there does not count. Follow it on the new
+                # best chain from that height.
                 retracted = location
                 self.tracker.rewind(location.block_number)
                 since = location.block_number - 1
-                try:
-                    with self.conn.lock:
-                        self._send(extrinsic, since)
-                except TransactionRejected as exc:
-                    if not (exc.is_nonce_conflict or exc.code == TEMPORARILY_BANNED):
-                        raise
-                    # its nonce is used on the new chain: by itself (found by the next scan) or
-                    # by another transaction (then it is superseded, below)
+                self._reoffer(extrinsic, since)
                 continue
+            if retracted is not None:
+                self._reoffer(extrinsic, since)
             if self._superseded(address, nonce, extrinsic_hash, since):
                 # Another transaction of this account (another client, or another node's pool)
                 # took our nonce, so ours can never execute: signing the call again with a new
@@ -318,6 +311,28 @@ class Submitter:
                     self.nonces.resync(self.conn, address)
                 since, extrinsic, nonce = self._sign_and_send(compose, keypair, address, deadline)
         return self._outcome(extrinsic_hash, address, nonce, location)
+
+    def _reoffer(self, extrinsic: GenericExtrinsic, since: int) -> None:
+        """Offer an extrinsic whose block was retracted to the pool again, unless a block after
+        ``since`` or the pool holds it. The node's pool puts back the extrinsics of retracted
+        blocks itself, but not always: a node that restarted, or one that judged it against a
+        view still on the old fork ("stale"), has dropped it. The identical bytes (same nonce)
+        run at most once, so offering them at every check until a block holds them is safe."""
+        extrinsic_hash = "0x" + extrinsic.extrinsic_hash.hex()
+        encoded = str(extrinsic.data)
+        with self.conn.lock:
+            try:
+                if self._known(extrinsic_hash, encoded, since):
+                    return
+                self.conn.rpc("author_submitExtrinsic", [encoded], retry=False)
+            except TransactionRejected as exc:
+                # a nonce conflict: the pool's view still holds the retracted block, or another
+                # transaction took the nonce (then ``_superseded`` re-signs); or it is pooled
+                if not (exc.is_nonce_conflict
+                        or exc.code in (TEMPORARILY_BANNED, ALREADY_IMPORTED)):
+                    raise
+            except ConnectionLost:
+                pass  # the next check offers it again
 
     def finalized(self, location: Location, deadline: float, extrinsic_hash: str) -> bool:
         """Wait until finality reaches ``location``'s height: True if its block is the finalized
