@@ -115,6 +115,8 @@ class _TrackerState:
     history: deque[tuple[int, tuple[str, ...]]] = field(default_factory=deque)
     waiting: Counter[int] = field(default_factory=Counter)
     polling: bool = False
+    #: bumped by every rewind: a scan that started before one records nothing more
+    epoch: int = 0
 
 
 class InclusionTracker:
@@ -130,12 +132,14 @@ class InclusionTracker:
         self._cond = threading.Condition()
         self._state = _TrackerState()
 
-    def _record(self, number: int) -> bool:
+    def _record(self, number: int, epoch: int) -> bool:
         info = self._conn.block(number)
         if info is None:
             return False
         with self._cond:
             st = self._state
+            if st.epoch != epoch:
+                return False  # rewound meanwhile: this block may be of the old fork
             for index, xhash in enumerate(info.extrinsic_hashes):
                 st.found[xhash] = Location(info.hash, number, index)
             st.history.append((number, info.extrinsic_hashes))
@@ -176,8 +180,11 @@ class InclusionTracker:
             if st.scanned is None or st.scanned < floor:
                 st.scanned = floor
             number = st.scanned + 1
-        while number <= head and self._record(number):
+            epoch = st.epoch
+        while number <= head and self._record(number, epoch):
             with self._cond:
+                if st.epoch != epoch:
+                    break
                 st.scanned = max(st.scanned or 0, number)
             number += 1
         with self._cond:
@@ -200,6 +207,7 @@ class InclusionTracker:
                         del st.found[xhash]
             if st.scanned is not None:
                 st.scanned = min(st.scanned, number - 1)
+            st.epoch += 1
 
     def wait(self, extrinsic_hash: str, since: int, deadline: float) -> Location:
         """Block until the extrinsic is in a best block after ``since``; ChainTimeout otherwise."""
@@ -295,10 +303,12 @@ class Submitter:
                 if not self.finality or self.finalized(location, deadline, extrinsic_hash):
                     break
                 # Its block lost a fork: what it did there does not count. Follow it on the new
-                # best chain from that height.
+                # best chain, read again from where it was sent: the fork may have started below
+                # its block, and the new chain may hold it lower (another node's pool had it).
+                # Reading every block since sending is what lets ``_superseded`` tell "ours, in
+                # another block" from "another transaction took the nonce".
                 retracted = location
-                self.tracker.rewind(location.block_number)
-                since = location.block_number - 1
+                self.tracker.rewind(since + 1)
                 self._reoffer(extrinsic, since)
                 continue
             if retracted is not None:
