@@ -143,20 +143,30 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, budget:
             if nbytes > budget:
                 raise ModelError(f"{where} declares {nbytes} bytes, over what is left of the "
                                  f"file's budget ({max(budget, 0)} bytes)")
-            if info.file_size != f.tell() + nbytes:
-                raise ModelError(f"{where}: member is {info.file_size} bytes, its header "
-                                 f"declares {f.tell() + nbytes}")
-            flat = np.empty(math.prod(shape), dtype=dtype)
-            view = flat.data.cast("B")
-            reader = cast(io.BufferedIOBase, f)
-            got = 0
-            while got < nbytes:
-                n = reader.readinto(view[got:])
-                if not n:
-                    raise ModelError(f"{where}: truncated data")
-                got += n
+            flat = read_payload(f, info, shape, dtype, where)
     except ModelError:
         raise
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise ModelError(f"{where}: unreadable: {exc}") from None
     return np.asarray(flat.reshape(shape, order="F" if fortran else "C"), order="C")
+
+
+def read_payload(f: IO[bytes], info: zipfile.ZipInfo, shape: tuple[int, ...],
+                 dtype: np.dtype[Any], where: str) -> np.ndarray:
+    """The flat data of an ``.npy`` member whose header ``f`` has just been read, into one
+    preallocated array: the member's size must be exactly what its header declares, so a lying
+    header cannot make us allocate or read more than the (already bounded) array."""
+    nbytes = math.prod(shape) * dtype.itemsize
+    if info.file_size != f.tell() + nbytes:
+        raise ModelError(f"{where}: member is {info.file_size} bytes, its header "
+                         f"declares {f.tell() + nbytes}")
+    flat = np.empty(math.prod(shape), dtype=dtype)
+    view = flat.data.cast("B")
+    reader = cast(io.BufferedIOBase, f)
+    got = 0
+    while got < nbytes:
+        n = reader.readinto(view[got:])
+        if not n:
+            raise ModelError(f"{where}: truncated data")
+        got += n
+    return flat
