@@ -38,13 +38,15 @@ NODE_BIN ?= $(or $(DECENTRALML_NODE_BIN),$(CARGO_TARGET)/debug/decentralml-node)
 # them); cargo's target dir is outside the clone, so after the first build it is incremental.
 # `make test TEST_CHAINS=devnode` skips nothing on the Rust side but runs the Python chain tests
 # against the devnode only.
-# The node tier is `make test-network` alone for now: under make test's xdist workers each worker
-# started its own `decentralml-node --dev` and they collided.
-TEST_CHAINS ?= devnode,runtime
+# Without the node binary the node tier is skipped, with the reason (`make node` builds it).
+TEST_CHAINS ?= devnode,runtime$(if $(wildcard $(NODE_BIN)),$(comma)node)
 
 # Tests run in TEST_WORKERS pytest-xdist processes: most of a test's time is spent waiting (for a
 # block, a subprocess, a sandbox), so more workers than cores pays; tests marked with one
-# xdist_group (the four-validator network's) share a worker. TEST_WORKERS=0 runs in-process.
+# xdist_group (the four-validator network's) share a worker, so one network runs at a time
+# (pyproject.toml keeps pytest < 9.2, under which --dist loadgroup honours the mark; the
+# network's fixture fails if the mark is ignored). Every `decentralml-node --dev` has its own
+# base path and OS-chosen ports. TEST_WORKERS=0 runs in-process.
 TEST_WORKERS ?= 3
 
 test: $(STAMP) ipfs chromium chopsticks runtime
@@ -61,7 +63,8 @@ test-fast: $(STAMP) chopsticks
 # The node tier: builds decentralml-node if needed (about 25 minutes cold), then the chain suite
 # against `decentralml-node --dev` and the four-validator network under faults.
 test-network: $(STAMP) node
-	DECENTRALML_TEST_CHAINS=node $(PY) -m pytest tests/chain tests/docs/test_network_md.py \
+	DECENTRALML_TEST_CHAINS=node $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup tests/chain \
+		tests/docs/test_network_md.py \
 		tests/examples/test_federated_mnist.py::test_one_round_against_the_node $(PYTEST_ARGS)
 
 # pallet-decentralml's FRAME tests alone against its mock runtime (the quick loop; `runtime` runs

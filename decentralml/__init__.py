@@ -107,6 +107,12 @@ _EXPORTS: dict[str, str] = {
     "verify_task_scores": "decentralml.roles.contribution",
     "FederatedJobReport": "decentralml.roles.federated_job",
     "merge_annotations": "decentralml.roles.annotation",
+    "Peer": "decentralml.roles.peer_job",
+    "create_peer_job": "decentralml.roles.peer_job",
+    "peer_job_status": "decentralml.roles.peer_job",
+    "PeerRoundReport": "decentralml.roles.peer_job",
+    "PeerRunReport": "decentralml.roles.peer_job",
+    "PeerJobStatus": "decentralml.roles.peer_job",
     # the embedded dev chain
     "DevNode": "decentralml.devnode",
     "RpcLimits": "decentralml.devnode",
@@ -229,6 +235,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from decentralml.roles.federated_job import (
         FederatedJobReport,
         run_federated_job,
+    )
+    from decentralml.roles.peer_job import (
+        Peer,
+        PeerJobStatus,
+        PeerRoundReport,
+        PeerRunReport,
+        create_peer_job,
+        peer_job_status,
     )
     from decentralml.roles.policies import (
         holdout_policy,

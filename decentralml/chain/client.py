@@ -31,7 +31,6 @@ from substrateinterface.utils.ss58 import is_valid_ss58_address, ss58_encode
 
 from decentralml.amounts import Token
 from decentralml.chain.connection import Connection
-from decentralml.chain.errors import BlockRetracted, FinalityStalled
 from decentralml.chain.events import (
     ChainEvent,
     ContributionsSettledEvent,
@@ -66,7 +65,7 @@ from decentralml.chain.results import (
     SettleContributionsResult,
     ValidationReport,
 )
-from decentralml.chain.submit import Inclusion, Submitter
+from decentralml.chain.submit import Inclusion, Location, Submitter, retraction_error
 from decentralml.chain.types import (
     PALLET,
     AbandonTaskArgs,
@@ -164,6 +163,8 @@ class Client:
     store under ``home``, or ``accounts`` when given). A stored account's secret is read only
     when the client first signs, so a read-only use never needs the keystore's password.
     ``timeout`` bounds every wait (inclusion, conditions); ``request_timeout`` every RPC.
+    With ``finality``, a transaction is done only once its block is finalized: a receipt never
+    names a block that a fork retracted (see :meth:`wait_finalized`, docs/network.md).
     """
 
     def __init__(self, url: str | None = None, signer: Signer | None = None, *,
@@ -171,7 +172,7 @@ class Client:
                  accounts: Accounts | None = None,
                  timeout: float = 60.0, request_timeout: float = 30.0,
                  allow_dev_accounts: bool = False, poll_interval: float = 0.05,
-                 _shared: Client | None = None) -> None:
+                 finality: bool = False, _shared: Client | None = None) -> None:
         if signer is not None and account is not None:
             raise InvalidInput("account", "give signer or account, not both")
         signer = signer if signer is not None else account
@@ -198,7 +199,8 @@ class Client:
                 signer = settings.account
             self._conn = Connection(node_url, timeout=request_timeout,
                                     reconnect_timeout=max(request_timeout, 10.0))
-            self._submitter = Submitter(self._conn, poll_interval=poll_interval)
+            self._submitter = Submitter(self._conn, poll_interval=poll_interval,
+                                        finality=finality)
             self._owner = True
         try:
             self._keypair = None if signer is None else self._resolve_signer(signer)
@@ -1004,10 +1006,7 @@ class Client:
 
     def finalized_number(self) -> int:
         """The number of the last finalized block (GRANDPA's, on a node with a finality gadget)."""
-        head = self._conn.rpc("chain_getFinalizedHead", [])
-        header = self._conn.rpc("chain_getHeader", [head])
-        number = header["number"]
-        return int(number, 16) if isinstance(number, str) else int(number)
+        return self._conn.finalized_number()
 
     def wait_finalized(self, receipt: ExtrinsicResult, *, timeout: float | None = None
                        ) -> ExtrinsicResult:
@@ -1016,36 +1015,14 @@ class Client:
         Raises :class:`BlockRetracted` when the finalized chain has another block at that height
         (the extrinsic's block lost a fork: what it did does not count), and
         :class:`FinalityStalled` when finality has not reached the block within ``timeout``
-        while blocks kept coming (a finality stall: too few validators voting).
+        while blocks kept coming (a finality stall: too few validators voting). A client made
+        with ``finality=True`` does this before it returns any receipt.
         """
         limit = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + limit
-        start_final = self.finalized_number()
-        while True:
-            final = self.finalized_number()
-            if final >= receipt.block_number:
-                canonical = self._conn.block_hash(receipt.block_number)
-                if canonical != receipt.block_hash:
-                    raise BlockRetracted(
-                        f"extrinsic {receipt.extrinsic_hash} was in block "
-                        f"#{receipt.block_number} {receipt.block_hash}, which was retracted: the "
-                        f"finalized block at that height is {canonical}; its effects do not "
-                        f"count", block_hash=receipt.block_hash,
-                        block_number=receipt.block_number, finalized_hash=canonical)
-                return receipt
-            if time.monotonic() >= deadline:
-                best = self.block_number()
-                if final == start_final and best > receipt.block_number:
-                    raise FinalityStalled(
-                        f"finality is stalled on {self.url}: the last finalized block is #{final}"
-                        f" while the best is #{best}, and block #{receipt.block_number} (with "
-                        f"extrinsic {receipt.extrinsic_hash}) is not final after {limit:g}s. "
-                        f"Fewer than two thirds of the validators are voting: bring validators "
-                        f"back online; until then treat the extrinsic as not final",
-                        node=self.url, finalized_number=final, best_number=best)
-                raise ChainTimeout(f"block #{receipt.block_number} was not finalized within "
-                                   f"{limit:g}s on {self.url} (finalized #{final}, best #{best})")
-            time.sleep(max(self.poll_interval, 0.2))
+        location = Location(receipt.block_hash, receipt.block_number, receipt.extrinsic_index)
+        if self._submitter.finalized(location, time.monotonic() + limit, receipt.extrinsic_hash):
+            return receipt
+        raise retraction_error(receipt.extrinsic_hash, location, self._conn)
 
     def wait_for_pending(self, task_id: int, count: int, *, timeout: float | None = None
                          ) -> list[Submission]:

@@ -254,6 +254,12 @@ class Connection:
         return int(header["number"], 16) if isinstance(header["number"], str) \
             else int(header["number"])
 
+    def finalized_number(self) -> int:
+        """The number of the last finalized block (GRANDPA's, on a node with a finality gadget)."""
+        header = self.rpc("chain_getHeader", [self.rpc("chain_getFinalizedHead", [])])
+        return int(header["number"], 16) if isinstance(header["number"], str) \
+            else int(header["number"])
+
     def block_hash(self, number: int) -> str | None:
         value = self.rpc("chain_getBlockHash", [number])
         return None if value is None else str(value)

@@ -30,7 +30,13 @@ from scalecodec.types import GenericCall, GenericExtrinsic
 from substrateinterface import Keypair, SubstrateInterface
 
 from decentralml.chain.connection import Connection, ConnectionLost
-from decentralml.chain.errors import ALREADY_IMPORTED, TEMPORARILY_BANNED, TransactionRejected
+from decentralml.chain.errors import (
+    ALREADY_IMPORTED,
+    TEMPORARILY_BANNED,
+    BlockRetracted,
+    FinalityStalled,
+    TransactionRejected,
+)
 from decentralml.chain.errors import dispatch_error as map_dispatch_error
 from decentralml.errors import ChainError, ChainTimeout, DispatchError
 
@@ -109,6 +115,8 @@ class _TrackerState:
     history: deque[tuple[int, tuple[str, ...]]] = field(default_factory=deque)
     waiting: Counter[int] = field(default_factory=Counter)
     polling: bool = False
+    #: bumped by every rewind: a scan that started before one records nothing more
+    epoch: int = 0
 
 
 class InclusionTracker:
@@ -124,12 +132,14 @@ class InclusionTracker:
         self._cond = threading.Condition()
         self._state = _TrackerState()
 
-    def _record(self, number: int) -> bool:
+    def _record(self, number: int, epoch: int) -> bool:
         info = self._conn.block(number)
         if info is None:
             return False
         with self._cond:
             st = self._state
+            if st.epoch != epoch:
+                return False  # rewound meanwhile: this block may be of the old fork
             for index, xhash in enumerate(info.extrinsic_hashes):
                 st.found[xhash] = Location(info.hash, number, index)
             st.history.append((number, info.extrinsic_hashes))
@@ -170,8 +180,11 @@ class InclusionTracker:
             if st.scanned is None or st.scanned < floor:
                 st.scanned = floor
             number = st.scanned + 1
-        while number <= head and self._record(number):
+            epoch = st.epoch
+        while number <= head and self._record(number, epoch):
             with self._cond:
+                if st.epoch != epoch:
+                    break
                 st.scanned = max(st.scanned or 0, number)
             number += 1
         with self._cond:
@@ -180,6 +193,21 @@ class InclusionTracker:
     def lookup(self, extrinsic_hash: str) -> Location | None:
         with self._cond:
             return self._state.found.get(extrinsic_hash)
+
+    def rewind(self, number: int) -> None:
+        """Forget what was recorded from block ``number`` on: the best chain there changed (a
+        block was retracted), so the next scan reads those heights again, on the new chain."""
+        with self._cond:
+            st = self._state
+            while st.history and st.history[-1][0] >= number:
+                at, hashes = st.history.pop()
+                for xhash in hashes:
+                    location = st.found.get(xhash)
+                    if location is not None and location.block_number == at:
+                        del st.found[xhash]
+            if st.scanned is not None:
+                st.scanned = min(st.scanned, number - 1)
+            st.epoch += 1
 
     def wait(self, extrinsic_hash: str, since: int, deadline: float) -> Location:
         """Block until the extrinsic is in a best block after ``since``; ChainTimeout otherwise."""
@@ -212,13 +240,29 @@ class InclusionTracker:
                 time.sleep(max(0.0, min(self._poll, deadline - time.monotonic())))
 
 
+def retraction_error(extrinsic_hash: str, location: Location, conn: Connection,
+              detail: str = "") -> BlockRetracted:
+    """The error for an extrinsic whose block at ``location`` is not the finalized one."""
+    canonical = conn.block_hash(location.block_number)
+    return BlockRetracted(
+        f"extrinsic {extrinsic_hash} was in block #{location.block_number} "
+        f"{location.block_hash}, which was retracted: the finalized block at that height is "
+        f"{canonical}{detail}; its effects do not count",
+        block_hash=location.block_hash, block_number=location.block_number,
+        finalized_hash=canonical)
+
+
 class Submitter:
     """Signs, sends and follows extrinsics for a client (shared by all its signers)."""
 
-    def __init__(self, conn: Connection, *, poll_interval: float = 0.05) -> None:
+    def __init__(self, conn: Connection, *, poll_interval: float = 0.05,
+                 finality: bool = False) -> None:
         self.conn = conn
         self.nonces = NonceManager()
         self.tracker = InclusionTracker(conn, poll_interval=poll_interval)
+        #: whether an extrinsic is done only once its block is finalized (see ``_submit``)
+        self.finality = finality
+        self._poll = poll_interval
         #: extrinsic hashes this submitter has sent (for tests and diagnostics)
         self.sent: list[str] = []
 
@@ -227,7 +271,9 @@ class Submitter:
         """Sign ``compose``'s call with ``keypair``, send it and wait for its inclusion.
 
         Raises the pallet's exception class if dispatch failed, :class:`TransactionRejected` if
-        the pool refused it, :class:`ChainTimeout` if it was not included in time.
+        the pool refused it, :class:`ChainTimeout` if it was not included in time. With
+        ``finality``, it returns only once the block is finalized, and :class:`BlockRetracted`
+        if its block lost a fork and it could not be included again in time.
         """
         deadline = time.monotonic() + timeout
         address = keypair.ss58_address
@@ -237,19 +283,36 @@ class Submitter:
     def _submit(self, compose: Callable[[SubstrateInterface], GenericCall], keypair: Keypair,
                 address: str, deadline: float) -> Inclusion:
         since, extrinsic, nonce = self._sign_and_send(compose, keypair, address, deadline)
+        retracted: Location | None = None
         while True:
             extrinsic_hash = "0x" + extrinsic.extrinsic_hash.hex()
             try:
                 location = self.tracker.wait(
                     extrinsic_hash, since, min(deadline, time.monotonic() + _SUPERSEDED_CHECK))
-                break
             except ChainTimeout:
                 if time.monotonic() >= deadline:
                     # If the pool dropped it, its nonce is a gap: ask the node (pool-aware) next
                     # time.
                     with self.conn.lock:
                         self.nonces.forget(address)
+                    if retracted is not None:
+                        raise retraction_error(extrinsic_hash, retracted, self.conn,
+                                        ", and it was not included again in time") from None
                     raise
+            else:
+                if not self.finality or self.finalized(location, deadline, extrinsic_hash):
+                    break
+                # Its block lost a fork: what it did there does not count. Follow it on the new
+                # best chain, read again from where it was sent: the fork may have started below
+                # its block, and the new chain may hold it lower (another node's pool had it).
+                # Reading every block since sending is what lets ``_superseded`` tell "ours, in
+                # another block" from "another transaction took the nonce".
+                retracted = location
+                self.tracker.rewind(since + 1)
+                self._reoffer(extrinsic, since)
+                continue
+            if retracted is not None:
+                self._reoffer(extrinsic, since)
             if self._superseded(address, nonce, extrinsic_hash, since):
                 # Another transaction of this account (another client, or another node's pool)
                 # took our nonce, so ours can never execute: signing the call again with a new
@@ -258,6 +321,52 @@ class Submitter:
                     self.nonces.resync(self.conn, address)
                 since, extrinsic, nonce = self._sign_and_send(compose, keypair, address, deadline)
         return self._outcome(extrinsic_hash, address, nonce, location)
+
+    def _reoffer(self, extrinsic: GenericExtrinsic, since: int) -> None:
+        """Offer an extrinsic whose block was retracted to the pool again, unless a block after
+        ``since`` or the pool holds it. The node's pool puts back the extrinsics of retracted
+        blocks itself, but not always: a node that restarted, or one that judged it against a
+        view still on the old fork ("stale"), has dropped it. The identical bytes (same nonce)
+        run at most once, so offering them at every check until a block holds them is safe."""
+        extrinsic_hash = "0x" + extrinsic.extrinsic_hash.hex()
+        encoded = str(extrinsic.data)
+        with self.conn.lock:
+            try:
+                if self._known(extrinsic_hash, encoded, since):
+                    return
+                self.conn.rpc("author_submitExtrinsic", [encoded], retry=False)
+            except TransactionRejected as exc:
+                # a nonce conflict: the pool's view still holds the retracted block, or another
+                # transaction took the nonce (then ``_superseded`` re-signs); or it is pooled
+                if not (exc.is_nonce_conflict
+                        or exc.code in (TEMPORARILY_BANNED, ALREADY_IMPORTED)):
+                    raise
+            except ConnectionLost:
+                pass  # the next check offers it again
+
+    def finalized(self, location: Location, deadline: float, extrinsic_hash: str) -> bool:
+        """Wait until finality reaches ``location``'s height: True if its block is the finalized
+        one there, False if that block was retracted. :class:`FinalityStalled` when finality did
+        not move while blocks went on until ``deadline`` (too few validators voting), else
+        :class:`ChainTimeout`."""
+        start = self.conn.finalized_number()
+        while True:
+            final = self.conn.finalized_number()
+            if final >= location.block_number:
+                return self.conn.block_hash(location.block_number) == location.block_hash
+            if time.monotonic() >= deadline:
+                best = self.conn.head_number()
+                if final == start and best > location.block_number:
+                    raise FinalityStalled(
+                        f"finality is stalled on {self.conn.url}: the last finalized block is "
+                        f"#{final} while the best is #{best}, and block #{location.block_number} "
+                        f"(with extrinsic {extrinsic_hash}) is not final. Fewer than two thirds of "
+                        f"the validators are voting: bring validators back online; until then "
+                        f"treat the extrinsic as not final",
+                        node=self.conn.url, finalized_number=final, best_number=best)
+                raise ChainTimeout(f"block #{location.block_number} was not finalized in time on "
+                                   f"{self.conn.url} (finalized #{final}, best #{best})")
+            time.sleep(max(self._poll, 0.2))
 
     def _superseded(self, address: str, nonce: int, extrinsic_hash: str, since: int) -> bool:
         """Is ``nonce`` used on chain by a transaction other than ours?

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -92,9 +93,15 @@ def rpc_call(port: int, method: str, params: list[Any] | None = None,
     return reply["result"]
 
 
+#: The node's start-up line naming the addresses its JSON-RPC server is bound to.
+_RPC_LINE = re.compile(rb"Running JSON-RPC server: addr=127\.0\.0\.1:(\d+)")
+
+
 @dataclass
 class NodeConfig:
-    """How one node is started."""
+    """How one node is started. A port of 0 lets the OS choose one as the node binds it (no
+    window in which another process could take a port picked beforehand); the RPC port it got
+    is read from the node's log and kept, so a restart serves the same URL."""
 
     base_path: Path
     rpc_port: int
@@ -117,6 +124,7 @@ class NodeProcess:
         self.startup_timeout = startup_timeout
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._log_start = 0
 
     @property
     def log_path(self) -> Path:
@@ -150,6 +158,7 @@ class NodeProcess:
                 f"`bash scripts/build_runtime.sh --node`, or set {NODE_BIN_ENV} to the binary")
         self.config.base_path.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()/kill()
+        self._log_start = self._log.tell()
         # A session of its own: kill() and stop() signal the node and nothing else.
         self._process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
                                          stdout=self._log, stderr=subprocess.STDOUT,
@@ -166,9 +175,12 @@ class NodeProcess:
         """Block until the RPC server answers (or the node exits, or the start-up times out)."""
         deadline = time.monotonic() + self.startup_timeout
         while True:
+            if self.config.rpc_port == 0:
+                self.config.rpc_port = self._bound_rpc_port()
             try:
-                rpc_call(self.config.rpc_port, "system_health", timeout=2.0)
-                return
+                if self.config.rpc_port:
+                    rpc_call(self.config.rpc_port, "system_health", timeout=2.0)
+                    return
             except (OSError, urllib.error.URLError, ConnectionFailed, ValueError):
                 pass
             if self._process is None or self._process.poll() is not None:
@@ -176,10 +188,19 @@ class NodeProcess:
                 raise ConnectionFailed(f"decentralml-node exited with code {code} before "
                                        f"serving RPC: {self.log_tail()}")
             if time.monotonic() > deadline:
-                raise ConnectionFailed(f"decentralml-node did not serve RPC on port "
-                                       f"{self.config.rpc_port} within "
+                where = self.config.rpc_port or "(not bound yet)"
+                raise ConnectionFailed(f"decentralml-node did not serve RPC on port {where} within "
                                        f"{self.startup_timeout:g}s: {self.log_tail()}")
             time.sleep(0.2)
+
+    def _bound_rpc_port(self) -> int:
+        """The port the node's RPC server bound in this run (0 until it says so in its log)."""
+        if not self.log_path.is_file():
+            return 0
+        with open(self.log_path, "rb") as log:
+            log.seek(self._log_start)
+            found = _RPC_LINE.search(log.read())
+        return int(found.group(1)) if found else 0
 
     def rpc(self, method: str, params: list[Any] | None = None) -> Any:
         return rpc_call(self.config.rpc_port, method, params)
@@ -234,9 +255,11 @@ class NodeProcess:
 
 def dev_node(base_path: Path, *, rpc_port: int = 0, binary: str | Path | None = None
              ) -> NodeProcess:
-    """A ``--dev`` node (one validator, //Alice) on ``rpc_port`` (0: a free one)."""
-    return NodeProcess(NodeConfig(base_path=base_path, rpc_port=rpc_port or free_port(),
-                                  p2p_port=free_port()), binary=binary)
+    """A ``--dev`` node (one validator, //Alice) on ``rpc_port`` (0: one the OS chooses, known
+    once it started), with its chain in ``base_path`` and a p2p port of the OS's choosing: any
+    number of them run side by side (the test workers each start one)."""
+    return NodeProcess(NodeConfig(base_path=base_path, rpc_port=rpc_port, p2p_port=0),
+                       binary=binary)
 
 
 class LocalNetwork:

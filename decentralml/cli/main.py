@@ -172,10 +172,12 @@ def _register_market() -> None:
     from decentralml.cli.contribution import review, scores
     from decentralml.cli.dashboard import dashboard
     from decentralml.cli.job import job
+    from decentralml.cli.peer import peer
     from decentralml.cli.worker import worker
 
     cli.add_command(worker)
     cli.add_command(job)
+    cli.add_command(peer)
     cli.add_command(dashboard)
     cli.add_command(review)
     cli.add_command(scores)

@@ -16,9 +16,14 @@ from pydantic import BaseModel
 
 from decentralml.amounts import Token
 from decentralml.chain.types import Submission, SubmissionStatus, TaskInfo, TaskStatus
+from decentralml.roles.peer_job import PeerJobStatus
 
 if TYPE_CHECKING:
     from decentralml.chain.client import Client
+
+#: Peer jobs the dashboard shows (the newest), and rounds of each (the latest).
+PEER_JOBS_SHOWN = 10
+PEER_ROUNDS_SHOWN = 20
 
 
 class Earning(BaseModel):
@@ -82,6 +87,8 @@ class Snapshot(BaseModel):
     names: dict[str, str]
     #: every task paid by contribution, newest first, with each contributor's score and pay
     contributions: list[ContributionRound] = []
+    #: the newest peer jobs, each with its latest rounds' agreement
+    peer_jobs: list[PeerJobStatus] = []
 
     def name(self, address: str) -> str:
         return self.names.get(address, address[:6] + "…" + address[-4:])
@@ -144,7 +151,7 @@ def take_snapshot(client: Client, *, jobs_root: Path | None = None,
         open_tasks=[t for t in tasks if t.status is TaskStatus.Open],
         closed_tasks=[t for t in tasks if t.status is TaskStatus.Closed],
         submissions=subs, earnings=earnings, jobs=_jobs(jobs_root, names, client.genesis_hash),
-        names=names, contributions=rounds)
+        names=names, contributions=rounds, peer_jobs=_peer_jobs(client))
 
 
 def _label(names: dict[str, str], address: str) -> str:
@@ -171,6 +178,14 @@ def _contribution_rounds(client: Client, tasks: list[TaskInfo], subs: list[Submi
                                      reward=task.reward, floor=terms.floor,
                                      slots=task.max_assignments, rows=rows))
     return out
+
+
+def _peer_jobs(client: Client) -> list[PeerJobStatus]:
+    """The newest peer jobs' agreement per round, from the chain."""
+    from decentralml.roles.peer_job import peer_job_status
+
+    ids = sorted((job.job_id for job in client.peer_jobs()), reverse=True)[:PEER_JOBS_SHOWN]
+    return [peer_job_status(client, i, last_rounds=PEER_ROUNDS_SHOWN) for i in ids]
 
 
 def _jobs(root: Path | None, names: dict[str, str], genesis: str) -> list[JobCurve]:

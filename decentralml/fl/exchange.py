@@ -26,7 +26,6 @@ Errors are :class:`~decentralml.errors.ModelError` naming the file and the varia
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -34,13 +33,13 @@ import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
 from decentralml.errors import InvalidInput, ModelError
 from decentralml.fl.base import MAX_NUM_EXAMPLES, Update, UpdateKey
-from decentralml.fl.npz import atomic_write, read_header, write_npz
+from decentralml.fl.npz import atomic_write, read_header, read_payload, write_npz
 
 UPDATE_FILE = "update.npz"
 SIDECAR_FILE = "update.json"
@@ -299,19 +298,7 @@ class NpzWeights(Sequence[np.ndarray]):
                 if got_dtype != dtype:
                     raise ModelError(f"{self._where(index)} has dtype {got_dtype}, "
                                      f"the model expects {dtype}")
-                nbytes = math.prod(shape) * dtype.itemsize
-                if info.file_size != f.tell() + nbytes:
-                    raise ModelError(f"{self._where(index)}: member is {info.file_size} bytes, "
-                                     f"its header declares {f.tell() + nbytes}")
-                flat = np.empty(math.prod(shape), dtype=dtype)
-                view = flat.data.cast("B")
-                reader = cast(io.BufferedIOBase, f)
-                got = 0
-                while got < nbytes:
-                    n = reader.readinto(view[got:])
-                    if not n:
-                        raise ModelError(f"{self._where(index)}: truncated data")
-                    got += n
+                flat = read_payload(f, info, shape, dtype, self._where(index))
         except ModelError:
             raise
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import math
 import os
-import tempfile
+import secrets
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -63,18 +63,21 @@ def save_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> 
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
-    """Write through a temporary file in the same directory, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write through a temporary file in the same directory, then rename it over ``path``.
+
+    The temporary file is created with mode 0o666 less the umask, as a plain ``open`` would (not
+    ``mkstemp``'s 0600): a data shard written here is read by the sandboxed task, which runs as
+    another uid under root (docs/security.md). The kernel applies the umask, so it is never read
+    or changed here (``os.umask`` is process-wide).
+    """
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        # mkstemp's 0600 would survive the rename: a data shard or holdout written here must be
-        # readable as an ordinary file is (the sandbox reads a contributor's --data as another
-        # user)
-        os.fchmod(fd, 0o644)
         with os.fdopen(fd, "wb") as f:
             write(f)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -140,20 +143,30 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, budget:
             if nbytes > budget:
                 raise ModelError(f"{where} declares {nbytes} bytes, over what is left of the "
                                  f"file's budget ({max(budget, 0)} bytes)")
-            if info.file_size != f.tell() + nbytes:
-                raise ModelError(f"{where}: member is {info.file_size} bytes, its header "
-                                 f"declares {f.tell() + nbytes}")
-            flat = np.empty(math.prod(shape), dtype=dtype)
-            view = flat.data.cast("B")
-            reader = cast(io.BufferedIOBase, f)
-            got = 0
-            while got < nbytes:
-                n = reader.readinto(view[got:])
-                if not n:
-                    raise ModelError(f"{where}: truncated data")
-                got += n
+            flat = read_payload(f, info, shape, dtype, where)
     except ModelError:
         raise
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise ModelError(f"{where}: unreadable: {exc}") from None
     return np.asarray(flat.reshape(shape, order="F" if fortran else "C"), order="C")
+
+
+def read_payload(f: IO[bytes], info: zipfile.ZipInfo, shape: tuple[int, ...],
+                 dtype: np.dtype[Any], where: str) -> np.ndarray:
+    """The flat data of an ``.npy`` member whose header ``f`` has just been read, into one
+    preallocated array: the member's size must be exactly what its header declares, so a lying
+    header cannot make us allocate or read more than the (already bounded) array."""
+    nbytes = math.prod(shape) * dtype.itemsize
+    if info.file_size != f.tell() + nbytes:
+        raise ModelError(f"{where}: member is {info.file_size} bytes, its header "
+                         f"declares {f.tell() + nbytes}")
+    flat = np.empty(math.prod(shape), dtype=dtype)
+    view = flat.data.cast("B")
+    reader = cast(io.BufferedIOBase, f)
+    got = 0
+    while got < nbytes:
+        n = reader.readinto(view[got:])
+        if not n:
+            raise ModelError(f"{where}: truncated data")
+        got += n
+    return flat

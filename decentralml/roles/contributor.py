@@ -312,11 +312,14 @@ class Contributor:
 
                 resolve(self.sandbox)  # no sandbox here: refuse before taking a slot
                 self._sandbox_ok = True
-            if data_dir is None and (entry is None or entry.stage < Stage.RAN) \
+            # refused before a slot is taken or anything fetched (``submit`` with no slot at all
+            # is told so below instead)
+            if data_dir is None and (entry is not None or accept) \
+                    and (entry is None or entry.stage < Stage.RAN) \
                     and not self.ships_data(task_id):
-                # refused before a slot is taken or anything fetched
+                then = "" if accept else f", or `decentralml run {task_id} --data DIR` first"
                 raise InvalidInput("data_dir", f"task {task_id} trains on your data and has not "
-                                   f"run yet: give your data directory (--data DIR)")
+                                   f"run yet: give your data directory (--data DIR){then}")
             if entry is None:
                 started = time.perf_counter()
                 entry, accepted = self._accept(task_id, take_new=accept)

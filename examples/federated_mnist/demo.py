@@ -194,16 +194,20 @@ class WorkerProcess:
 
 def run_demo(workdir: Path, *, rounds: int = 3, storage: str | None = None,
              mnist_path: Path | None = None, min_accuracy: float = 0.5,
-             log: Any = print, node_url: str | None = None, cold: bool = False) -> DemoReport:
+             log: Any = print, node_url: str | None = None,
+             contributor_nodes: Sequence[str] | None = None, cold: bool = False) -> DemoReport:
     """Run the demo in ``workdir``; return the numbers of its table (the e2e test checks them).
 
     ``node_url``: run against that node (e.g. the Rust runtime of ``make chain``) instead of an
     ephemeral devnode; the dev accounts //Alice, //Bob, //Charlie and //Dave must be funded there.
+    ``contributor_nodes``: one node URL per contributor (//Bob, //Charlie, //Dave), for a network
+    where every party runs, or trusts, a node of its own; by default they use the creator's.
     ``cold``: the workers start every round in a fresh sandboxed process (``worker --cold``).
     """
     from decentralml import AutoAccept, Client, ModelCreator, holdout_policy, open_store
     from decentralml.chain.types import ValidationStrategy
     from decentralml.devnode import DevNode
+    from decentralml.errors import InvalidInput
     from decentralml.fl import (
         evaluate,
         load_mnist,
@@ -213,6 +217,12 @@ def run_demo(workdir: Path, *, rounds: int = 3, storage: str | None = None,
     )
     from decentralml.roles.federated_job import run_federated_job
 
+    if contributor_nodes is not None and len(contributor_nodes) != len(CONTRIBUTORS):
+        raise InvalidInput("contributor_nodes", f"{len(contributor_nodes)} URLs given",
+                           f"one per contributor, {len(CONTRIBUTORS)}")
+    if contributor_nodes is not None and node_url is None:
+        raise InvalidInput("contributor_nodes", "given without node_url",
+                           "the creator's node must be on the same chain: give node_url too")
     steps: dict[str, float] = {}
     wall = time.perf_counter()
     storage = storage or f"local:{workdir / 'store'}"
@@ -271,7 +281,9 @@ def run_demo(workdir: Path, *, rounds: int = 3, storage: str | None = None,
 
         # The contributors' workers start once and serve every round.
         t = time.perf_counter()
-        workers = {a: WorkerProcess(url, storage, a, workdir / f"home-{a.strip('/').lower()}",
+        urls = dict(zip(CONTRIBUTORS, contributor_nodes or [url] * len(CONTRIBUTORS),
+                        strict=True))
+        workers = {a: WorkerProcess(urls[a], storage, a, workdir / f"home-{a.strip('/').lower()}",
                                     shard_dirs[a], "//Alice", cold=cold) for a in CONTRIBUTORS}
         for w in workers.values():
             stack.callback(w.stop)
@@ -501,15 +513,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="keep the demo's files here")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--node", help="a node URL to run against (default: an ephemeral devnode)")
+    parser.add_argument("--contributor-nodes", nargs=len(CONTRIBUTORS), metavar="URL",
+                        help="a node URL for each contributor (default: --node's)")
     parser.add_argument("--cold", action="store_true",
                         help="no warm task hosts: a fresh sandboxed process every round")
     args = parser.parse_args(argv)
+    if args.contributor_nodes and not args.node:
+        parser.error("--contributor-nodes needs --node (the creator's node, on the same chain)")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with tempfile.TemporaryDirectory(prefix="decentralml-demo-") as tmp:
         workdir = args.workdir or Path(tmp)
         report = run_demo(workdir, rounds=args.rounds, storage=args.storage,
                           mnist_path=args.mnist, log=(lambda *_: None) if args.json else print,
-                          node_url=args.node, cold=args.cold)
+                          node_url=args.node, contributor_nodes=args.contributor_nodes,
+                          cold=args.cold)
     if args.json:
         print(report.model_dump_json(indent=2))
     else:

@@ -1,6 +1,7 @@
 """docs/network.md is executable: its ``bash`` blocks (the consortium walk-through, two
-validators on one machine) run in order in one shell, as a reader would paste them, and must end
-with GRANDPA finalizing; the ``make`` targets of its ``sh`` blocks exist. Part of the node tier."""
+validators on one machine) run in order in one shell, as a reader would paste them (on free ports
+instead of the fixed ones), and must end with GRANDPA finalizing; the ``make`` targets of its
+``sh`` blocks exist. Part of the node tier."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
+from decentralml.chain.substrate_node import free_port
 from tests.docs.test_docs import code_blocks
 from tests.fixtures.chains import node_binary, require_node_tier
 
@@ -23,6 +25,11 @@ def test_the_walkthrough_runs_and_finalizes(tmp_path: Path) -> None:
     assert len(blocks) >= 5, "keys, public keys, chain spec, start, check, stop"
     stop = blocks[-1]
     script = "\n".join(blocks[:-1])
+    # the one edit: its fixed ports (p2p and RPC of A and B) become free ones, so the walkthrough
+    # never meets another node of this test run (or of a parallel one) on this machine
+    for fixed in ("30333", "30334", "9971", "9972"):
+        assert fixed in script, f"the walkthrough no longer uses port {fixed}"
+        script = script.replace(fixed, str(free_port()))
     env = {**os.environ, "WORK": str(tmp_path), "DECENTRALML_NODE_BIN": str(binary)}
     try:
         done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=REPO, env=env,

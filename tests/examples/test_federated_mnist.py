@@ -98,6 +98,22 @@ def test_one_round_against_the_node(tmp_path: Path) -> None:
     assert report.federated_accuracy > 0.2
 
 
+def test_contributor_nodes_are_checked_before_anything_runs(tmp_path: Path) -> None:
+    """One node URL per contributor, and the creator's own node with them: refused up front,
+    naming the option, before data is loaded or a node is touched."""
+    from decentralml.errors import InvalidInput
+
+    demo = _demo()
+    with pytest.raises(InvalidInput, match=r"contributor_nodes: 2 URLs given .*per contributor"):
+        demo.run_demo(tmp_path, node_url="ws://127.0.0.1:9", contributor_nodes=["ws://a", "ws://b"])
+    with pytest.raises(InvalidInput, match="contributor_nodes: given without node_url"):
+        demo.run_demo(tmp_path, contributor_nodes=["ws://a", "ws://b", "ws://c"])
+    with pytest.raises(SystemExit) as usage:
+        demo.main(["--contributor-nodes", "ws://a", "ws://b", "ws://c"])
+    assert usage.value.code == 2
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
 def test_creator_notebook_executes(tmp_path: Path) -> None:
     import nbformat
     from nbclient import NotebookClient

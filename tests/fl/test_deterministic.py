@@ -172,3 +172,18 @@ def test_zero_dimensional_arrays_keep_their_shape(tmp_path: Path) -> None:
     back = load_weights(path, like=w)
     assert back[0].shape == () and back[0] == 2.5
     assert aggregate_digest([np.array(1.0)]) != aggregate_digest([np.ones(1)])
+
+
+def test_atomically_written_files_get_a_plain_open_mode(tmp_path: Path) -> None:
+    """Not mkstemp's 0600: the sandboxed task (another uid under root) must read a shard."""
+    import os
+
+    from decentralml.fl.npz import atomic_write
+
+    umask = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "data.npz", lambda f: f.write(b"x"))
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "data.npz").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["data.npz"]  # no temporary left behind

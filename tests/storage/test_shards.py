@@ -81,7 +81,7 @@ def test_only_task_bundles_ship_shards() -> None:
 
 
 def test_shard_directories_are_checked_before_anything_is_packed(tmp_path: Path) -> None:
-    with pytest.raises(InvalidInput, match="shards.*is not a directory"):
+    with pytest.raises(InvalidInput, match=r"shards.*is not a directory"):
         shard_dirs(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
     with pytest.raises(InvalidInput, match="holds no shard directories"):
