@@ -99,6 +99,12 @@ _EXPORTS: dict[str, str] = {
     "WorkReport": "decentralml.roles.contributor",
     "holdout_policy": "decentralml.roles.policies",
     "run_federated_job": "decentralml.roles.federated_job",
+    "ContributionPay": "decentralml.roles.contribution",
+    "Settlement": "decentralml.roles.contribution",
+    "Verification": "decentralml.roles.contribution",
+    "settle_task": "decentralml.roles.contribution",
+    "settled_contributions": "decentralml.roles.contribution",
+    "verify_task_scores": "decentralml.roles.contribution",
     "FederatedJobReport": "decentralml.roles.federated_job",
     "merge_annotations": "decentralml.roles.annotation",
     "Peer": "decentralml.roles.peer_job",
@@ -208,6 +214,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from decentralml.roles.annotation import (
         merge_annotations,
+    )
+    from decentralml.roles.contribution import (
+        ContributionPay,
+        Settlement,
+        Verification,
+        settle_task,
+        settled_contributions,
+        verify_task_scores,
     )
     from decentralml.roles.contributor import (
         DataAnnotator,

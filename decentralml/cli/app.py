@@ -52,6 +52,7 @@ class ExitCode(int, Enum):
     STORAGE = 6
     RUNNER = 7
     REJECTED = 8  # e.g. `validate` rejected at least one result with --fail-on-reject
+    MISMATCH = 9  # `scores verify` found a score that differs from the chain's
     INTERRUPTED = 130
 
 

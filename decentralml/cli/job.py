@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from decentralml.cli.app import App, pass_app, table
+from decentralml.cli.contribution import pay_options
 from decentralml.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -64,6 +65,11 @@ def _progress(app: App):  # type: ignore[no-untyped-def]
         elif event == "round-validated":
             app.info(f"round {r}: {data['accepted']} accepted, paid "
                      f"{app.amount(int(data['paid']))}")
+        elif event == "round-closed" and data.get("contributions"):
+            _print_contributions(app, data)
+            acc = data.get("accuracy")
+            app.info(f"round {r}: closed, refund {app.amount(int(data['refund']))}; federated "
+                     f"accuracy {'-' if acc is None else f'{acc:.3f}'}")
         elif event == "round-closed":
             acc = data.get("accuracy")
             app.info(f"round {r}: closed, refund {app.amount(int(data['refund']))}; federated "
@@ -111,7 +117,8 @@ def _run(app: App, job_dir: Any) -> None:
         reward=spec.reward, x_test=x, y_test=y, question=spec.question,
         target_accuracy=spec.target_accuracy, round_timeout=spec.round_timeout,
         strategy=_strategy(spec.strategy), validation=validation, job=job_dir,
-        on_progress=_progress(app), shards=job_dir.path / "shards" if spec.shards else None)
+        on_progress=_progress(app), shards=job_dir.path / "shards" if spec.shards else None,
+        pay=_job_pay(spec, job_dir))
     state = job_dir.load()
     data = {"name": spec.name, "status": state.status, "stopped_because": state.stopped_because,
             "final_accuracy": state.final_accuracy, "total_paid": state.total_paid,
@@ -121,6 +128,27 @@ def _run(app: App, job_dir: Any) -> None:
         f"job {spec.name}: {state.stopped_because}; final accuracy "
         f"{_fmt(state.final_accuracy)}, paid {_units(app, state.total_paid, spec.token)}\n"
         f"report: {job_dir.report_json}\nplot:   {job_dir.report_png}"))
+
+
+def _job_pay(spec: Any, job_dir: Any) -> Any:
+    """The job's pay by contribution (None: a flat reward per accepted result)."""
+    if spec.payout != "contribution":
+        return None
+    from decentralml.fl.contribution import ScoringSpec
+    from decentralml.roles.contribution import ContributionPay
+
+    return ContributionPay(floor=spec.floor, spec=ScoringSpec(**spec.scoring),
+                           holdout=job_dir.path / "holdout.npz")
+
+
+def _print_contributions(app: App, data: dict[str, Any]) -> None:
+    """A round paid by contribution: who scored what and was paid what."""
+    for c in data["contributions"]:
+        score = "-" if c["score"] is None else f"{c['score'] / 10_000:.2f}%"
+        copy = "" if c.get("duplicate_of") is None else f" (copy of {c['duplicate_of']})"
+        app.info(f"round {data['round']}: {app.name(c['worker'])} (submission "
+                 f"{c['submission_id']}): {c['status']}, score {score}{copy}, paid "
+                 f"{app.amount(int(c['payout']))}")
 
 
 def _fmt(x: float | None) -> str:
@@ -166,12 +194,13 @@ _workdir_option = click.option(
 @click.option("--shards", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Rent compute: ship your own data, one subdirectory per slot; every round, "
                    "each contributor trains on the shard the chain assigns it (and sees it).")
+@pay_options
 @_workdir_option
 @pass_app
 def job_run(app: App, name: str, bundle_dir: Path, model_path: Path, holdout: Path,
             rounds: int, slots: int | None, reward: str, validation: str,
             target_accuracy: float | None, round_timeout: float, strategy: str, question: str,
-            shards: Path | None, workdir: Path | None) -> None:
+            shards: Path | None, workdir: Path | None, **pay_args: Any) -> None:
     """Start federated job NAME and follow it round by round."""
     import numpy as np
 
@@ -197,6 +226,9 @@ def job_run(app: App, name: str, bundle_dir: Path, model_path: Path, holdout: Pa
                            f"{count}: one slot per shard")
     client = app.client()
     amount = app.parse_amount(reward, "reward")
+    from decentralml.cli.contribution import contribution_pay
+
+    pay = contribution_pay(app, reward=amount, holdout=holdout, **pay_args)
     most = client.limits.max_assignments
     if slots > most:
         raise InvalidInput("slots", f"is {slots}", f"1..={most}, the chain's MaxAssignments")
@@ -205,7 +237,10 @@ def job_run(app: App, name: str, bundle_dir: Path, model_path: Path, holdout: Pa
                    validation=validation, target_accuracy=target_accuracy,
                    round_timeout=round_timeout, strategy=strategy, bundle_dir=str(bundle_dir),
                    creator=str(client.address), genesis_hash=client.genesis_hash,
-                   token=client.token, shards=shards is not None)
+                   token=client.token, shards=shards is not None,
+                   payout="flat" if pay is None else "contribution",
+                   floor=0 if pay is None else pay.floor,
+                   scoring=None if pay is None else pay.spec.model_dump(mode="json"))
     job_dir = store.create(spec)
     # The job keeps its own copies, so a resume does not depend on files elsewhere.
     shutil.copytree(bundle_dir, job_dir.path / "bundle")
@@ -259,7 +294,7 @@ def _chain_rounds(app: App, state: Any) -> list[dict[str, Any]]:
                     "status": task.status.value, "reward": task.reward,
                     "slots": task.max_assignments,
                     "submitted": sum(1 for s in subs if s.submitted_block is not None),
-                    "accepted": len(accepted), "paid": len(accepted) * task.reward,
+                    "accepted": len(accepted), "paid": _chain_paid(client, task, subs),
                     "results": [{"submission_id": s.submission_id, "worker": s.worker,
                                  "status": s.status.value, "result": s.result_json()}
                                 for s in subs]}
@@ -268,6 +303,18 @@ def _chain_rounds(app: App, state: Any) -> list[dict[str, Any]]:
                     and row["chain"]["paid"] == record.paid))
         out.append(row)
     return out
+
+
+def _chain_paid(client: Any, task: Any, subs: list[Any]) -> int:
+    """What a round's task paid out, by the chain: the flat reward per accepted result, or on a
+    task paid by contribution the settlements' payouts."""
+    from decentralml.chain.types import PayoutMode, SubmissionStatus
+
+    if client.task_terms(task.task_id).payout is PayoutMode.ByContribution:
+        from decentralml.roles.contribution import settled_contributions
+
+        return sum(c.payout for c in settled_contributions(client, task.task_id, subs))
+    return sum(task.reward for s in subs if s.status is SubmissionStatus.Accepted)
 
 
 @job.command("show")
@@ -302,6 +349,13 @@ def job_show(app: App, name: str, workdir: Path | None) -> None:
                       ["round", "task", "chain", "phase", "results", "accepted", "paid",
                        "accuracy", "updates' accuracy"], rows))
         paid = _units(app, int(data["total_paid"]), state.spec.token)
+        for r in rounds:  # a round paid by contribution: who scored what, and was paid what
+            scored = [x for x in r["contributors"] if x.get("score") is not None]
+            if scored:
+                c.print(f"round {r['round']} paid by contribution: " + ", ".join(
+                    f"{app.name(x['worker'])} {x['score'] / 10_000:.2f}% "
+                    f"{_units(app, int(x['reward']), state.spec.token)}" for x in scored),
+                    highlight=False)
         c.print(f"paid in total: {paid}; plot: {data['plot']}")
 
     app.emit(data, render)

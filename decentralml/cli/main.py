@@ -169,6 +169,7 @@ def _register() -> None:
 
 def _register_market() -> None:
     """The long-running marketplace commands (worker, job, dashboard), one line each."""
+    from decentralml.cli.contribution import review, scores
     from decentralml.cli.dashboard import dashboard
     from decentralml.cli.job import job
     from decentralml.cli.peer import peer
@@ -178,6 +179,8 @@ def _register_market() -> None:
     cli.add_command(job)
     cli.add_command(peer)
     cli.add_command(dashboard)
+    cli.add_command(review)
+    cli.add_command(scores)
 
 
 _register()

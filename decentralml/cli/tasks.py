@@ -16,6 +16,8 @@ from decentralml.chain.types import (
     ValidationStrategy,
 )
 from decentralml.cli.app import App, format_metrics, pass_app, table
+from decentralml.cli.contribution import contribution_pay, pay_options
+from decentralml.errors import InvalidInput
 
 _TYPES = {"model-contributor": TaskType.ModelContributor,
           "model-engineer": TaskType.ModelEngineer,
@@ -66,11 +68,16 @@ def task() -> None:
                    "each contributor is assigned one shard by the chain and trains on it "
                    "without data of its own (compute rental). Whoever takes a slot sees its "
                    "shard.")
+@pay_options
+@click.option("--holdout", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With --pay-by-contribution: your holdout .npz (x, y); its hash goes on "
+                   "chain.")
 @pass_app
 def task_create(app: App, bundle: Path | None, template: str | None, bundle_out: Path | None,
                 task_type: str | None, question: str, reward: str, slots: int | None,
                 validation: str, expires_in: int, requires: tuple[str, ...],
-                model_path: Path | None, shards: Path | None) -> None:
+                model_path: Path | None, shards: Path | None, holdout: Path | None,
+                **pay_args: Any) -> None:
     """Pack a bundle, store it and put the task on chain with its reward in escrow.
 
     Refused before anything is stored or sent when the bundle lacks a file its start_task.sh
@@ -93,6 +100,15 @@ def task_create(app: App, bundle: Path | None, template: str | None, bundle_out:
                                   validation_strategy=_STRATEGIES[validation],
                                   expires_in=expires_in, requirements=requires or None,
                                   model=model_path, shards=shards)
+    if holdout is not None and not pay_args["pay_by_contribution"]:
+        raise InvalidInput("holdout", "only applies to a task paid by contribution",
+                           "add --pay-by-contribution")
+    pay = contribution_pay(app, reward=amount, holdout=holdout, **pay_args)
+    if pay is not None:
+        if validation == "auto":
+            raise InvalidInput("validation", "a task paid by contribution is settled by you",
+                               "manual or custom (then `decentralml review settle`)")
+        kwargs.update(terms=pay.terms(), metadata=pay.metadata())
     if template is not None:
         published = creator.publish_template(template, bundle_out or Path(template), **kwargs)
     else:

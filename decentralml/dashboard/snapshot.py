@@ -47,6 +47,33 @@ class JobCurve(BaseModel):
     paid: int
 
 
+class ContributionRow(BaseModel):
+    """One result of a task paid by contribution: its score and what it was paid."""
+
+    submission_id: int
+    account: str
+    name: str
+    status: str
+    #: parts per million, as settled on chain (None until settled)
+    score: int | None
+    payout: int
+
+
+class ContributionRound(BaseModel):
+    """A task paid by contribution (a round of a job, or a task of its own)."""
+
+    task_id: int
+    question: str
+    reward: int
+    floor: int
+    slots: int
+    rows: list[ContributionRow]
+
+    @property
+    def paid(self) -> int:
+        return sum(r.payout for r in self.rows)
+
+
 class Snapshot(BaseModel):
     taken_at: float
     block: int
@@ -58,6 +85,8 @@ class Snapshot(BaseModel):
     earnings: list[Earning]
     jobs: list[JobCurve]
     names: dict[str, str]
+    #: every task paid by contribution, newest first, with each contributor's score and pay
+    contributions: list[ContributionRound] = []
     #: the newest peer jobs, each with its latest rounds' agreement
     peer_jobs: list[PeerJobStatus] = []
 
@@ -96,12 +125,15 @@ def take_snapshot(client: Client, *, jobs_root: Path | None = None,
     subs.sort(key=lambda s: s.submission_id, reverse=True)
     by_id = {t.task_id: t for t in tasks}
     names = dict(names or {})
+    rounds = _contribution_rounds(client, tasks, subs, names)
+    payouts = {r.submission_id: r.payout for c in rounds for r in c.rows}
     earned: dict[str, int] = defaultdict(int)
     accepted: dict[str, int] = defaultdict(int)
     pending: dict[str, int] = defaultdict(int)
     spent: dict[str, int] = defaultdict(int)
     for sub in subs:
-        reward = by_id[sub.task_id].reward if sub.task_id in by_id else 0
+        reward = payouts.get(sub.submission_id, by_id[sub.task_id].reward
+                             if sub.task_id in by_id else 0)
         if sub.status is SubmissionStatus.Accepted:
             earned[sub.worker] += reward
             accepted[sub.worker] += 1
@@ -119,7 +151,33 @@ def take_snapshot(client: Client, *, jobs_root: Path | None = None,
         open_tasks=[t for t in tasks if t.status is TaskStatus.Open],
         closed_tasks=[t for t in tasks if t.status is TaskStatus.Closed],
         submissions=subs, earnings=earnings, jobs=_jobs(jobs_root, names, client.genesis_hash),
-        names=names, peer_jobs=_peer_jobs(client))
+        names=names, contributions=rounds, peer_jobs=_peer_jobs(client))
+
+
+def _label(names: dict[str, str], address: str) -> str:
+    return names.get(address, address[:6] + "…" + address[-4:])
+
+
+def _contribution_rounds(client: Client, tasks: list[TaskInfo], subs: list[Submission],
+                         names: dict[str, str]) -> list[ContributionRound]:
+    """The tasks paid by contribution, each result's score and payout read from the chain."""
+    from decentralml.chain.types import PayoutMode
+    from decentralml.roles.contribution import settled_contributions
+
+    out = []
+    for task in sorted(tasks, key=lambda t: t.task_id, reverse=True):
+        terms = client.task_terms(task.task_id)
+        if terms.payout is not PayoutMode.ByContribution:
+            continue
+        mine = [s for s in subs if s.task_id == task.task_id]
+        rows = [ContributionRow(submission_id=c.submission_id, account=c.worker,
+                                name=_label(names, c.worker), status=c.status, score=c.score,
+                                payout=c.payout)
+                for c in settled_contributions(client, task.task_id, mine)]
+        out.append(ContributionRound(task_id=task.task_id, question=task.question,
+                                     reward=task.reward, floor=terms.floor,
+                                     slots=task.max_assignments, rows=rows))
+    return out
 
 
 def _peer_jobs(client: Client) -> list[PeerJobStatus]:

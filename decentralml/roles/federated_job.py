@@ -35,12 +35,14 @@ from pydantic import BaseModel
 from decentralml.chain.types import SubmissionStatus, TaskStatus, TaskType, ValidationStrategy
 from decentralml.errors import ChainTimeout, InvalidInput
 from decentralml.fl.privacy import PrivacyGuarantee
+from decentralml.roles.contribution import Contribution, Settlement
 from decentralml.roles.creator import ModelCreator, PublishedTask
 
 if TYPE_CHECKING:
     from decentralml.chain.policies import Policy
     from decentralml.fl.base import Aggregator
     from decentralml.fl.task_options import TaskOptions
+    from decentralml.roles.contribution import ContributionPay
     from decentralml.roles.job_store import ContributorRecord, JobDir, JobState, RoundRecord
 
 #: File name of the global model inside each round's bundle (the contributor's train.py loads it).
@@ -64,6 +66,8 @@ class RoundReport(BaseModel):
     #: where the round's time went: publish (pack, store, create_task), contributors (waiting
     #: for results), validate, federate (load, aggregate, evaluate), close
     timings: dict[str, float] = {}
+    #: on a job paid by contribution: each result's score and payout (from the chain)
+    contributions: list[Contribution] = []
 
 
 class _Laps:
@@ -104,6 +108,7 @@ def run_federated_job(
     job: JobDir | None = None,
     on_progress: Callable[[str, dict[str, Any]], None] | None = None,
     shards: Path | None = None,
+    pay: ContributionPay | None = None,
 ) -> tuple[Any, FederatedJobReport]:
     """Run the job; returns the final global model and a per-round report.
 
@@ -117,7 +122,9 @@ def run_federated_job(
     ``rounds``, ``slots`` and ``reward`` must be the job spec's). ``on_progress(event, data)``
     reports each phase. ``shards`` runs every round on rented compute: the creator's data, one
     shard directory per slot (``slots`` of them), shipped with each round's task (stored once:
-    the same shard always packs to the same CID).
+    the same shard always packs to the same CID). ``pay`` pays every round by contribution
+    instead of a flat reward (:mod:`decentralml.roles.contribution`): the round's policy rejects,
+    the rest is scored on ``pay.holdout`` and settled in one call.
     """
     from decentralml.chain.policies import AutoAccept
     from decentralml.fl import clone_model, evaluate, load_model, save_model
@@ -192,6 +199,8 @@ def run_federated_job(
         lap = _Laps()
         strategy_on_chain, policy = (validation(r) if validation is not None
                                      else (ValidationStrategy.AutoAccept, AutoAccept()))
+        if pay is not None and strategy_on_chain is ValidationStrategy.AutoAccept:
+            strategy_on_chain = ValidationStrategy.CustomAccept  # the chain pays on settlement
         published: PublishedTask | None = None
         if record is not None and record.task_id is not None:
             task_id = record.task_id
@@ -215,10 +224,13 @@ def run_federated_job(
                 metadata: dict[str, Any] = {"job": job_id}
                 if planned:
                     metadata["privacy"] = [p.model_dump() for p in planned]
+                if pay is not None:
+                    metadata.update(pay.metadata())
                 published = creator.publish(
                     round_dir, question=round_question(r), reward=reward,
                     task_type=TaskType.ModelContributor, max_assignments=slots,
-                    validation_strategy=strategy_on_chain, metadata=metadata, shards=shards)
+                    validation_strategy=strategy_on_chain, metadata=metadata, shards=shards,
+                    terms=None if pay is None else pay.terms())
                 task_id = published.task_id
             if record is not None and job is not None and state is not None:
                 record.task_id = task_id
@@ -233,6 +245,7 @@ def run_federated_job(
                     else time.time()) + round_timeout
         task = creator.client.task(task_id)
         rejected_now = 0
+        settlement: Settlement | None = None
         if task.status is TaskStatus.Open:
             early = _DecidedEarly(policy)
             try:
@@ -244,19 +257,34 @@ def run_federated_job(
             lap("contributors")
             progress("round-results", {"round": r, "task_id": task_id,
                                        "submitted": len(submitted)})
-            rejected_now = len(creator.validate(task_id, early).rejected)
+            if pay is None:
+                rejected_now = len(creator.validate(task_id, early).rejected)
+            else:
+                from decentralml.roles.contribution import settle_task
+
+                settlement = settle_task(creator, task_id, model, spec=pay.spec,
+                                         holdout=pay.holdout, policy=early)
+                rejected_now = len(settlement.rejected)
         lap("validate")
         subs = creator.results(task_id)
         accepted = [s for s in subs if s.status is SubmissionStatus.Accepted]
+        contributions = (_contributions(creator, task_id, subs, settlement) if pay is not None
+                         else [])
+        paid = (sum(c.payout for c in contributions) if pay is not None
+                else len(accepted) * reward)
         if record is not None and job is not None and state is not None:
             record.phase = "validated"
             job.save(state)
         progress("round-validated", {"round": r, "task_id": task_id, "accepted": len(accepted),
-                                     "paid": len(accepted) * reward})
+                                     "paid": paid})
         contributors = (_score_contributors(creator, model, subs, reward, x_test, y_test)
                         if job is not None else [])
+        if contributions:
+            _add_scores(contributors, contributions)
         if accepted:
-            model = creator.federate(task_id, model, chosen, in_place=True)
+            model = (creator.federate(task_id, model, chosen, in_place=True) if pay is None
+                     else _federate_contributors(creator, model, chosen, accepted,
+                                                 contributions))
             accuracy = float(evaluate(model, x_test, y_test)["accuracy"])
             if job is not None:
                 save_model(model, job.model_path(r))
@@ -280,9 +308,10 @@ def run_federated_job(
             submitted=sum(1 for s in subs if s.status in _SUBMITTED),
             accepted=len(accepted), rejected=max(rejected_now, sum(
                 1 for s in subs if s.status is SubmissionStatus.Rejected)),
-            paid=len(accepted) * reward, refund=refund, accuracy=accuracy,
+            paid=paid, refund=refund, accuracy=accuracy,
             seconds=time.monotonic() - started, timings=lap.times,
-            epsilon=min((g(r).epsilon for g in guarantees), default=None))
+            epsilon=min((g(r).epsilon for g in guarantees), default=None),
+            contributions=contributions)
         reports.append(round_report)
         if record is not None and job is not None and state is not None:
             record.phase = "closed"
@@ -460,3 +489,46 @@ def _dev_names(client: Any) -> dict[str, str]:
     from decentralml.accounts import DEV_ACCOUNTS
 
     return {client.resolve_address(f"//{name}"): name for name in DEV_ACCOUNTS}
+
+
+def _contributions(creator: ModelCreator, task_id: int, subs: list[Any],
+                   settlement: Settlement | None) -> list[Contribution]:
+    """Each result's score and payout as the chain has them (the settlement of this run, or of
+    the run before a restart), with the values, duplicates and reasons this run's scoring
+    found."""
+    from decentralml.roles.contribution import settled_contributions
+
+    out = settled_contributions(creator.client, task_id, subs)
+    found = {c.submission_id: c for c in settlement.contributions} if settlement else {}
+    return [c.model_copy(update={"value": found[c.submission_id].value,
+                                 "duplicate_of": found[c.submission_id].duplicate_of,
+                                 "reason": found[c.submission_id].reason})
+            if c.submission_id in found else c for c in out]
+
+
+def _add_scores(records: list[ContributorRecord], contributions: list[Contribution]) -> None:
+    """The job's per-contributor records, paid by score rather than a flat reward."""
+    by_id = {c.submission_id: c for c in contributions}
+    for record in records:
+        c = by_id.get(record.submission_id)
+        if c is not None:
+            record.reward = c.payout
+            record.score = c.score
+            record.value = c.value
+            record.duplicate_of = c.duplicate_of
+
+
+def _federate_contributors(creator: ModelCreator, model: Any, strategy: Any,
+                           accepted: list[Any], contributions: list[Contribution]) -> Any:
+    """A round paid by contribution aggregates the results that contributed (score > 0, in
+    submission order): a free rider's unchanged model, a copy or a harmful update is paid
+    nothing and does not move the model either. When nobody scored above 0, every accepted
+    result is aggregated, as in a flat round. Anyone can recompute it from the chain's Scores."""
+    from decentralml.fl import federated_contributors_model
+
+    useful = {c.submission_id for c in contributions if c.score}
+    chosen = [s for s in accepted if s.submission_id in useful] or accepted
+    updates = creator.load_contributor_models(chosen, like=model)
+    if not updates:
+        raise InvalidInput("task_id", "no accepted result could be loaded to federate")
+    return federated_contributors_model(model, updates, strategy, in_place=True)

@@ -62,6 +62,12 @@ class JobSpec(BaseModel):
     token: Token | None = None
     #: every round ships the creator's data shards (the job's ``shards/`` copy): compute rental
     shards: bool = False
+    #: ``contribution``: every round's pool is split by the updates' scores on the holdout
+    #: (:mod:`decentralml.roles.contribution`), after ``floor`` planck to each; ``flat`` otherwise
+    payout: Literal["flat", "contribution"] = "flat"
+    floor: int = Field(default=0, ge=0)
+    #: the scoring specification (``ScoringSpec`` as JSON) of a job paid by contribution
+    scoring: dict[str, Any] | None = None
 
     def round_question(self, r: int) -> str:
         """The task question of round ``r``; it names the job, so a resumed job finds its task."""
@@ -79,7 +85,13 @@ class ContributorRecord(BaseModel):
     num_examples: int | None = None
     #: the update's accuracy on the creator's holdout set (None if it could not be loaded)
     accuracy: float | None = None
+    #: what the result was paid (planck)
     reward: int = 0
+    #: on a round paid by contribution: the score settled on chain (ppm), the holdout-loss
+    #: improvement it came from, and the submission this update duplicates
+    score: int | None = None
+    value: float | None = None
+    duplicate_of: int | None = None
 
 
 class RoundRecord(BaseModel):

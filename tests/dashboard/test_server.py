@@ -68,3 +68,41 @@ def test_chain_events_reach_the_stream(served) -> None:
     assert event["kind"] == "TaskCreated" and event["task_id"] == created.task_id
     snap = json.loads(_request(server, "GET", "/api/snapshot").read())
     assert [t["task_id"] for t in snap["open_tasks"]] == [created.task_id]
+
+
+def test_contribution_pay_per_contributor(served) -> None:
+    """A task paid by contribution: each contributor's score and pay as the chain settled them
+    (the ResultAccepted events), and earnings counting those payouts, not the flat reward."""
+    from decentralml.chain.events import ResultAcceptedEvent
+    from decentralml.chain.types import PayoutMode, TaskTerms
+
+    server, client = served
+    alice = client.with_signer("//Alice")
+    reward = 10**12
+    task = alice.create_task("ModelContributor", "digits, paid by contribution", reward=reward,
+                             max_assignments=3, assets_cid="bafkqaaa",
+                             validation_strategy="CustomAccept",
+                             terms=TaskTerms(payout=PayoutMode.ByContribution, floor=reward // 10,
+                                             holdout_commitment=bytes(32),
+                                             scoring_commitment=bytes(32))).task_id
+    subs = {}
+    for who in ("//Bob", "//Charlie", "//Dave"):
+        worker = client.with_signer(who)
+        subs[who] = worker.accept_task(task).submission_id
+        if who != "//Dave":  # Dave holds his slot without a result
+            worker.send_task_result(subs[who], {"num_examples": 10})
+    settled = alice.settle_contributions(task, {subs["//Bob"]: 750_000,
+                                                subs["//Charlie"]: 250_000})
+    paid = {e.submission_id: e.reward for e in settled.market(ResultAcceptedEvent)}
+    snap = json.loads(_request(server, "GET", "/api/snapshot").read())
+    (shown,) = snap["contributions"]
+    assert shown["task_id"] == task and shown["floor"] == reward // 10
+    rows = {r["name"]: r for r in shown["rows"]}
+    assert set(rows) == {"Bob", "Charlie"}
+    assert (rows["Bob"]["score"], rows["Charlie"]["score"]) == (750_000, 250_000)
+    assert {r["submission_id"]: r["payout"] for r in rows.values()} == paid
+    assert rows["Bob"]["payout"] > 2 * rows["Charlie"]["payout"]
+    earned = {e["name"]: e["earned"] for e in snap["earnings"]}
+    assert earned["Bob"] == paid[subs["//Bob"]] and earned["Charlie"] == paid[subs["//Charlie"]]
+    page = _request(server, "GET", "/").read().decode()
+    assert "Pay by contribution" in page and "75.00%" in page and "25.00%" in page
