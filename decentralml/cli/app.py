@@ -269,3 +269,19 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
 
 
 pass_app = click.make_pass_decorator(App)
+
+
+def parse_policy(spec: str) -> tuple[str, float | None]:
+    """``auto`` | ``manual`` | ``min-accuracy=0.9``."""
+    if spec in ("auto", "manual"):
+        return spec, None
+    name, _, value = spec.partition("=")
+    if name == "min-accuracy":
+        try:
+            threshold = float(value)
+        except ValueError:
+            threshold = -1.0
+        if 0.0 <= threshold <= 1.0:
+            return name, threshold
+    raise InvalidInput("policy", f"{spec!r} is not a policy",
+                       "auto, manual or min-accuracy=X with 0 <= X <= 1")

@@ -109,7 +109,7 @@ def settle(app: App, task_id: int, holdout: Path | None, scores_text: str | None
            policy_spec: str, reveal: bool) -> None:
     """Score TASK_ID's pending results on your holdout and pay them by contribution, in one
     extrinsic."""
-    from decentralml.cli.review import parse_policy
+    from decentralml.cli.app import parse_policy
     from decentralml.roles.contribution import (
         load_holdout,
         reveal_holdout,

@@ -83,7 +83,7 @@ def _run(app: App, job_dir: Any) -> None:
 
     from decentralml.chain.policies import AutoAccept
     from decentralml.chain.types import ValidationStrategy
-    from decentralml.cli.review import parse_policy
+    from decentralml.cli.app import parse_policy
     from decentralml.fl import load_model
     from decentralml.roles.creator import ModelCreator
     from decentralml.roles.federated_job import run_federated_job
@@ -204,7 +204,7 @@ def job_run(app: App, name: str, bundle_dir: Path, model_path: Path, holdout: Pa
     """Start federated job NAME and follow it round by round."""
     import numpy as np
 
-    from decentralml.cli.review import parse_policy
+    from decentralml.cli.app import parse_policy
     from decentralml.roles.job_store import JobSpec, JobStore, check_job_name
     from decentralml.storage.shards import shard_dirs
 

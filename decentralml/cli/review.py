@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 
 from decentralml.chain.types import Submission, SubmissionStatus, TaskStatus
-from decentralml.cli.app import App, ExitCode, pass_app, table
+from decentralml.cli.app import App, ExitCode, parse_policy, pass_app, table
 from decentralml.cli.tasks import submission_rows
 from decentralml.errors import InvalidInput
 from decentralml.fl.registry import strategy_names
@@ -30,22 +30,6 @@ def results(app: App, task_id: int, status: str | None) -> None:
     app.emit(subs, lambda c: c.print(table(f"results of task {task_id}",
                                            ["id", "worker", "status", "examples", "metrics",
                                             "cid"], submission_rows(app, subs))))
-
-
-def parse_policy(spec: str) -> tuple[str, float | None]:
-    """``auto`` | ``manual`` | ``min-accuracy=0.9``."""
-    if spec in ("auto", "manual"):
-        return spec, None
-    name, _, value = spec.partition("=")
-    if name == "min-accuracy":
-        try:
-            threshold = float(value)
-        except ValueError:
-            threshold = -1.0
-        if 0.0 <= threshold <= 1.0:
-            return name, threshold
-    raise InvalidInput("policy", f"{spec!r} is not a policy",
-                       "auto, manual or min-accuracy=X with 0 <= X <= 1")
 
 
 @click.command("validate")
