@@ -1,4 +1,5 @@
-"""Fee parity: the devnode charges what the runtime charges for the same DecentralML calls.
+"""Fee parity: the devnode charges what the runtime charges for the same DecentralML calls and
+Balances transfers.
 
 The runtime's weights come from its FRAME benchmarks (pallets/decentralml/src/weights.rs) and
 the devnode's from the table generated out of that file
@@ -94,6 +95,10 @@ def _fees(url: str) -> list[tuple[str, int]]:
         step("post_aggregate", a, "post_aggregate",
              {"job_id": job_id, "round": 0, "aggregate_cid": b"bafy" + b"g" * 40})
         step("leave_peer_job", a, "leave_peer_job", {"job_id": job_id})
+        # Balances: the devnode states the runtime's pallet-balances weights
+        fees.append(("transfer_keep_alive", a.transfer(w2.ss58_address, UNIT).fee))
+        fees.append(("transfer_allow_death",
+                     a.transfer(w2.ss58_address, UNIT, keep_alive=False).fee))
     return fees
 
 

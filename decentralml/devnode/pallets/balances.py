@@ -39,6 +39,19 @@ def _who(name: str = "who") -> Field:
     return Field(name, ACCOUNT_ID, "T::AccountId")
 
 
+# The runtime's weights for these calls, so a transfer costs the same fee on both chains:
+# pallet-balances 51.0.2's benchmarked ``SubstrateWeight`` (its src/weights.rs, the version
+# Cargo.lock pins) plus the runtime's ``RocksDbWeight`` for the reads and writes each declares
+# (25 us a read, 100 us a write). Restated here because the devnode has no Rust to read them from;
+# tests/chain/test_fee_parity.py compares the fees with the runtime's, so they cannot drift.
+_READ, _WRITE = 25_000_000, 100_000_000
+TRANSFER_ALLOW_DEATH = Weight(48_834_000 + _READ + _WRITE, 3_593)
+FORCE_TRANSFER = Weight(49_519_000 + 2 * _READ + 2 * _WRITE, 6_196)
+TRANSFER_KEEP_ALIVE = Weight(39_051_000 + _READ + _WRITE, 3_593)
+TRANSFER_ALL = Weight(48_209_000 + _READ + _WRITE, 3_593)
+#: ``force_set_balance`` is charged the larger of its creating and killing benchmarks
+FORCE_SET_BALANCE = Weight(max(12_547_000, 19_206_000) + _READ + _WRITE, 3_593)
+
 class Balances(Pallet):
     """Free balances with an existential deposit; fees are withdrawn here and burned."""
 
@@ -179,7 +192,7 @@ class Balances(Pallet):
     # -- calls ------------------------------------------------------------------------------
 
     @call(0, Field("dest", MULTI_ADDRESS, "AccountIdLookupOf<T>"),
-          Field("value", COMPACT_U128, "T::Balance"), weight=Weight(60_000_000, 3_593))
+          Field("value", COMPACT_U128, "T::Balance"), weight=TRANSFER_ALLOW_DEATH)
     def transfer_allow_death(self, origin: Origin, dest: Any, value: int) -> None:
         """Transfer some liquid free balance to another account; the sender may be reaped."""
         who = origin.ensure_signed()
@@ -187,21 +200,21 @@ class Balances(Pallet):
 
     @call(2, Field("source", MULTI_ADDRESS, "AccountIdLookupOf<T>"),
           Field("dest", MULTI_ADDRESS, "AccountIdLookupOf<T>"),
-          Field("value", COMPACT_U128, "T::Balance"), weight=Weight(62_000_000, 6_196))
+          Field("value", COMPACT_U128, "T::Balance"), weight=FORCE_TRANSFER)
     def force_transfer(self, origin: Origin, source: Any, dest: Any, value: int) -> None:
         """Exactly as `transfer_allow_death`, except the origin must be root."""
         origin.ensure_root()
         self.transfer(self.rt.lookup(source), self.rt.lookup(dest), value, keep_alive=False)
 
     @call(3, Field("dest", MULTI_ADDRESS, "AccountIdLookupOf<T>"),
-          Field("value", COMPACT_U128, "T::Balance"), weight=Weight(48_000_000, 3_593))
+          Field("value", COMPACT_U128, "T::Balance"), weight=TRANSFER_KEEP_ALIVE)
     def transfer_keep_alive(self, origin: Origin, dest: Any, value: int) -> None:
         """Same as `transfer_allow_death`, but fails rather than kill the sender's account."""
         who = origin.ensure_signed()
         self.transfer(who, self.rt.lookup(dest), value, keep_alive=True)
 
     @call(4, Field("dest", MULTI_ADDRESS, "AccountIdLookupOf<T>"),
-          Field("keep_alive", BOOL, "bool"), weight=Weight(52_000_000, 3_593))
+          Field("keep_alive", BOOL, "bool"), weight=TRANSFER_ALL)
     def transfer_all(self, origin: Origin, dest: Any, keep_alive: bool) -> None:
         """Transfer the entire transferable balance from the caller account."""
         who = origin.ensure_signed()
@@ -210,7 +223,7 @@ class Balances(Pallet):
         self.transfer(who, self.rt.lookup(dest), max(amount, 0), keep_alive=keep_alive)
 
     @call(8, Field("who", MULTI_ADDRESS, "AccountIdLookupOf<T>"),
-          Field("new_free", COMPACT_U128, "T::Balance"), weight=Weight(20_000_000, 3_593))
+          Field("new_free", COMPACT_U128, "T::Balance"), weight=FORCE_SET_BALANCE)
     def force_set_balance(self, origin: Origin, who: Any, new_free: int) -> None:
         """Set the regular balance of a given account (root only)."""
         origin.ensure_root()
