@@ -41,6 +41,10 @@ DEFAULT_CHOPSTICKS = SOURCE_ROOT / "chain" / "chopsticks" / "node_modules" / "@a
 _READY = re.compile(r"RPC listening on http://\S+ and ws://(?P<addr>[^\s\"']+)")
 
 
+#: Starts of a port-0 Chopsticks that lost the race for its port to another one (see start()).
+_PORT_RACE_ATTEMPTS = 5
+
+
 class RuntimeNode:
     """Chopsticks serving a raw genesis chain spec, a block per transaction, on ``host:port``.
 
@@ -100,17 +104,30 @@ class RuntimeNode:
             fd, name = tempfile.mkstemp(prefix="chopsticks-", suffix=".log")
             os.close(fd)
             self.log_path = Path(name)
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         env = {**os.environ, "LOG_LEVEL": "info", "NO_COLOR": "1", "FORCE_COLOR": "0"}
-        # A session of its own: stop() signals the whole group (node and anything it spawns).
-        self._process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
-                                         stdout=self._log, stderr=subprocess.STDOUT, env=env,
-                                         start_new_session=True)
-        try:
-            self._url = self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
+        # With port 0 Chopsticks takes the first free port from 8000 up, which is a check and
+        # then a bind: two started at once (parallel test workers) can both pick 8000, and the
+        # loser exits with EADDRINUSE. It is simply started again, and then finds the next port.
+        for attempt in range(1 if self.port else _PORT_RACE_ATTEMPTS):
+            if self._log is not None:
+                self._log.close()
+            self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+            # A session of its own: stop() signals the whole group (node and what it spawns).
+            self._process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                             stdout=self._log, stderr=subprocess.STDOUT,
+                                             env=env, start_new_session=True)
+            try:
+                self._url = self._wait_ready()
+                return self
+            except ConnectionFailed:
+                if self.port or attempt + 1 == _PORT_RACE_ATTEMPTS \
+                        or "EADDRINUSE" not in self.log_tail():
+                    self.stop()
+                    raise
+                end_process_group(self._process, signal.SIGTERM, 10.0)  # it exited: reap it
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     def _wait_ready(self) -> str:
