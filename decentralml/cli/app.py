@@ -242,6 +242,17 @@ class App:
         else:
             render(self.console)
 
+    def progress(self, describe: Callable[[str, dict[str, Any]], None]
+                 ) -> Callable[[str, dict[str, Any]], None]:
+        """An ``on_progress(event, data)`` callback for long work: one JSON line per event on
+        stderr with ``--json``, otherwise whatever ``describe`` prints for people."""
+        def show(event: str, data: dict[str, Any]) -> None:
+            if self.as_json:
+                click.echo(json.dumps({"event": event, **data}, sort_keys=True), err=True)
+            else:
+                describe(event, data)
+        return show
+
     def info(self, message: str) -> None:
         """Progress and notes go to stderr, so stdout stays clean for ``--json`` consumers."""
         if not self.as_json:

@@ -7,7 +7,6 @@ what the job recorded next to what the chain says.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,9 +48,6 @@ def _units(app: App, planck: int, token: Token | None) -> str:
 def _progress(app: App):  # type: ignore[no-untyped-def]
     """Live per-round lines on stderr: text for people, JSON lines with ``--json``."""
     def show(event: str, data: dict[str, Any]) -> None:
-        if app.as_json:
-            click.echo(json.dumps({"event": event, **data}, sort_keys=True), err=True)
-            return
         r = data.get("round")
         if event == "round-published":
             app.info(f"round {r}/{data['rounds']}: task {data['task_id']} published; waiting "
@@ -65,16 +61,13 @@ def _progress(app: App):  # type: ignore[no-untyped-def]
         elif event == "round-validated":
             app.info(f"round {r}: {data['accepted']} accepted, paid "
                      f"{app.amount(int(data['paid']))}")
-        elif event == "round-closed" and data.get("contributions"):
-            _print_contributions(app, data)
-            acc = data.get("accuracy")
-            app.info(f"round {r}: closed, refund {app.amount(int(data['refund']))}; federated "
-                     f"accuracy {'-' if acc is None else f'{acc:.3f}'}")
         elif event == "round-closed":
+            if data.get("contributions"):
+                _print_contributions(app, data)
             acc = data.get("accuracy")
             app.info(f"round {r}: closed, refund {app.amount(int(data['refund']))}; federated "
                      f"accuracy {'-' if acc is None else f'{acc:.3f}'}")
-    return show
+    return app.progress(show)
 
 
 def _run(app: App, job_dir: Any) -> None:

@@ -8,7 +8,6 @@ who disagreed, from the chain alone.
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -114,9 +113,6 @@ def peer_leave(app: App, job_id: int) -> None:
 def _progress(app: App):  # type: ignore[no-untyped-def]
     """Live per-round lines on stderr: text for people, JSON lines with ``--json``."""
     def show(event: str, data: dict[str, Any]) -> None:
-        if app.as_json:
-            click.echo(json.dumps({"event": event, **data}, sort_keys=True), err=True)
-            return
         r = data.get("round")
         if event == "joined":
             app.info(f"peer of job {data['job_id']} since round {data['joined_round']}"
@@ -138,7 +134,7 @@ def _progress(app: App):  # type: ignore[no-untyped-def]
             app.info(f"round {r}: vote not counted ({data['reason']})")
         elif event == "round-done":
             app.info(f"round {r}: {data['outcome']}; agreed {_short(data['agreed_cid'])}")
-    return show
+    return app.progress(show)
 
 
 def _log_sink(app: App):  # type: ignore[no-untyped-def]

@@ -165,6 +165,19 @@ _ROUND = Field("round", U32, "u32")
 _B2 = "Blake2_128Concat"
 
 
+#: The arguments ``create_task`` and ``create_task_with_terms`` share, in call order.
+_CREATE_TASK_FIELDS = (
+    Field("task_type", TASK_TYPE, "TaskType"),
+    Field("question", BYTES, "Vec<u8>"),
+    Field("reward", U128, "BalanceOf<T>"),
+    Field("max_assignments", U32, "u32"),
+    Field("validation_strategy", VALIDATION_STRATEGY, "ValidationStrategy"),
+    Field("assets_cid", BYTES, "Vec<u8>"),
+    Field("assets_storage", STORAGE_TYPE, "StorageType"),
+    Field("expiration_block", U32, "BlockNumberFor<T>"),
+)
+
+
 class DecentralML(Pallet):
     """The ML task marketplace: tasks with escrowed rewards, submissions, validation."""
 
@@ -408,15 +421,7 @@ class DecentralML(Pallet):
 
     # -- calls -----------------------------------------------------------------------------
 
-    @call(0,
-          Field("task_type", TASK_TYPE, "TaskType"),
-          Field("question", BYTES, "Vec<u8>"),
-          Field("reward", U128, "BalanceOf<T>"),
-          Field("max_assignments", U32, "u32"),
-          Field("validation_strategy", VALIDATION_STRATEGY, "ValidationStrategy"),
-          Field("assets_cid", BYTES, "Vec<u8>"),
-          Field("assets_storage", STORAGE_TYPE, "StorageType"),
-          Field("expiration_block", U32, "BlockNumberFor<T>"),
+    @call(0, *_CREATE_TASK_FIELDS,
           weight=lambda rt, a: benchmarked(
               "create_task", q=_clamp(a["question"], MAX_QUESTION_LENGTH),
               c=_clamp(a["assets_cid"], MAX_CID_LENGTH)))
@@ -634,15 +639,7 @@ class DecentralML(Pallet):
 
     # -- protocol 2: task terms and pay by contribution ------------------------------------------
 
-    @call(6,
-          Field("task_type", TASK_TYPE, "TaskType"),
-          Field("question", BYTES, "Vec<u8>"),
-          Field("reward", U128, "BalanceOf<T>"),
-          Field("max_assignments", U32, "u32"),
-          Field("validation_strategy", VALIDATION_STRATEGY, "ValidationStrategy"),
-          Field("assets_cid", BYTES, "Vec<u8>"),
-          Field("assets_storage", STORAGE_TYPE, "StorageType"),
-          Field("expiration_block", U32, "BlockNumberFor<T>"),
+    @call(6, *_CREATE_TASK_FIELDS,
           Field("terms", TASK_TERMS, "TaskTermsOf<T>"),
           weight=lambda rt, a: benchmarked(
               "create_task_with_terms", q=_clamp(a["question"], MAX_QUESTION_LENGTH),
